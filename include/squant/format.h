@@ -1,0 +1,100 @@
+/*
+ * Tensor containers: bytes <-> struct sq_model. Strict parsers: every
+ * length, offset, dtype and shape is checked before use, and a bad file
+ * yields a status and a message naming what is wrong and where.
+ *
+ * Parsed tensors borrow the input buffer: it must outlive the model.
+ */
+#ifndef SQUANT_FORMAT_H
+#define SQUANT_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <squant/squant.h>
+#include <squant/tensor.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum sq_format {
+    SQ_FORMAT_AUTO,        /* detect from the magic bytes (input only) */
+    SQ_FORMAT_RAW,         /* bare little-endian elements; dtype and shape given separately */
+    SQ_FORMAT_NPY,         /* NumPy .npy, versions 1 to 3 */
+    SQ_FORMAT_SAFETENSORS, /* safetensors */
+    SQ_FORMAT_JSON,        /* output only: metadata and base64 data */
+    SQ_FORMAT_COUNT
+};
+
+/* "auto", "raw", "npy", "safetensors", "json". Never NULL. */
+SQ_API const char *sq_format_name(enum sq_format format);
+SQ_API enum sq_status sq_format_from_name(const char *name, enum sq_format *out);
+/* NPY or SAFETENSORS from the first bytes, or AUTO when neither matches. */
+SQ_API enum sq_format sq_format_detect(const uint8_t *buf, size_t len);
+
+/* Limits applied while parsing. Each bound is inclusive. */
+struct sq_limits {
+    size_t max_tensors;          /* tensors in one file */
+    unsigned max_rank;           /* <= SQ_MAX_RANK */
+    uint64_t max_dim;            /* any one dimension */
+    uint64_t max_tensor_elements;
+    uint64_t max_total_elements; /* over all tensors of a file */
+    size_t max_header_bytes;     /* safetensors JSON header, npy header */
+    size_t max_name_bytes;       /* tensor names */
+};
+
+/* Defaults that no sane model exceeds (see docs/formats.md). */
+SQ_API void sq_limits_init(struct sq_limits *limits);
+
+/*
+ * Parse `len` bytes as `format` (AUTO detects; RAW is not accepted here, use
+ * sq_raw_parse). On success `model` (initialized by the caller) holds the
+ * tensors, borrowing `buf`. A single .npy becomes one tensor called
+ * `npy_name`.
+ */
+SQ_API enum sq_status sq_model_parse(const uint8_t *buf, size_t len, enum sq_format format,
+                                     const struct sq_limits *limits, const char *npy_name,
+                                     struct sq_model *model, struct sq_error *err);
+
+SQ_API enum sq_status sq_npy_parse(const uint8_t *buf, size_t len, const struct sq_limits *limits,
+                                   const char *name, struct sq_model *model, struct sq_error *err);
+
+SQ_API enum sq_status sq_safetensors_parse(const uint8_t *buf, size_t len,
+                                           const struct sq_limits *limits, struct sq_model *model,
+                                           struct sq_error *err);
+
+/* A raw blob: `len` must equal the shape's element count times the dtype's size. */
+SQ_API enum sq_status sq_raw_parse(const uint8_t *buf, size_t len, enum sq_dtype dtype,
+                                   unsigned rank, const int64_t *shape,
+                                   const struct sq_limits *limits, const char *name,
+                                   struct sq_model *model, struct sq_error *err);
+
+/*
+ * Append a tensor. The name is copied. If `owned` is true the model takes
+ * `data` (which must come from malloc) and frees it; otherwise it borrows.
+ * nbytes must equal the shape's element count times the dtype size.
+ */
+SQ_API enum sq_status sq_model_add(struct sq_model *model, const char *name, enum sq_dtype dtype,
+                                   unsigned rank, const int64_t *shape, const void *data,
+                                   size_t nbytes, bool owned, struct sq_error *err);
+/* Set (or replace) a metadata entry; both strings are copied. */
+SQ_API enum sq_status sq_model_set_meta(struct sq_model *model, const char *key, const char *value,
+                                        struct sq_error *err);
+
+/*
+ * Serialize. The result is malloc'ed and handed to the caller (*out, *out_len),
+ * who frees it. SQ_ERR_LIMIT if it would exceed `limit` bytes.
+ */
+SQ_API enum sq_status sq_safetensors_write(const struct sq_model *model, size_t limit,
+                                           uint8_t **out, size_t *out_len, struct sq_error *err);
+/* One tensor as .npy version 1.0 (2.0 if the header needs it), little-endian. */
+SQ_API enum sq_status sq_npy_write(const struct sq_tensor *tensor, size_t limit, uint8_t **out,
+                                   size_t *out_len, struct sq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * The pipeline shared by the daemon and the CLI: choose the tensors of a
+ * model to quantize, cut the work into independent items (a layer, or a
+ * range of its output channels), and assemble the output. The plan does not
+ * schedule: callers run the items, in any order and on any threads, then
+ * write the result. Same model and options give byte-identical output,
+ * whatever the thread count or the order the items ran in.
+ */
+#ifndef SQUANT_PLAN_H
+#define SQUANT_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <squant/squant.h>
+#include <squant/tensor.h>
+#include <squant/quant.h>
+#include <squant/format.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A per-tensor bit width: tensors whose name matches `pattern` (fnmatch glob) get `bits`. */
+struct sq_bits_rule {
+    char *pattern;
+    unsigned bits;
+};
+
+/* What to quantize and how. Caller-allocated; sq_options_init / sq_options_free. */
+struct sq_options {
+    struct sq_params params;       /* defaults for every selected tensor */
+    char **include;                /* globs; empty = every eligible tensor */
+    size_t include_count;
+    char **exclude;                /* globs applied after include */
+    size_t exclude_count;
+    struct sq_bits_rule *bits_for; /* first matching rule wins */
+    size_t bits_for_count;
+    enum sq_format output;         /* SAFETENSORS (default), NPY or JSON */
+};
+
+SQ_API void sq_options_init(struct sq_options *opt);
+SQ_API void sq_options_free(struct sq_options *opt);
+
+/*
+ * Set one option from text, as the CLI flags, the query string and the JSON
+ * options part all spell them:
+ *   bits=2..8  mode=squant|squant-k|squant-c|rtn|squant-e
+ *   scheme=asymmetric|symmetric  impl=auto|ref|generic|avx2|avx512
+ *   include=GLOB  exclude=GLOB  (each call appends one; commas separate several)
+ *   bits_for=GLOB=N  (appends a rule; commas separate several)
+ *   format=safetensors|npy|json
+ * SQ_ERR_ARG naming the key and the value on a bad key or value.
+ */
+SQ_API enum sq_status sq_options_set(struct sq_options *opt, const char *key, const char *value,
+                                     struct sq_error *err);
+
+/* Per quantized tensor ("layer") information, valid while the plan lives. */
+struct sq_layer_info {
+    const char *name;
+    unsigned rank;
+    const int64_t *shape;
+    enum sq_dtype dtype;        /* of the input */
+    unsigned bits;
+    struct sq_layer layer;
+    size_t items;               /* work items it was cut into */
+    struct sq_report report;    /* complete once all its items ran */
+    double seconds;             /* sum of its items' run times */
+};
+
+struct sq_plan;
+
+/*
+ * Build the plan for `model` (borrowed: it must outlive the plan). Checks
+ * the options, selects the tensors (floating, rank >= 2, include/exclude),
+ * validates their shapes and sizes, checks that no output name collides
+ * with an input tensor, and allocates the outputs. SQ_ERR_NO_TENSOR if
+ * nothing is selected. On success *out is a new plan for sq_plan_free.
+ */
+SQ_API enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options *opt,
+                                  struct sq_plan **out, struct sq_error *err);
+SQ_API void sq_plan_free(struct sq_plan *plan);
+
+/* Number of work items, and of quantized tensors. */
+SQ_API size_t sq_plan_item_count(const struct sq_plan *plan);
+SQ_API size_t sq_plan_layer_count(const struct sq_plan *plan);
+/* Index (0 .. layer_count-1) of the layer an item belongs to. */
+SQ_API size_t sq_plan_item_layer(const struct sq_plan *plan, size_t item);
+SQ_API void sq_plan_layer_info(const struct sq_plan *plan, size_t layer,
+                               struct sq_layer_info *info);
+
+/*
+ * Run one work item: convert its weights to float32 and quantize its
+ * channel range. Safe to call concurrently for distinct items; each item
+ * must run once. Allocates its scratch memory for the duration of the call.
+ */
+SQ_API enum sq_status sq_plan_run(struct sq_plan *plan, size_t item, struct sq_error *err);
+
+/*
+ * Once every item has run successfully: serialize the result in `format`
+ * (SAFETENSORS, NPY for a single quantized tensor, or JSON). Output is
+ * malloc'ed and handed to the caller. SQ_ERR_LIMIT beyond `limit` bytes.
+ */
+SQ_API enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t limit,
+                                    uint8_t **out, size_t *out_len, struct sq_error *err);
+
+/*
+ * The parameters and per-layer reports as a JSON document (text, malloc'ed,
+ * caller frees): what the safetensors metadata key "squant" holds.
+ * With `timings`, each layer also carries its "seconds".
+ */
+SQ_API enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timings, char **out,
+                                          struct sq_error *err);
+
+/*
+ * Turn a quantized model back into float32: every I8 tensor W that has
+ * F32 tensors W.scale and W.zero_point becomes F32 (W - zero_point) * scale;
+ * the .scale/.zero_point tensors are dropped and everything else is copied.
+ * `out` is initialized by the caller and owns its data afterwards.
+ */
+SQ_API enum sq_status sq_dequantize_model(const struct sq_model *in, struct sq_model *out,
+                                          struct sq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

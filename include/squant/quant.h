@@ -1,0 +1,160 @@
+/*
+ * The SQuant core: quantize the output channels of one weight tensor.
+ *
+ * Pure functions over caller-owned float buffers: no I/O, no global state,
+ * no allocation (the caller passes scratch memory), reentrant. Two threads
+ * may quantize disjoint channel ranges of the same tensor at once.
+ */
+#ifndef SQUANT_QUANT_H
+#define SQUANT_QUANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <squant/squant.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SQ_BITS_MIN 2
+#define SQ_BITS_MAX 8
+#define SQ_BITS_DEFAULT 4
+
+/* Which stages run (SQUANT-SPEC section 1). */
+enum sq_mode {
+    SQ_MODE_SQUANT,   /* E + K + C: the default */
+    SQ_MODE_SQUANT_K, /* E + K */
+    SQ_MODE_SQUANT_C, /* E + C */
+    SQ_MODE_RTN,      /* E only: round to nearest; also called "squant-e" */
+    SQ_MODE_COUNT
+};
+
+/* How each channel's range maps onto the codes. */
+enum sq_scheme {
+    SQ_SCHEME_ASYMMETRIC, /* [min, max] onto [t_min, t_max] with a zero point (the paper's) */
+    SQ_SCHEME_SYMMETRIC,  /* [-max|w|, max|w|] onto [-t_max, t_max], zero point 0 */
+    SQ_SCHEME_COUNT
+};
+
+/* Which implementation computes the codes. All give identical results. */
+enum sq_impl {
+    SQ_IMPL_AUTO,    /* the fastest available on this CPU */
+    SQ_IMPL_REF,     /* the scalar reference: SQUANT-SPEC written out literally */
+    SQ_IMPL_GENERIC, /* portable optimized C */
+    SQ_IMPL_AVX2,    /* x86-64 with AVX2 */
+    SQ_IMPL_AVX512,  /* x86-64 with AVX-512 F/BW/VL/DQ */
+    SQ_IMPL_COUNT
+};
+
+SQ_API const char *sq_mode_name(enum sq_mode mode);
+/* Accepts "squant", "squant-k", "squant-c", "rtn" and its alias "squant-e". */
+SQ_API enum sq_status sq_mode_from_name(const char *name, enum sq_mode *out);
+SQ_API const char *sq_scheme_name(enum sq_scheme scheme);
+SQ_API enum sq_status sq_scheme_from_name(const char *name, enum sq_scheme *out);
+SQ_API const char *sq_impl_name(enum sq_impl impl);
+SQ_API enum sq_status sq_impl_from_name(const char *name, enum sq_impl *out);
+/* Whether `impl` can run on this CPU (AUTO, REF and GENERIC always can). */
+SQ_API bool sq_impl_available(enum sq_impl impl);
+
+struct sq_params {
+    unsigned bits;          /* SQ_BITS_MIN..SQ_BITS_MAX */
+    enum sq_mode mode;
+    enum sq_scheme scheme;
+    enum sq_impl impl;
+};
+
+/* Defaults: 4 bits, squant, asymmetric, auto. */
+SQ_API void sq_params_init(struct sq_params *params);
+/* SQ_ERR_ARG with a message if a field is out of range or the impl is unavailable. */
+SQ_API enum sq_status sq_params_check(const struct sq_params *params, struct sq_error *err);
+
+/*
+ * Geometry of a weight tensor: `channels` output channels, each made of
+ * `kernels` kernels of `ksize` consecutive elements. From the shape:
+ * [O, I] -> (O, I, 1); [O, I, k] -> (O, I, k); [O, I, kh, kw] -> (O, I, kh*kw).
+ */
+struct sq_layer {
+    size_t channels;
+    size_t kernels;
+    size_t ksize;
+};
+
+/*
+ * Derive the geometry from a shape of rank 2, 3 or 4 with every dimension
+ * >= 1. SQ_ERR_SHAPE otherwise; SQ_ERR_LIMIT if the element count overflows.
+ */
+SQ_API enum sq_status sq_layer_init(struct sq_layer *layer, unsigned rank, const int64_t *shape,
+                                    struct sq_error *err);
+/* Elements per output channel (kernels * ksize). */
+SQ_API size_t sq_layer_channel_size(const struct sq_layer *layer);
+
+/*
+ * Quality report for a tensor or part of one. Sums and maxima, so that the
+ * reports of disjoint channel ranges merge (sq_report_merge) into the
+ * tensor's. Errors are measured on dequantized weights w' = (q - zp) * scale
+ * against the input, for the chosen mode and for round to nearest; residuals
+ * are |sum(q - x)| in code units over a kernel or a channel, where x is the
+ * real-valued code (SQUANT-SPEC section 3).
+ */
+struct sq_report {
+    uint64_t weights;             /* elements covered */
+    double sse;                   /* sum of squared dequantization errors */
+    double max_abs;               /* largest absolute dequantization error */
+    double rtn_sse;               /* the same for round to nearest */
+    double rtn_max_abs;
+    double max_kernel_residual;   /* largest |sum(q - x)| over kernels */
+    double max_channel_residual;  /* largest |sum(q - x)| over channels */
+    double rtn_max_kernel_residual;
+    double rtn_max_channel_residual;
+    uint64_t flips;               /* elements whose final code differs from round to nearest */
+    uint64_t kernel_flips;        /* elements the kernel stage changed */
+    uint64_t channel_flips;       /* elements the channel stage changed */
+};
+
+SQ_API void sq_report_init(struct sq_report *report);
+/* dst += src. */
+SQ_API void sq_report_merge(struct sq_report *dst, const struct sq_report *src);
+
+/*
+ * Bytes of scratch memory sq_quantize_range needs for this layer (at least
+ * one channel's worth; independent of the range). 64-byte alignment is
+ * best but not required.
+ */
+SQ_API enum sq_status sq_scratch_size(const struct sq_layer *layer, size_t *bytes);
+
+/*
+ * Quantize output channels [c0, c1) of `layer`.
+ *
+ * w          the tensor's float32 weights, all channels (C order); only
+ *            channels [c0, c1) are read.
+ * codes      int8 codes for the whole tensor; only channels [c0, c1) are written.
+ * scale      per-channel step size, whole tensor (index = channel).
+ * zero_point per-channel zero point (an integer value held in a float), so
+ *            that w ~ (code - zero_point) * scale.
+ * scratch    at least sq_scratch_size() bytes, not shared with another thread.
+ * report     optional (NULL skips the report, and its cost): filled with the
+ *            report of channels [c0, c1).
+ *
+ * SQ_ERR_NONFINITE (channel and index set in err) if a weight in the range
+ * is NaN or infinite; outputs are then unspecified. SQ_ERR_ARG for bad
+ * params, a bad range or too little scratch.
+ */
+SQ_API enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq_layer *layer,
+                                        const float *w, size_t c0, size_t c1, int8_t *codes,
+                                        float *scale, float *zero_point, void *scratch,
+                                        size_t scratch_size, struct sq_report *report,
+                                        struct sq_error *err);
+
+/*
+ * Dequantize n codes of one channel: out[i] = f32((codes[i] - zero_point) * scale),
+ * computed in double and rounded once. The report measures errors with it.
+ */
+SQ_API void sq_dequantize(const int8_t *codes, size_t n, float scale, float zero_point, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
