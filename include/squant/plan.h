@@ -116,8 +116,9 @@ SQ_API enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timin
 /*
  * Turn a quantized model back into float32: every I8 tensor W that has
  * F32 tensors W.scale and W.zero_point becomes F32 (W - zero_point) * scale;
- * the .scale/.zero_point tensors are dropped and everything else is copied.
- * `out` is initialized by the caller and owns its data afterwards.
+ * the .scale/.zero_point tensors are dropped and every other tensor is passed
+ * through. `out` is initialized by the caller; it owns the dequantized data
+ * and borrows the passed-through tensors from `in`, which must outlive it.
  */
 SQ_API enum sq_status sq_dequantize_model(const struct sq_model *in, struct sq_model *out,
                                           struct sq_error *err);

@@ -73,7 +73,8 @@ SQ_API enum sq_status sq_params_check(const struct sq_params *params, struct sq_
 /*
  * Geometry of a weight tensor: `channels` output channels, each made of
  * `kernels` kernels of `ksize` consecutive elements. From the shape:
- * [O, I] -> (O, I, 1); [O, I, k] -> (O, I, k); [O, I, kh, kw] -> (O, I, kh*kw).
+ * [O, I] -> (O, I, 1); [O, I, k] -> (O, I, k); [O, I, kh, kw] -> (O, I, kh*kw);
+ * higher ranks [O, I, d1, ..., dn] -> (O, I, d1*...*dn).
  */
 struct sq_layer {
     size_t channels;
@@ -82,8 +83,9 @@ struct sq_layer {
 };
 
 /*
- * Derive the geometry from a shape of rank 2, 3 or 4 with every dimension
- * >= 1. SQ_ERR_SHAPE otherwise; SQ_ERR_LIMIT if the element count overflows.
+ * Derive the geometry from a shape of rank 2..SQ_MAX_RANK with every
+ * dimension >= 1. SQ_ERR_SHAPE otherwise; SQ_ERR_LIMIT if the element count
+ * overflows or a channel exceeds 2^30 elements.
  */
 SQ_API enum sq_status sq_layer_init(struct sq_layer *layer, unsigned rank, const int64_t *shape,
                                     struct sq_error *err);
@@ -125,21 +127,23 @@ SQ_API void sq_report_merge(struct sq_report *dst, const struct sq_report *src);
 SQ_API enum sq_status sq_scratch_size(const struct sq_layer *layer, size_t *bytes);
 
 /*
- * Quantize output channels [c0, c1) of `layer`.
+ * Quantize output channels [c0, c1) of `layer`. Every array argument starts
+ * at channel c0 (not at the start of the tensor), so a caller can convert
+ * or allocate just the range:
  *
- * w          the tensor's float32 weights, all channels (C order); only
- *            channels [c0, c1) are read.
- * codes      int8 codes for the whole tensor; only channels [c0, c1) are written.
- * scale      per-channel step size, whole tensor (index = channel).
- * zero_point per-channel zero point (an integer value held in a float), so
- *            that w ~ (code - zero_point) * scale.
+ * w          (c1 - c0) * channel_size float32 weights, C order.
+ * codes      (c1 - c0) * channel_size int8 codes (written).
+ * scale      c1 - c0 per-channel step sizes (written).
+ * zero_point c1 - c0 per-channel zero points, integer values held in floats
+ *            (written), so that w ~ (code - zero_point) * scale.
  * scratch    at least sq_scratch_size() bytes, not shared with another thread.
  * report     optional (NULL skips the report, and its cost): filled with the
  *            report of channels [c0, c1).
  *
- * SQ_ERR_NONFINITE (channel and index set in err) if a weight in the range
- * is NaN or infinite; outputs are then unspecified. SQ_ERR_ARG for bad
- * params, a bad range or too little scratch.
+ * c0 only serves to number channels and elements in errors. SQ_ERR_NONFINITE
+ * (err->channel and err->index counted from the start of the tensor) if a
+ * weight is NaN or infinite; the outputs are then unspecified. SQ_ERR_ARG for
+ * bad params, a bad range or too little scratch.
  */
 SQ_API enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq_layer *layer,
                                         const float *w, size_t c0, size_t c1, int8_t *codes,

@@ -1,0 +1,243 @@
+/*
+ * The plan: which tensors of a model are quantized, with which parameters,
+ * cut into independent work items, and the assembly of the output.
+ *
+ * Items are channel ranges of about SQI_ITEM_WEIGHTS weights. The cut
+ * depends only on the model and the options, never on the thread count, and
+ * reports merge in item order, so every run of the same request gives the
+ * same bytes.
+ */
+#include <assert.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plan_internal.h"
+
+#define SQI_ITEM_WEIGHTS ((size_t)1 << 17)
+
+static void layer_free(struct plan_layer *l)
+{
+    free(l->codes);
+    free(l->scale);
+    free(l->zero_point);
+    free(l->scale_name);
+    free(l->zero_point_name);
+}
+
+void sq_plan_free(struct sq_plan *plan)
+{
+    if (!plan)
+        return;
+    for (size_t i = 0; i < plan->layer_count; i++)
+        layer_free(&plan->layers[i]);
+    free(plan->layers);
+    free(plan->items);
+    free(plan);
+}
+
+static char *suffixed(const char *name, const char *suffix)
+{
+    size_t a = strlen(name), b = strlen(suffix);
+    char *s = malloc(a + b + 1);
+    if (s) {
+        memcpy(s, name, a);
+        memcpy(s + a, suffix, b + 1);
+    }
+    return s;
+}
+
+static bool selected(const struct sq_options *opt, const struct sq_tensor *t)
+{
+    if (!sq_dtype_is_quantizable(t->dtype) || t->rank < 2 || t->nelems == 0)
+        return false;
+    if (opt->include_count && !sqi_options_match_any(opt->include, opt->include_count, t->name))
+        return false;
+    return !sqi_options_match_any(opt->exclude, opt->exclude_count, t->name);
+}
+
+/* Set up one layer for tensor ti; on failure the layer holds what it allocated. */
+static enum sq_status layer_init(struct plan_layer *l, const struct sq_model *m, size_t ti,
+                                 const struct sq_options *opt, struct sq_error *err)
+{
+    const struct sq_tensor *t = &m->tensors[ti];
+    memset(l, 0, sizeof *l);
+    l->tensor = ti;
+    l->params = opt->params;
+    l->params.bits = sqi_options_bits_for(opt, t->name);
+    enum sq_status st = sq_layer_init(&l->geom, t->rank, t->shape, err);
+    if (st != SQ_OK)
+        return st;
+    l->len = sq_layer_channel_size(&l->geom);
+    if (!(l->scale_name = suffixed(t->name, ".scale")) ||
+        !(l->zero_point_name = suffixed(t->name, ".zero_point")))
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    if (sq_model_find(m, l->scale_name) >= 0 || sq_model_find(m, l->zero_point_name) >= 0)
+        return sqi_fail(err, SQ_ERR_CONFLICT,
+                        "the output tensors '%s.scale' and '%s.zero_point' would replace an input "
+                        "tensor of the same name (is the input already quantized?)",
+                        t->name, t->name);
+    l->codes = malloc(t->nelems);
+    l->scale = malloc(l->geom.channels * sizeof(float));
+    l->zero_point = malloc(l->geom.channels * sizeof(float));
+    if (!l->codes || !l->scale || !l->zero_point)
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory for the outputs of %zu weights",
+                        t->nelems);
+    return SQ_OK;
+}
+
+/* Cut a layer into items of about SQI_ITEM_WEIGHTS weights, channels spread evenly. */
+static size_t items_for(const struct plan_layer *l)
+{
+    size_t total = l->geom.channels * l->len;
+    size_t n = total / SQI_ITEM_WEIGHTS + (total % SQI_ITEM_WEIGHTS != 0);
+    return n > l->geom.channels ? l->geom.channels : n;
+}
+
+enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options *opt,
+                           struct sq_plan **out, struct sq_error *err)
+{
+    enum sq_status st = sq_params_check(&opt->params, err);
+    if (st != SQ_OK)
+        return st;
+    struct sq_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    p->model = model;
+    p->defaults = opt->params;
+    size_t eligible = 0;
+    for (size_t i = 0; i < model->count; i++) {
+        const struct sq_tensor *t = &model->tensors[i];
+        eligible += sq_dtype_is_quantizable(t->dtype) && t->rank >= 2 && t->nelems > 0;
+        p->layer_count += selected(opt, t);
+    }
+    if (p->layer_count == 0) {
+        free(p);
+        if (eligible == 0)
+            return sqi_fail(err, SQ_ERR_NO_TENSOR,
+                            "no tensor to quantize: none of the %zu tensors is a floating "
+                            "(F32, F16, BF16, F64) tensor of rank >= 2",
+                            model->count);
+        return sqi_fail(err, SQ_ERR_NO_TENSOR,
+                        "no tensor to quantize: include/exclude leave none of the %zu eligible "
+                        "tensors",
+                        eligible);
+    }
+    p->layers = calloc(p->layer_count, sizeof *p->layers);
+    if (!p->layers) {
+        free(p);
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    size_t li = 0;
+    for (size_t i = 0; i < model->count; i++) {
+        if (!selected(opt, &model->tensors[i]))
+            continue;
+        struct plan_layer *l = &p->layers[li++];
+        st = layer_init(l, model, i, opt, err);
+        if (st != SQ_OK) {
+            sqi_error_tensor(err, model->tensors[i].name);
+            p->layer_count = li;
+            sq_plan_free(p);
+            return st;
+        }
+        l->first_item = p->item_count;
+        l->items = items_for(l);
+        p->item_count += l->items;
+    }
+    p->items = calloc(p->item_count, sizeof *p->items);
+    if (!p->items) {
+        sq_plan_free(p);
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    for (li = 0; li < p->layer_count; li++) {
+        const struct plan_layer *l = &p->layers[li];
+        size_t ch = l->geom.channels;
+        for (size_t k = 0; k < l->items; k++) {
+            struct plan_item *it = &p->items[l->first_item + k];
+            it->layer = li;
+            it->c0 = ch * k / l->items;
+            it->c1 = ch * (k + 1) / l->items;
+        }
+    }
+    *out = p;
+    return SQ_OK;
+}
+
+size_t sq_plan_item_count(const struct sq_plan *plan) { return plan->item_count; }
+size_t sq_plan_layer_count(const struct sq_plan *plan) { return plan->layer_count; }
+
+size_t sq_plan_item_layer(const struct sq_plan *plan, size_t item)
+{
+    assert(item < plan->item_count);
+    return plan->items[item].layer;
+}
+
+void sq_plan_layer_info(const struct sq_plan *plan, size_t layer, struct sq_layer_info *info)
+{
+    assert(layer < plan->layer_count);
+    const struct plan_layer *l = &plan->layers[layer];
+    const struct sq_tensor *t = &plan->model->tensors[l->tensor];
+    info->name = t->name;
+    info->rank = t->rank;
+    info->shape = t->shape;
+    info->dtype = t->dtype;
+    info->bits = l->params.bits;
+    info->layer = l->geom;
+    info->items = l->items;
+    sq_report_init(&info->report);
+    info->seconds = 0.0;
+    for (size_t k = 0; k < l->items; k++) {
+        sq_report_merge(&info->report, &plan->items[l->first_item + k].report);
+        info->seconds += plan->items[l->first_item + k].seconds;
+    }
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+enum sq_status sq_plan_run(struct sq_plan *plan, size_t item, struct sq_error *err)
+{
+    if (item >= plan->item_count)
+        return sqi_fail(err, SQ_ERR_ARG, "work item %zu does not exist", item);
+    double t0 = now_seconds();
+    struct plan_item *it = &plan->items[item];
+    const struct plan_layer *l = &plan->layers[it->layer];
+    const struct sq_tensor *t = &plan->model->tensors[l->tensor];
+    size_t first = it->c0 * l->len, count = (it->c1 - it->c0) * l->len, scratch_size;
+
+    enum sq_status st = sq_scratch_size(&l->geom, &scratch_size);
+    if (st != SQ_OK)
+        return sqi_fail(err, st, "layer too large");
+    const float *w;
+    float *converted = NULL;
+    const uint8_t *src = t->data + first * sizeof(float);
+    if (t->dtype == SQ_DTYPE_F32 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
+        (uintptr_t)src % _Alignof(float) == 0) {
+        w = (const float *)(const void *)src; /* zero copy: the input already is float32 */
+    } else {
+        size_t bytes;
+        if (!sqi_mul(count, sizeof(float), &bytes) || !(converted = malloc(bytes)))
+            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+        sq_tensor_to_f32(t, first, count, converted);
+        w = converted;
+    }
+    void *scratch = malloc(scratch_size);
+    if (!scratch) {
+        free(converted);
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    st = sq_quantize_range(&l->params, &l->geom, w, it->c0, it->c1, l->codes + first,
+                           l->scale + it->c0, l->zero_point + it->c0, scratch, scratch_size,
+                           &it->report, err);
+    if (st != SQ_OK)
+        sqi_error_tensor(err, t->name);
+    free(scratch);
+    free(converted);
+    it->seconds = now_seconds() - t0;
+    return st;
+}

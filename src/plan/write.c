@@ -1,0 +1,263 @@
+/*
+ * Assembling the output of a plan: the report document, and the result as
+ * safetensors, .npy or JSON. Output depends only on the model, the options
+ * and the codes, so the CLI and the daemon write the same bytes.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan_internal.h"
+
+#define SQI_REPORT_KEY "squant"
+
+static json_t *shape_json(unsigned rank, const int64_t *shape)
+{
+    json_t *a = json_array();
+    for (unsigned i = 0; a && i < rank; i++)
+        if (json_array_append_new(a, json_integer(shape[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static double mean(double sum, uint64_t n) { return n ? sum / (double)n : 0.0; }
+
+/* The report of one layer (new reference, NULL on allocation failure). */
+static json_t *layer_json(const struct sq_plan *plan, size_t li, bool timings)
+{
+    struct sq_layer_info info;
+    sq_plan_layer_info(plan, li, &info);
+    const struct sq_report *r = &info.report;
+    const struct sq_params *p = &plan->layers[li].params;
+    json_t *o = json_pack(
+        "{s:s, s:o, s:s, s:i, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I}",
+        "name", info.name, "shape", shape_json(info.rank, info.shape), "dtype",
+        sq_dtype_name(info.dtype), "bits", (int)info.bits, "mode", sq_mode_name(p->mode), "scheme",
+        sq_scheme_name(p->scheme), "weights", (json_int_t)r->weights, "mse",
+        mean(r->sse, r->weights), "max_abs_error", r->max_abs, "rtn_mse",
+        mean(r->rtn_sse, r->weights), "rtn_max_abs_error", r->rtn_max_abs, "max_kernel_residual",
+        r->max_kernel_residual, "max_channel_residual", r->max_channel_residual,
+        "rtn_max_kernel_residual", r->rtn_max_kernel_residual, "rtn_max_channel_residual",
+        r->rtn_max_channel_residual, "flips", (json_int_t)r->flips, "kernel_flips",
+        (json_int_t)r->kernel_flips, "channel_flips", (json_int_t)r->channel_flips);
+    if (o && timings && json_object_set_new(o, "seconds", json_real(info.seconds)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The whole report document (new reference). */
+static json_t *report_json(const struct sq_plan *plan, bool timings)
+{
+    json_t *layers = json_array();
+    struct sq_report total;
+    sq_report_init(&total);
+    double seconds = 0.0;
+    for (size_t i = 0; layers && i < plan->layer_count; i++) {
+        json_t *l = layer_json(plan, i, timings);
+        if (!l || json_array_append_new(layers, l) != 0) {
+            json_decref(layers);
+            return NULL;
+        }
+        struct sq_layer_info info;
+        sq_plan_layer_info(plan, i, &info);
+        sq_report_merge(&total, &info.report);
+        seconds += info.seconds;
+    }
+    if (!layers)
+        return NULL;
+    json_t *tot = json_pack("{s:I, s:I, s:f, s:f, s:I}", "layers", (json_int_t)plan->layer_count,
+                            "weights", (json_int_t)total.weights, "mse",
+                            mean(total.sse, total.weights), "rtn_mse",
+                            mean(total.rtn_sse, total.weights), "flips", (json_int_t)total.flips);
+    if (tot && timings && json_object_set_new(tot, "seconds", json_real(seconds)) != 0) {
+        json_decref(tot);
+        tot = NULL;
+    }
+    const struct sq_params *d = &plan->defaults;
+    return json_pack("{s:s, s:{s:i, s:s, s:s}, s:o, s:o*}", "version", SQ_VERSION_STRING, "params",
+                     "bits", (int)d->bits, "mode", sq_mode_name(d->mode), "scheme",
+                     sq_scheme_name(d->scheme), "layers", layers, "total", tot);
+}
+
+enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timings, char **out,
+                                   struct sq_error *err)
+{
+    json_t *doc = report_json(plan, timings);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(doc);
+    if (!text)
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    *out = text;
+    return SQ_OK;
+}
+
+/* Find the plan layer that quantizes model tensor ti, or NULL. */
+static const struct plan_layer *layer_of(const struct sq_plan *plan, size_t ti)
+{
+    for (size_t i = 0; i < plan->layer_count; i++)
+        if (plan->layers[i].tensor == ti)
+            return &plan->layers[i];
+    return NULL;
+}
+
+/*
+ * The output model: every input tensor in order, a quantized one replaced by
+ * its codes, scale and zero point. All data is borrowed from the plan and
+ * the input model.
+ */
+static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *out,
+                                   struct sq_error *err)
+{
+    const struct sq_model *m = plan->model;
+    enum sq_status st = SQ_OK;
+    for (size_t i = 0; st == SQ_OK && i < m->meta_count; i++)
+        if (strcmp(m->meta[i].key, SQI_REPORT_KEY) != 0)
+            st = sq_model_set_meta(out, m->meta[i].key, m->meta[i].value, err);
+    for (size_t i = 0; st == SQ_OK && i < m->count; i++) {
+        const struct sq_tensor *t = &m->tensors[i];
+        const struct plan_layer *l = layer_of(plan, i);
+        if (!l) {
+            st = sq_model_add(out, t->name, t->dtype, t->rank, t->shape, t->data, t->nbytes, false,
+                              err);
+            continue;
+        }
+        int64_t ch[1] = {(int64_t)l->geom.channels};
+        size_t fb = l->geom.channels * sizeof(float);
+        st = sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, l->codes, t->nelems, false,
+                          err);
+        if (st == SQ_OK)
+            st = sq_model_add(out, l->scale_name, SQ_DTYPE_F32, 1, ch, l->scale, fb, false, err);
+        if (st == SQ_OK)
+            st = sq_model_add(out, l->zero_point_name, SQ_DTYPE_F32, 1, ch, l->zero_point, fb,
+                              false, err);
+    }
+    return st;
+}
+
+static enum sq_status write_safetensors(const struct sq_plan *plan, size_t limit, uint8_t **out,
+                                        size_t *out_len, struct sq_error *err)
+{
+    struct sq_model m;
+    sq_model_init(&m);
+    char *report = NULL;
+    json_t *doc = report_json(plan, false);
+    if (doc)
+        report = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(doc);
+    enum sq_status st = report ? output_model(plan, &m, err) : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    if (st == SQ_OK)
+        st = sq_model_set_meta(&m, SQI_REPORT_KEY, report, err);
+    if (st == SQ_OK)
+        st = sq_safetensors_write(&m, limit, out, out_len, err);
+    free(report);
+    sq_model_free(&m);
+    return st;
+}
+
+static enum sq_status write_npy(const struct sq_plan *plan, size_t limit, uint8_t **out,
+                                size_t *out_len, struct sq_error *err)
+{
+    if (plan->layer_count != 1 || plan->model->count != 1)
+        return sqi_fail(err, SQ_ERR_ARG,
+                        "format npy holds one array: it needs an input of exactly one tensor to "
+                        "quantize (this one has %zu tensors, %zu quantized); use safetensors or "
+                        "json",
+                        plan->model->count, plan->layer_count);
+    const struct plan_layer *l = &plan->layers[0];
+    const struct sq_tensor *in = &plan->model->tensors[l->tensor];
+    struct sq_tensor t = *in;
+    t.dtype = SQ_DTYPE_I8;
+    t.nbytes = in->nelems;
+    t.data = (const uint8_t *)l->codes;
+    t.owned = NULL;
+    return sq_npy_write(&t, limit, out, out_len, err);
+}
+
+static enum sq_status write_json(const struct sq_plan *plan, size_t limit, uint8_t **out,
+                                 size_t *out_len, struct sq_error *err)
+{
+    struct sq_model m;
+    sq_model_init(&m);
+    struct sqi_buf b;
+    sqi_buf_init(&b, limit);
+    json_t *doc = NULL;
+    char *head = NULL;
+    enum sq_status st = output_model(plan, &m, err);
+    if (st != SQ_OK)
+        goto done;
+    /* Everything but the tensor data goes through jansson; the base64 data,
+     * which can be large, is appended directly between its parts. */
+    json_t *meta = json_object(), *report = report_json(plan, false);
+    for (size_t i = 0; meta && i < m.meta_count; i++)
+        json_object_set_new(meta, m.meta[i].key, json_string(m.meta[i].value));
+    doc = json_pack("{s:s, s:o*, s:o*}", "format", "squant-json/1", "metadata", meta, "report",
+                    report);
+    head = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+    if (!head) {
+        st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    /* head ends with "\n}": reopen it to add "tensors". */
+    size_t hl = strlen(head);
+    st = sqi_buf_append(&b, head, hl - 2);
+    if (st == SQ_OK)
+        st = sqi_buf_printf(&b, ",\n  \"tensors\": [");
+    for (size_t i = 0; st == SQ_OK && i < m.count; i++) {
+        const struct sq_tensor *t = &m.tensors[i];
+        json_t *name = json_string(t->name), *shape = shape_json(t->rank, t->shape);
+        char *ns = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+        char *ss = shape ? json_dumps(shape, JSON_COMPACT) : NULL;
+        json_decref(name);
+        json_decref(shape);
+        if (!ns || !ss)
+            st = SQ_ERR_NOMEM;
+        else
+            st = sqi_buf_printf(&b,
+                                "%s\n    {\"name\": %s, \"dtype\": \"%s\", \"shape\": %s, "
+                                "\"data\": \"",
+                                i ? "," : "", ns, sq_dtype_name(t->dtype), ss);
+        free(ns);
+        free(ss);
+        if (st == SQ_OK)
+            st = sqi_base64_append(&b, t->data, t->nbytes);
+        if (st == SQ_OK)
+            st = sqi_buf_append(&b, "\"}", 2);
+    }
+    if (st == SQ_OK)
+        st = sqi_buf_printf(&b, "\n  ]\n}\n");
+    if (st != SQ_OK) {
+        st = sqi_fail(err, st,
+                      st == SQ_ERR_LIMIT ? "the JSON output would exceed %zu bytes; use safetensors"
+                                         : "out of memory writing JSON (limit %zu bytes)",
+                      limit);
+        goto done;
+    }
+    if (!(*out = sqi_buf_take(&b, out_len)))
+        st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+done:
+    json_decref(doc);
+    free(head);
+    sqi_buf_free(&b);
+    sq_model_free(&m);
+    return st;
+}
+
+enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t limit,
+                             uint8_t **out, size_t *out_len, struct sq_error *err)
+{
+    switch (format) {
+    case SQ_FORMAT_SAFETENSORS:
+        return write_safetensors(plan, limit, out, out_len, err);
+    case SQ_FORMAT_NPY:
+        return write_npy(plan, limit, out, out_len, err);
+    case SQ_FORMAT_JSON:
+        return write_json(plan, limit, out, out_len, err);
+    default:
+        return sqi_fail(err, SQ_ERR_UNSUPPORTED, "cannot write format %s",
+                        sq_format_name(format));
+    }
+}
