@@ -1,0 +1,190 @@
+/*
+ * The answers of the routes that need no job: health, readiness, info,
+ * metrics, and the async job records. All run on the MHD thread and answer
+ * at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "squantd.h"
+
+void sqd_h_healthz(struct sqd_request *req)
+{
+    sqd_respond_json(req, 200, strdup("{\"status\":\"ok\"}"));
+}
+
+void sqd_h_readyz(struct sqd_request *req)
+{
+    if (atomic_load(&req->ctx->draining)) {
+        sqd_respond_error(req, 503, "draining", "the daemon is shutting down");
+        return;
+    }
+    sqd_respond_json(req, 200, strdup("{\"status\":\"ready\"}"));
+}
+
+static const char *impl_in_use(void)
+{
+    static const enum sq_impl preference[] = {SQ_IMPL_AVX512, SQ_IMPL_AVX2, SQ_IMPL_GENERIC};
+    for (size_t i = 0; i < sizeof(preference) / sizeof(preference[0]); i++) {
+        if (sq_impl_available(preference[i]))
+            return sq_impl_name(preference[i]);
+    }
+    return sq_impl_name(SQ_IMPL_REF);
+}
+
+/* The document of GET /v1/info (new reference). */
+static json_t *info_json(struct sqd_ctx *ctx)
+{
+    json_t *modes = json_array(), *schemes = json_array(), *impls = json_array();
+    for (int m = 0; m < SQ_MODE_COUNT; m++)
+        json_array_append_new(modes, json_string(sq_mode_name((enum sq_mode)m)));
+    for (int s = 0; s < SQ_SCHEME_COUNT; s++)
+        json_array_append_new(schemes, json_string(sq_scheme_name((enum sq_scheme)s)));
+    for (int i = 0; i < SQ_IMPL_COUNT; i++) {
+        if (i != SQ_IMPL_AUTO && sq_impl_available((enum sq_impl)i))
+            json_array_append_new(impls, json_string(sq_impl_name((enum sq_impl)i)));
+    }
+    json_t *limits = json_object();
+    size_t count;
+    const struct sqd_option *opts = sqd_options(&count);
+    for (size_t i = 0; i < count; i++) {
+        if (!(opts[i].flags & SQD_OPT_LIMIT))
+            continue;
+        uint64_t v = *(const uint64_t *)((const char *)&ctx->cfg + opts[i].offset);
+        json_object_set_new(limits, opts[i].name, json_integer((json_int_t)v));
+    }
+    return json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:i, s:i}, s:{s:s, s:o}, "
+                     "s:{s:[ssss], s:[sss]}, s:o, s:i, s:i}",
+                     "name", "squantd", "version", SQ_VERSION_STRING, "modes", modes, "schemes",
+                     schemes, "bits", "min", SQ_BITS_MIN, "max", SQ_BITS_MAX, "default",
+                     SQ_BITS_DEFAULT, "implementation", "in_use", impl_in_use(), "available",
+                     impls, "formats", "input", "safetensors", "npy", "raw", "multipart",
+                     "output", "safetensors", "npy", "json", "limits", limits, "threads",
+                     (json_int_t)ctx->pool_size, "max_active_jobs", (json_int_t)ctx->max_active);
+}
+
+void sqd_h_info(struct sqd_request *req)
+{
+    sqd_respond_jsonv(req, 200, info_json(req->ctx));
+}
+
+void sqd_h_metrics(struct sqd_request *req)
+{
+    size_t len = 0;
+    char *text = sqd_metrics_render(req->ctx, &len);
+    if (!text) {
+        sqd_respond_error(req, 503, "nomem", "out of memory");
+        return;
+    }
+    sqd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+/* Look up {id}; answers 404 itself and returns NULL with the lock released. */
+static struct sqd_jobrec *find_locked(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    if (!sqd_job_id_valid(req->job_id)) {
+        sqd_respond_error(req, 404, "not_found", "no such job: %.40s", req->job_id);
+        return NULL;
+    }
+    uv_mutex_lock(&ctx->reg_lock);
+    struct sqd_jobrec *rec = sqd_reg_find(ctx, req->job_id);
+    if (!rec) {
+        uv_mutex_unlock(&ctx->reg_lock);
+        sqd_respond_error(req, 404, "not_found", "no such job: %s (unknown, expired or deleted)",
+                          req->job_id);
+    }
+    return rec;
+}
+
+void sqd_h_job_get(struct sqd_request *req)
+{
+    struct sqd_jobrec *rec = find_locked(req);
+    if (!rec)
+        return;
+    json_t *doc = sqd_jobrec_json(rec);
+    uv_mutex_unlock(&req->ctx->reg_lock);
+    sqd_respond_jsonv(req, 200, doc);
+}
+
+void sqd_h_job_delete(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    struct sqd_jobrec *rec = find_locked(req);
+    if (!rec)
+        return;
+    if (rec->state == SQD_QUEUED || rec->state == SQD_RUNNING) {
+        /* Cancel: the loop thread sees the flag, stops the work and writes the state. */
+        if (rec->live)
+            atomic_store(&rec->live->cancel, SQD_CANCEL_USER);
+        rec->state = SQD_CANCELLED;
+        json_t *doc = sqd_jobrec_json(rec);
+        uv_mutex_unlock(&ctx->reg_lock);
+        sqd_respond_jsonv(req, 200, doc);
+        return;
+    }
+    if (rec->live) {
+        /* Finished but still being let go by the loop thread: it removes it. */
+        rec->forget = true;
+        uv_mutex_unlock(&ctx->reg_lock);
+        sqd_respond(req, 204, NULL, NULL, 0);
+        return;
+    }
+    /* Finished: forget it. */
+    char *dir = sqd_spool_job_dir(ctx, rec->id);
+    sqd_reg_remove(ctx, rec);
+    uv_mutex_unlock(&ctx->reg_lock);
+    if (dir)
+        sqd_spool_remove(dir);
+    free(dir);
+    sqd_respond(req, 204, NULL, NULL, 0);
+}
+
+void sqd_h_job_result(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    struct sqd_jobrec *rec = find_locked(req);
+    if (!rec)
+        return;
+    enum sqd_job_state state = rec->state;
+    enum sq_format fmt = rec->out_format;
+    json_t *error = rec->error ? json_deep_copy(rec->error) : NULL;
+    uv_mutex_unlock(&ctx->reg_lock);
+    if (state == SQD_QUEUED || state == SQD_RUNNING) {
+        json_decref(error);
+        sqd_respond_error(req, 409, "not_ready", "job %s is %s; poll GET /v1/jobs/%s", req->job_id,
+                          sqd_state_name(state), req->job_id);
+        return;
+    }
+    if (state != SQD_DONE) {
+        /* The job's own error, with its status. */
+        unsigned status = 409;
+        if (error && json_integer_value(json_object_get(error, "status")) > 0)
+            status = (unsigned)json_integer_value(json_object_get(error, "status"));
+        json_t *doc = error ? json_pack("{s:o}", "error", error)
+                            : json_pack("{s:{s:i, s:s, s:s}}", "error", "status", 409, "code",
+                                        "cancelled", "message", "the job was cancelled");
+        sqd_respond_jsonv(req, status, doc);
+        return;
+    }
+    json_decref(error);
+    char *dir = sqd_spool_job_dir(ctx, req->job_id);
+    char path[4200];
+    int fd = -1;
+    if (dir && (size_t)snprintf(path, sizeof(path), "%s/result", dir) < sizeof(path))
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(dir);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        sqd_respond_error(req, 500, "io", "the result of job %s cannot be read: %s", req->job_id,
+                          strerror(errno));
+        return;
+    }
+    sqd_respond_fd(req, 200, sqd_format_mime(fmt), fd, (uint64_t)st.st_size);
+}

@@ -1,0 +1,335 @@
+/*
+ * libmicrohttpd glue: one internal polling thread (epoll on Linux) runs
+ * every callback below. A request's state (struct sqd_request) is created
+ * by the URI log callback, which MHD calls first, and freed by the
+ * completed-request callback, which MHD always calls last.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "squantd.h"
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct sqd_ctx *ctx = cls;
+    struct sqd_request *req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->ctx = ctx;
+    req->conn = conn;
+    req->t_start = sqd_now_ns();
+    size_t plen = strcspn(uri, "?");
+    req->path = strndup(uri, plen);
+    sqd_request_id(ctx, req->id);
+    sqd_spec_init(&req->spec);
+    sqd_body_init(&req->body, 0, 0, NULL);
+    atomic_fetch_add(&ctx->metrics.in_flight, 1);
+    return req;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct sqd_ctx *ctx = cls;
+    struct sqd_request *req = *con_cls;
+    (void)conn;
+    if (!req)
+        return;
+    if (req->status == 0) {
+        /* Closed before an answer: the client went away or sent garbage. */
+        req->status = toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? 499 : 400;
+    }
+    sqd_access_log(ctx, req);
+    sqd_metrics_request(&ctx->metrics, sqd_route_index(req->route), req->status);
+    atomic_fetch_add(&ctx->metrics.bytes_out, req->bytes_out);
+    sqd_upload_free(req);
+    if (req->admitted)
+        sqd_jobs_release(ctx);
+    free(req->ans_body);
+    free(req->path);
+    free(req);
+    atomic_fetch_sub(&ctx->metrics.in_flight, 1);
+    *con_cls = NULL;
+}
+
+void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
+                         void *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback(len, body ? body : (void *)"", body ? free : NULL);
+    if (!r) {
+        free(body);
+        return; /* MHD closes the connection */
+    }
+    MHD_add_response_header(r, "X-Request-Id", req->id);
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (status == 503) {
+        char ra[24];
+        snprintf(ra, sizeof(ra), "%llu", (unsigned long long)req->ctx->cfg.retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(r, headers[i], headers[i + 1]);
+    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
+        req->status = status;
+        req->bytes_out = len;
+    }
+    req->phase = SQD_PH_ANSWERED;
+    MHD_destroy_response(r);
+}
+
+void sqd_respond(struct sqd_request *req, unsigned status, const char *content_type, void *body,
+                 size_t len)
+{
+    sqd_respond_headers(req, status, content_type, body, len, NULL);
+}
+
+/* Answer with JSON text (consumed) and optional extra headers. */
+static void respond_json_h(struct sqd_request *req, unsigned status, char *text,
+                           const char *const *headers)
+{
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"status\":503,\"code\":\"nomem\","
+                                  "\"message\":\"out of memory\"}}\n";
+        sqd_respond(req, 503, "application/json", strdup(oom), sizeof(oom) - 1);
+        return;
+    }
+    size_t n = strlen(text);
+    /* A newline ends every JSON answer, so curl output reads well in a terminal. */
+    char *t = realloc(text, n + 2);
+    if (t) {
+        t[n++] = '\n';
+        t[n] = '\0';
+        text = t;
+    }
+    sqd_respond_headers(req, status, "application/json", text, n, headers);
+}
+
+void sqd_respond_json(struct sqd_request *req, unsigned status, char *text)
+{
+    respond_json_h(req, status, text, NULL);
+}
+
+void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(doc);
+    sqd_respond_json(req, status, text);
+}
+
+void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code,
+                       const char *fmt, ...)
+{
+    char msg[SQ_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sqd_respond_json(req, status, sqd_error_body(status, code, msg, NULL));
+}
+
+void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err)
+{
+    sqd_respond_json(req, sqd_http_status(err->status), sqd_error_body_sq(err));
+}
+
+void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
+                    uint64_t size)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
+    if (!r) {
+        close(fd);
+        sqd_respond_error(req, 503, "nomem", "out of memory");
+        return;
+    }
+    MHD_add_response_header(r, "X-Request-Id", req->id);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
+        req->status = status;
+        req->bytes_out = size;
+    }
+    req->phase = SQD_PH_ANSWERED;
+    MHD_destroy_response(r);
+}
+
+/* After a sync job resumed the connection: send what the loop thread left. */
+static void answer_job(struct sqd_request *req)
+{
+    const char *hdrs[8];
+    size_t h = 0;
+    if (req->ans_timing[0]) {
+        hdrs[h++] = "Server-Timing";
+        hdrs[h++] = req->ans_timing;
+    }
+    if (req->ans_layers[0]) {
+        hdrs[h++] = "X-Squant-Layers";
+        hdrs[h++] = req->ans_layers;
+    }
+    hdrs[h] = NULL;
+    uint8_t *body = req->ans_body;
+    req->ans_body = NULL; /* handed to MHD */
+    sqd_respond_headers(req, req->ans_status, req->ans_type, body, req->ans_len, hdrs);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct sqd_ctx *ctx = cls;
+    struct sqd_request *req = *con_cls;
+    (void)version;
+    if (!req)
+        return MHD_NO; /* out of memory in on_uri */
+    req->conn = conn;
+    switch (req->phase) {
+    case SQD_PH_NEW: {
+        snprintf(req->method, sizeof(req->method), "%s", method);
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && sqd_request_id_valid(rid))
+            snprintf(req->id, sizeof(req->id), "%s", rid);
+        bool known;
+        char allow[128];
+        req->route = sqd_route_find(method, url, &known, allow, sizeof(allow), req->job_id,
+                                    sizeof(req->job_id));
+        if (!req->route) {
+            if (known) {
+                const char *h[] = {"Allow", allow, NULL};
+                char msg[200];
+                snprintf(msg, sizeof(msg), "%s does not accept %s; allowed: %s", req->path,
+                         req->method, allow);
+                respond_json_h(req, 405, sqd_error_body(405, "method_not_allowed", msg, NULL), h);
+            } else {
+                sqd_respond_error(req, 404, "not_found", "no such endpoint: %.200s", url);
+            }
+            return MHD_YES;
+        }
+        if (!(req->route->flags & SQD_ROUTE_NOAUTH) &&
+            !sqd_auth_check(&ctx->auth,
+                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
+            const char *h[] = {"WWW-Authenticate", "Bearer realm=\"squantd\"", NULL};
+            respond_json_h(req, 401,
+                           sqd_error_body(401, "unauthorized",
+                                          "this endpoint needs Authorization: Bearer TOKEN "
+                                          "with a valid token",
+                                          NULL),
+                           h);
+            return MHD_YES;
+        }
+        if (req->route->flags & SQD_ROUTE_BODY) {
+            req->phase = SQD_PH_BODY;
+            sqd_upload_begin(req);
+            return MHD_YES;
+        }
+        req->route->handler(req);
+        if (req->phase != SQD_PH_ANSWERED)
+            sqd_respond_error(req, 500, "internal", "no answer");
+        return MHD_YES;
+    }
+    case SQD_PH_BODY:
+        if (*upload_data_size) {
+            size_t n = *upload_data_size;
+            *upload_data_size = 0;
+            req->bytes_in += n;
+            atomic_fetch_add(&ctx->metrics.bytes_in, n);
+            return sqd_upload_data(req, upload_data, n) ? MHD_YES : MHD_NO;
+        }
+        sqd_upload_end(req);
+        return MHD_YES;
+    case SQD_PH_WAIT:
+        answer_job(req);
+        return MHD_YES;
+    case SQD_PH_ANSWERED:
+        if (*upload_data_size)
+            *upload_data_size = 0; /* discard */
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct sqd_ctx *ctx = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    sqd_log(ctx, "mhd: %s", msg);
+}
+
+static bool write_port_file(const char *path, unsigned port, char *msg, size_t msgsize)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+        snprintf(msg, msgsize, "port-file path too long");
+        return false;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(msg, msgsize, "cannot write port-file %s: %s", path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize)
+{
+    struct sockaddr_storage ss;
+    size_t sslen;
+    if (!sqd_parse_listen(ctx->cfg.listen, &ss, &sslen, msg, msgsize))
+        return false;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    ctx->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, ctx, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ctx,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, ctx, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)ctx->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ctx->cfg.connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ctx->cfg.connection_memory, MHD_OPTION_END);
+    if (!ctx->mhd) {
+        snprintf(msg, msgsize, "cannot listen on %s (address in use or not permitted?)",
+                 ctx->cfg.listen);
+        return false;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(ctx->mhd, MHD_DAEMON_INFO_LISTEN_FD);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (!info || getsockname(info->listen_fd, (struct sockaddr *)&bound, &blen) != 0) {
+        snprintf(msg, msgsize, "cannot read the bound address: %s", strerror(errno));
+        return false;
+    }
+    ctx->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    if (ctx->cfg.port_file[0] && !write_port_file(ctx->cfg.port_file, ctx->port, msg, msgsize))
+        return false;
+    return true;
+}
+
+void sqd_http_quiesce(struct sqd_ctx *ctx)
+{
+    if (!ctx->mhd)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(ctx->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void sqd_http_stop(struct sqd_ctx *ctx)
+{
+    if (ctx->mhd)
+        MHD_stop_daemon(ctx->mhd);
+    ctx->mhd = NULL;
+}

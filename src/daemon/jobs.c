@@ -1,0 +1,689 @@
+/*
+ * The job queue. Jobs are created on the MHD thread and handed over
+ * through an inbox (mutex + uv_async) to the loop thread, which owns them
+ * from then on. The loop thread never does heavy work: each job runs as a
+ * chain of libuv pool tasks,
+ *
+ *   parse (map the body, parse, build the plan)
+ *   -> one task per plan item (sq_plan_run), at most `window` at a time
+ *   -> write (sq_plan_write; async jobs also write their result and state)
+ *
+ * and the loop thread only counts completions, feeds the next items and,
+ * at the end, hands the answer to the suspended connection (sync) or
+ * updates the registry (async). The cancel flag is checked before every
+ * item, so a cancelled job stops within one item's time.
+ */
+#define _GNU_SOURCE /* mkostemp, O_TMPFILE, POLLRDHUP */
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "squantd.h"
+
+/* ------------------------------------------------------------ admission */
+
+bool sqd_jobs_admit(struct sqd_ctx *ctx)
+{
+    size_t cap = (size_t)ctx->max_active + (size_t)ctx->cfg.max_queued_jobs;
+    size_t cur = atomic_load(&ctx->admitted);
+    do {
+        if (cur >= cap)
+            return false;
+    } while (!atomic_compare_exchange_weak(&ctx->admitted, &cur, cur + 1));
+    return true;
+}
+
+void sqd_jobs_release(struct sqd_ctx *ctx)
+{
+    atomic_fetch_sub(&ctx->admitted, 1);
+}
+
+void sqd_random_id(char out[SQD_JOBID_LEN + 1])
+{
+    uint8_t raw[SQD_JOBID_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n <= 0) {
+            /* No entropy source: fall back on time and address (ids need only be unique). */
+            uint64_t t = sqd_now_ns() ^ (uint64_t)(uintptr_t)out;
+            for (; got < sizeof(raw); got++, t = t * 6364136223846793005u + 1)
+                raw[got] = (uint8_t)(t >> 56);
+            break;
+        }
+        got += (size_t)n;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[SQD_JOBID_LEN] = '\0';
+}
+
+bool sqd_job_id_valid(const char *id)
+{
+    return strlen(id) == SQD_JOBID_LEN && strspn(id, "0123456789abcdef") == SQD_JOBID_LEN;
+}
+
+/* ------------------------------------------------------------ jobs */
+
+struct sqd_job *sqd_job_new(struct sqd_ctx *ctx, bool async)
+{
+    struct sqd_job *job = calloc(1, sizeof(*job));
+    if (!job)
+        return NULL;
+    job->ctx = ctx;
+    job->async = async;
+    job->client_fd = -1;
+    sqd_spec_init(&job->spec);
+    sqd_body_init(&job->body, 0, 0, NULL);
+    sq_model_init(&job->model);
+    sq_options_init(&job->opt);
+    sq_error_init(&job->err);
+    atomic_init(&job->cancel, SQD_CANCEL_NONE);
+    return job;
+}
+
+void sqd_job_free(struct sqd_job *job)
+{
+    if (!job)
+        return;
+    sq_plan_free(job->plan);
+    sq_model_free(&job->model);
+    sq_options_free(&job->opt);
+    sqd_body_free(&job->body);
+    sqd_spec_free(&job->spec);
+    free(job->items);
+    free(job->layer_left);
+    free(job->out);
+    free(job->dir);
+    free(job);
+}
+
+void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job)
+{
+    job->next = NULL;
+    uv_mutex_lock(&ctx->inbox_lock);
+    if (ctx->inbox_tail)
+        ctx->inbox_tail->next = job;
+    else
+        ctx->inbox_head = job;
+    ctx->inbox_tail = job;
+    uv_mutex_unlock(&ctx->inbox_lock);
+    atomic_fetch_add(&ctx->queued_gauge, 1);
+    uv_async_send(&ctx->inbox_async);
+}
+
+size_t sqd_jobs_queued(struct sqd_ctx *ctx) { return atomic_load(&ctx->queued_gauge); }
+size_t sqd_jobs_running(struct sqd_ctx *ctx) { return atomic_load(&ctx->running_gauge); }
+
+static double ms_between(uint64_t a, uint64_t b) { return a && b >= a ? (double)(b - a) / 1e6 : 0; }
+
+static void schedule(struct sqd_ctx *ctx);
+static void start_write(struct sqd_job *job);
+
+/* Remove `job` from the active list. */
+static void unlink_active(struct sqd_ctx *ctx, struct sqd_job *job)
+{
+    for (struct sqd_job **p = &ctx->active; *p; p = &(*p)->next) {
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    }
+    job->next = NULL;
+}
+
+/* ------------------------------------------------------------ the end of a job */
+
+/* The state a finished job ends in. */
+static enum sqd_job_state final_state(const struct sqd_job *job)
+{
+    int c = atomic_load(&job->cancel);
+    if (c == SQD_CANCEL_SHUTDOWN && job->async)
+        return SQD_QUEUED; /* resumed at the next start */
+    if (c != SQD_CANCEL_NONE)
+        return SQD_CANCELLED;
+    return job->status == SQ_OK ? SQD_DONE : SQD_FAILED;
+}
+
+static unsigned job_http_status(const struct sqd_job *job)
+{
+    if (job->http_override)
+        return job->http_override;
+    int c = atomic_load(&job->cancel);
+    if (c == SQD_CANCEL_SHUTDOWN)
+        return 503;
+    if (c != SQD_CANCEL_NONE)
+        return 409;
+    return sqd_http_status(job->status);
+}
+
+static json_t *job_error_json(const struct sqd_job *job)
+{
+    int c = atomic_load(&job->cancel);
+    if (c == SQD_CANCEL_SHUTDOWN)
+        return sqd_error_json(503, "draining", "the daemon shut down before the job finished",
+                              NULL);
+    if (c != SQD_CANCEL_NONE)
+        return sqd_error_json(409, "cancelled",
+                              c == SQD_CANCEL_USER ? "the job was cancelled by DELETE"
+                                                   : "the client closed the connection",
+                              NULL);
+    const char *msg = job->err.message[0] ? job->err.message : sq_strerror(job->status);
+    return sqd_error_json(job_http_status(job),
+                          job->code_override ? job->code_override : sq_status_name(job->status),
+                          msg, &job->err);
+}
+
+/* Copy a job's progress and outcome into its record (caller holds reg_lock). */
+static void fill_record(struct sqd_jobrec *rec, const struct sqd_job *job, bool final)
+{
+    rec->layers_total = job->nlayers;
+    rec->layers_done = job->layers_done;
+    rec->items_total = job->nitems;
+    rec->items_done = job->items_done;
+    rec->ms_queued = ms_between(job->t.admitted, job->t.started);
+    rec->ms_parse = ms_between(job->t.started, job->t.parsed);
+    rec->ms_quantize = ms_between(job->t.parsed, job->t.quantized);
+    rec->ms_write = ms_between(job->t.quantized, job->t.written);
+    rec->out_format = job->out_format;
+    if (!final)
+        return;
+    enum sqd_job_state st = final_state(job);
+    if (rec->state == SQD_CANCELLED && st != SQD_QUEUED)
+        st = SQD_CANCELLED; /* DELETE won the race: the client was told "cancelled" */
+    rec->state = st;
+    rec->finished = st == SQD_QUEUED ? 0 : (int64_t)time(NULL);
+    json_decref(rec->error);
+    rec->error = st == SQD_FAILED || st == SQD_CANCELLED ? job_error_json(job) : NULL;
+    if (st != SQD_DONE)
+        rec->result_bytes = 0;
+}
+
+/* Pool thread: serialize the result; async jobs also make it durable. */
+static void write_work(uv_work_t *w)
+{
+    struct sqd_job *job = w->data;
+    struct sqd_ctx *ctx = job->ctx;
+    if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan) {
+        job->status = sq_plan_write(job->plan, job->out_format, ctx->cfg.max_response_size,
+                                    &job->out, &job->out_len, &job->err);
+        if (job->status == SQ_ERR_LIMIT) {
+            char msg[SQ_ERROR_MESSAGE_MAX];
+            snprintf(msg, sizeof(msg), "the result exceeds max-response-size (%" PRIu64 " bytes)",
+                     ctx->cfg.max_response_size);
+            snprintf(job->err.message, sizeof(job->err.message), "%s", msg);
+        }
+    }
+    /* The plan, the model and the input are not needed any more: free them here, off the loop. */
+    sq_plan_free(job->plan);
+    job->plan = NULL;
+    sq_model_free(&job->model);
+    if (!job->async)
+        sqd_body_free(&job->body);
+    job->t.written = sqd_now_ns();
+    if (!job->async)
+        return;
+
+    enum sqd_job_state st = final_state(job);
+    if (st == SQD_DONE) {
+        enum sq_status s = sqd_spool_write_result(job->dir, job->out, job->out_len, &job->err);
+        if (s != SQ_OK) {
+            job->status = s;
+            st = SQD_FAILED;
+        }
+    }
+    struct sqd_jobrec snapshot;
+    uv_mutex_lock(&ctx->reg_lock);
+    if (st == SQD_DONE)
+        job->rec->result_bytes = job->out_len;
+    fill_record(job->rec, job, true);
+    snapshot = *job->rec;
+    snapshot.error = job->rec->error ? json_deep_copy(job->rec->error) : NULL;
+    uv_mutex_unlock(&ctx->reg_lock);
+    free(job->out);
+    job->out = NULL;
+    sqd_body_free(&job->body);
+    if (st != SQD_QUEUED)
+        sqd_spool_drop_input(job->dir); /* only a job that will run again needs its input */
+    struct sq_error err;
+    sq_error_init(&err);
+    if (sqd_spool_write_state(job->dir, &snapshot, &err) != SQ_OK)
+        sqd_log(ctx, "job %s: %s", job->id, err.message);
+    json_decref(snapshot.error);
+}
+
+/* Loop thread: the job is over. Answer it, count it, free it. */
+static void finish(struct sqd_job *job)
+{
+    struct sqd_ctx *ctx = job->ctx;
+    unlink_active(ctx, job);
+    enum sqd_job_state st = final_state(job);
+    atomic_fetch_add(&ctx->metrics.jobs_finished[st == SQD_QUEUED ? SQD_CANCELLED : st], 1);
+    if (job->async) {
+        uv_mutex_lock(&ctx->reg_lock);
+        struct sqd_jobrec *rec = job->rec;
+        bool remove_dir = false;
+        rec->live = NULL;
+        if (st == SQD_QUEUED) {
+            sqd_reg_remove(ctx, rec); /* shutdown: it stays queued on disk */
+        } else if (rec->forget) {
+            sqd_reg_remove(ctx, rec); /* DELETE arrived while the job was ending */
+            remove_dir = true;
+        }
+        job->rec = NULL;
+        uv_mutex_unlock(&ctx->reg_lock);
+        if (remove_dir)
+            sqd_spool_remove(job->dir);
+    } else {
+        struct sqd_request *req = job->req;
+        json_t *err = NULL;
+        if (st == SQD_DONE) {
+            req->ans_status = 200;
+            req->ans_body = job->out;
+            req->ans_len = job->out_len;
+            req->ans_type = sqd_format_mime(job->out_format);
+            job->out = NULL;
+            snprintf(req->ans_layers, sizeof(req->ans_layers), "%zu", job->nlayers);
+        } else {
+            err = job_error_json(job);
+            json_t *doc = err ? json_pack("{s:o}", "error", err) : NULL;
+            char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+            json_decref(doc);
+            req->ans_status = job_http_status(job);
+            req->ans_type = "application/json";
+            if (text) {
+                size_t n = strlen(text);
+                char *t = realloc(text, n + 2);
+                if (t) {
+                    t[n++] = '\n';
+                    t[n] = '\0';
+                    text = t;
+                }
+                req->ans_len = n;
+            }
+            req->ans_body = (uint8_t *)text;
+        }
+        snprintf(req->ans_timing, sizeof(req->ans_timing),
+                 "upload;dur=%.3f, queue;dur=%.3f, parse;dur=%.3f, quantize;dur=%.3f, "
+                 "write;dur=%.3f",
+                 ms_between(job->t.received, job->t.admitted),
+                 ms_between(job->t.admitted, job->t.started),
+                 ms_between(job->t.started, job->t.parsed),
+                 ms_between(job->t.parsed, job->t.quantized),
+                 ms_between(job->t.quantized, job->t.written));
+        job->req = NULL;
+        /* Hand the answer over; from here on the request belongs to the MHD thread. */
+        req->phase = SQD_PH_WAIT;
+        MHD_resume_connection(req->conn);
+    }
+    if (job->running) {
+        ctx->running--;
+        atomic_fetch_sub(&ctx->running_gauge, 1);
+    }
+    sqd_jobs_release(ctx);
+    sqd_job_free(job);
+    schedule(ctx);
+}
+
+static void write_done(uv_work_t *w, int status)
+{
+    struct sqd_job *job = w->data;
+    (void)status;
+    finish(job);
+}
+
+static void start_write(struct sqd_job *job)
+{
+    if (job->t.quantized == 0)
+        job->t.quantized = sqd_now_ns();
+    if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE) {
+        /* Count what was quantized, once, on success. */
+        uint64_t weights = 0;
+        for (size_t l = 0; l < job->nlayers; l++) {
+            struct sq_layer_info info;
+            sq_plan_layer_info(job->plan, l, &info);
+            weights += (uint64_t)info.layer.channels * info.layer.kernels * info.layer.ksize;
+        }
+        sqd_metrics_quantized(&job->ctx->metrics,
+                              (double)(job->t.quantized - job->t.started) / 1e9, job->nlayers,
+                              weights);
+    }
+    job->work.data = job;
+    uv_queue_work(job->ctx->loop, &job->work, write_work, write_done);
+}
+
+/* ------------------------------------------------------------ items */
+
+static void item_work(uv_work_t *w)
+{
+    struct sqd_item *it = w->data;
+    struct sqd_job *job = it->job;
+    if (atomic_load(&job->cancel) != SQD_CANCEL_NONE) {
+        it->status = SQ_ERR_CANCELLED;
+        return;
+    }
+    sq_error_init(&it->err);
+    it->status = sq_plan_run(job->plan, it->index, &it->err);
+}
+
+static void feed_items(struct sqd_job *job);
+
+static void item_done(uv_work_t *w, int status)
+{
+    struct sqd_item *it = w->data;
+    struct sqd_job *job = it->job;
+    struct sqd_ctx *ctx = job->ctx;
+    (void)status;
+    job->items_running--;
+    if (it->status == SQ_OK) {
+        job->items_done++;
+        size_t l = sq_plan_item_layer(job->plan, it->index);
+        if (l < job->nlayers && --job->layer_left[l] == 0)
+            job->layers_done++;
+    } else if (it->status != SQ_ERR_CANCELLED && job->status == SQ_OK) {
+        job->status = it->status;
+        job->err = it->err;
+    }
+    if (job->async) {
+        uv_mutex_lock(&ctx->reg_lock);
+        fill_record(job->rec, job, false);
+        uv_mutex_unlock(&ctx->reg_lock);
+    }
+    feed_items(job);
+}
+
+/* Keep up to `window` items of this job in the pool; move on when all are back. */
+static void feed_items(struct sqd_job *job)
+{
+    struct sqd_ctx *ctx = job->ctx;
+    size_t window = 2 * (size_t)ctx->pool_size;
+    bool stop = job->status != SQ_OK || atomic_load(&job->cancel) != SQD_CANCEL_NONE;
+    while (!stop && job->items_running < window && job->next_item < job->nitems) {
+        struct sqd_item *it = &job->items[job->next_item];
+        it->job = job;
+        it->index = job->next_item++;
+        it->work.data = it;
+        job->items_running++;
+        uv_queue_work(ctx->loop, &it->work, item_work, item_done);
+    }
+    if (job->items_running == 0 && (stop || job->next_item == job->nitems))
+        start_write(job);
+}
+
+/* ------------------------------------------------------------ parse */
+
+static void parse_work(uv_work_t *w)
+{
+    struct sqd_job *job = w->data;
+    struct sqd_ctx *ctx = job->ctx;
+    if (job->async) {
+        struct sqd_jobrec snapshot;
+        uv_mutex_lock(&ctx->reg_lock);
+        snapshot = *job->rec;
+        snapshot.error = NULL;
+        uv_mutex_unlock(&ctx->reg_lock);
+        struct sq_error err;
+        sq_error_init(&err);
+        if (sqd_spool_write_state(job->dir, &snapshot, &err) != SQ_OK)
+            sqd_log(ctx, "job %s: %s", job->id, err.message);
+    }
+    if (atomic_load(&job->cancel) != SQD_CANCEL_NONE)
+        return;
+    const uint8_t *data;
+    size_t len;
+    enum sq_status st = sqd_body_map(&job->body, &data, &len, &job->err);
+    if (st == SQ_OK)
+        st = sqd_spec_options(&job->spec, &job->opt, &job->err);
+    if (st == SQ_OK)
+        st = sqd_spec_parse(&job->spec, &ctx->limits, data, len, &job->model, &job->err);
+    if (st == SQ_OK)
+        st = sq_plan_new(&job->model, &job->opt, &job->plan, &job->err);
+    job->out_format = job->opt.output;
+    job->status = st;
+}
+
+static void parse_done(uv_work_t *w, int status)
+{
+    struct sqd_job *job = w->data;
+    struct sqd_ctx *ctx = job->ctx;
+    (void)status;
+    job->t.parsed = sqd_now_ns();
+    if (job->status != SQ_OK || atomic_load(&job->cancel) != SQD_CANCEL_NONE || !job->plan) {
+        start_write(job);
+        return;
+    }
+    job->nitems = sq_plan_item_count(job->plan);
+    job->nlayers = sq_plan_layer_count(job->plan);
+    job->items = calloc(job->nitems ? job->nitems : 1, sizeof(*job->items));
+    job->layer_left = calloc(job->nlayers ? job->nlayers : 1, sizeof(*job->layer_left));
+    if (!job->items || !job->layer_left) {
+        job->status = SQ_ERR_NOMEM;
+        snprintf(job->err.message, sizeof(job->err.message), "out of memory for the work items");
+        start_write(job);
+        return;
+    }
+    for (size_t l = 0; l < job->nlayers; l++) {
+        struct sq_layer_info info;
+        sq_plan_layer_info(job->plan, l, &info);
+        job->layer_left[l] = info.items;
+        if (info.items == 0)
+            job->layers_done++;
+    }
+    if (job->async) {
+        uv_mutex_lock(&ctx->reg_lock);
+        fill_record(job->rec, job, false);
+        uv_mutex_unlock(&ctx->reg_lock);
+    }
+    feed_items(job);
+}
+
+/* ------------------------------------------------------------ scheduling */
+
+static void start(struct sqd_ctx *ctx, struct sqd_job *job)
+{
+    job->running = true;
+    ctx->running++;
+    atomic_fetch_add(&ctx->running_gauge, 1);
+    job->next = ctx->active;
+    ctx->active = job;
+    job->t.started = sqd_now_ns();
+    if (job->async) {
+        uv_mutex_lock(&ctx->reg_lock);
+        if (job->rec->state == SQD_QUEUED)
+            job->rec->state = SQD_RUNNING;
+        fill_record(job->rec, job, false);
+        uv_mutex_unlock(&ctx->reg_lock);
+    }
+    job->work.data = job;
+    uv_queue_work(ctx->loop, &job->work, parse_work, parse_done);
+}
+
+static void schedule(struct sqd_ctx *ctx)
+{
+    while (ctx->wait_head && ctx->running < ctx->max_active) {
+        struct sqd_job *job = ctx->wait_head;
+        ctx->wait_head = job->next;
+        if (!ctx->wait_head)
+            ctx->wait_tail = NULL;
+        ctx->waiting--;
+        atomic_fetch_sub(&ctx->queued_gauge, 1);
+        job->next = NULL;
+        start(ctx, job);
+    }
+}
+
+static void on_inbox(uv_async_t *h)
+{
+    struct sqd_ctx *ctx = h->data;
+    uv_mutex_lock(&ctx->inbox_lock);
+    struct sqd_job *list = ctx->inbox_head;
+    ctx->inbox_head = ctx->inbox_tail = NULL;
+    uv_mutex_unlock(&ctx->inbox_lock);
+    while (list) {
+        struct sqd_job *job = list;
+        list = job->next;
+        job->next = NULL;
+        if (ctx->wait_tail)
+            ctx->wait_tail->next = job;
+        else
+            ctx->wait_head = job;
+        ctx->wait_tail = job;
+        ctx->waiting++;
+    }
+    schedule(ctx);
+}
+
+/* ------------------------------------------------------------ disconnects, drain */
+
+/* Cancel sync jobs whose client has gone (POLLRDHUP/POLLHUP on the suspended socket). */
+static void poll_clients(struct sqd_ctx *ctx)
+{
+    struct pollfd fds[64];
+    struct sqd_job *jobs[64];
+    size_t n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (struct sqd_job *j = pass ? ctx->wait_head : ctx->active; j; j = j->next) {
+            if (j->async || j->client_fd < 0 || atomic_load(&j->cancel) != SQD_CANCEL_NONE)
+                continue;
+            fds[n].fd = j->client_fd;
+            fds[n].events = POLLRDHUP;
+            fds[n].revents = 0;
+            jobs[n++] = j;
+            if (n == 64) {
+                if (poll(fds, n, 0) > 0) {
+                    for (size_t i = 0; i < n; i++)
+                        if (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+                            atomic_store(&jobs[i]->cancel, SQD_CANCEL_CLIENT);
+                }
+                n = 0;
+            }
+        }
+    }
+    if (n && poll(fds, n, 0) > 0) {
+        for (size_t i = 0; i < n; i++)
+            if (fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+                atomic_store(&jobs[i]->cancel, SQD_CANCEL_CLIENT);
+    }
+}
+
+static void close_all(struct sqd_ctx *ctx)
+{
+    if (ctx->stopping)
+        return;
+    ctx->stopping = true;
+    uv_close((uv_handle_t *)&ctx->tick, NULL);
+    uv_close((uv_handle_t *)&ctx->inbox_async, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_term, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_int, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_hup, NULL);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct sqd_ctx *ctx = t->data;
+    poll_clients(ctx);
+    uint64_t now = sqd_now_ns();
+    if (now - ctx->last_expiry > 1000000000u) {
+        ctx->last_expiry = now;
+        sqd_spool_expire(ctx);
+    }
+    if (!atomic_load(&ctx->draining))
+        return;
+    if (now >= ctx->drain_deadline) {
+        for (struct sqd_job *j = ctx->active; j; j = j->next)
+            atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
+        for (struct sqd_job *j = ctx->wait_head; j; j = j->next)
+            atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
+        /* Waiting jobs start and end at once; the running ones stop after their current item. */
+        size_t saved = ctx->max_active;
+        ctx->max_active = (unsigned)-1;
+        schedule(ctx);
+        ctx->max_active = (unsigned)saved;
+    }
+    bool idle = ctx->running == 0 && ctx->waiting == 0 && atomic_load(&ctx->metrics.in_flight) == 0;
+    /* In-flight requests get a little longer than the jobs: their answers are being sent. */
+    if (idle || (ctx->running == 0 && ctx->waiting == 0 && now >= ctx->drain_deadline + 2000000000u))
+        close_all(ctx);
+}
+
+void sqd_jobs_drain(struct sqd_ctx *ctx)
+{
+    if (atomic_load(&ctx->draining)) {
+        ctx->drain_deadline = 0; /* a second signal: stop now */
+        return;
+    }
+    atomic_store(&ctx->draining, true);
+    ctx->drain_deadline = sqd_now_ns() + ctx->cfg.drain_timeout * 1000000000u;
+    sqd_notify("STOPPING=1");
+    sqd_log(ctx, "draining: no new connections; running requests get %" PRIu64 " s",
+            ctx->cfg.drain_timeout);
+    sqd_http_quiesce(ctx);
+    /* Async jobs are on disk: the waiting ones stay queued there, the running ones stop. */
+    struct sqd_job **p = &ctx->wait_head, *prev = NULL;
+    while (*p) {
+        struct sqd_job *j = *p;
+        if (j->async) {
+            *p = j->next;
+            ctx->waiting--;
+            atomic_fetch_sub(&ctx->queued_gauge, 1);
+            uv_mutex_lock(&ctx->reg_lock);
+            sqd_reg_remove(ctx, j->rec);
+            uv_mutex_unlock(&ctx->reg_lock);
+            sqd_jobs_release(ctx);
+            sqd_job_free(j);
+        } else {
+            prev = j;
+            p = &j->next;
+        }
+    }
+    ctx->wait_tail = prev;
+    for (struct sqd_job *j = ctx->active; j; j = j->next) {
+        if (j->async)
+            atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct sqd_ctx *ctx = h->data;
+    if (signum == SIGHUP) {
+        char msg[512];
+        if (sqd_auth_load(&ctx->auth, ctx->cfg.auth_token_file, msg, sizeof(msg)))
+            sqd_log(ctx, "SIGHUP: auth tokens reloaded");
+        else
+            sqd_log(ctx, "SIGHUP: %s (the old tokens stay in force)", msg);
+        return;
+    }
+    sqd_log(ctx, "signal %d: shutting down", signum);
+    sqd_jobs_drain(ctx);
+}
+
+bool sqd_jobs_init(struct sqd_ctx *ctx)
+{
+    ctx->inbox_async.data = ctx;
+    ctx->tick.data = ctx;
+    ctx->sig_term.data = ctx->sig_int.data = ctx->sig_hup.data = ctx;
+    if (uv_async_init(ctx->loop, &ctx->inbox_async, on_inbox) != 0 ||
+        uv_timer_init(ctx->loop, &ctx->tick) != 0 ||
+        uv_timer_start(&ctx->tick, on_tick, 100, 100) != 0 ||
+        uv_signal_init(ctx->loop, &ctx->sig_term) != 0 ||
+        uv_signal_init(ctx->loop, &ctx->sig_int) != 0 ||
+        uv_signal_init(ctx->loop, &ctx->sig_hup) != 0 ||
+        uv_signal_start(&ctx->sig_term, on_signal, SIGTERM) != 0 ||
+        uv_signal_start(&ctx->sig_int, on_signal, SIGINT) != 0 ||
+        uv_signal_start(&ctx->sig_hup, on_signal, SIGHUP) != 0)
+        return false;
+    return true;
+}
+
+void sqd_jobs_close(struct sqd_ctx *ctx)
+{
+    close_all(ctx);
+}

@@ -1,0 +1,85 @@
+/*
+ * The table of routes: one row per path template and method. Lookups give
+ * 404 for an unknown path and 405 (with the Allow list) for a known path
+ * with another method. HEAD is served wherever GET is.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "squantd.h"
+
+/* clang-format off */
+static const struct sqd_route routes[] = {
+    {"/v1/quantize",          "POST",   sqd_h_quantize,   SQD_ROUTE_BODY},
+    {"/v1/jobs",              "POST",   sqd_h_jobs_post,  SQD_ROUTE_BODY},
+    {"/v1/jobs/{id}",         "GET",    sqd_h_job_get,    0},
+    {"/v1/jobs/{id}",         "DELETE", sqd_h_job_delete, 0},
+    {"/v1/jobs/{id}/result",  "GET",    sqd_h_job_result, 0},
+    {"/v1/info",              "GET",    sqd_h_info,       0},
+    {"/healthz",              "GET",    sqd_h_healthz,    SQD_ROUTE_NOAUTH},
+    {"/readyz",               "GET",    sqd_h_readyz,     SQD_ROUTE_NOAUTH},
+    {"/metrics",              "GET",    sqd_h_metrics,    0},
+};
+/* clang-format on */
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const struct sqd_route *sqd_routes(size_t *count)
+{
+    *count = NROUTES;
+    return routes;
+}
+
+size_t sqd_route_index(const struct sqd_route *r)
+{
+    return r ? (size_t)(r - routes) : NROUTES;
+}
+
+/* Match a template against a path; "{id}" takes one non-empty segment. */
+static bool match(const char *tpl, const char *path, char *id, size_t idsize)
+{
+    while (*tpl && *path) {
+        if (strncmp(tpl, "{id}", 4) == 0) {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= idsize)
+                return false;
+            memcpy(id, path, n);
+            id[n] = '\0';
+            tpl += 4;
+            path += n;
+            continue;
+        }
+        if (*tpl != *path)
+            return false;
+        tpl++;
+        path++;
+    }
+    return *tpl == '\0' && *path == '\0';
+}
+
+const struct sqd_route *sqd_route_find(const char *method, const char *path, bool *path_known,
+                                       char *allow, size_t allowsize, char *id, size_t idsize)
+{
+    *path_known = false;
+    allow[0] = '\0';
+    size_t used = 0;
+    const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    for (size_t i = 0; i < NROUTES; i++) {
+        char scratch[SQD_JOBID_LEN + 2];
+        if (!match(routes[i].path, path, scratch, sizeof(scratch) < idsize ? sizeof(scratch) : idsize))
+            continue;
+        *path_known = true;
+        if (strcmp(routes[i].method, m) == 0) {
+            if (strchr(routes[i].path, '{'))
+                snprintf(id, idsize, "%s", scratch);
+            else if (idsize)
+                id[0] = '\0';
+            return &routes[i];
+        }
+        int n = snprintf(allow + used, allowsize - used, "%s%s%s", used ? ", " : "",
+                         routes[i].method, strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+        if (n > 0 && (size_t)n < allowsize - used)
+            used += (size_t)n;
+    }
+    return NULL;
+}

@@ -1,0 +1,380 @@
+/*
+ * What a quantize request asks for: how to read its body (Content-Type,
+ * dtype, shape, name) and the options for sq_options_set. Every value
+ * comes from the network and is checked here before anything uses it.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "squantd.h"
+
+#define SQD_NAME_MAX 256
+#define SQD_OPTS_MAX 256
+
+static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *fmt, ...)
+    SQD_PRINTF(3, 4);
+static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    err->status = st;
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void sqd_spec_init(struct sqd_spec *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->input = SQ_FORMAT_AUTO;
+}
+
+void sqd_spec_free(struct sqd_spec *s)
+{
+    for (size_t i = 0; i < s->nopts; i++) {
+        free(s->opts[i].key);
+        free(s->opts[i].value);
+    }
+    free(s->opts);
+    free(s->name);
+    sqd_spec_init(s);
+}
+
+static enum sq_status add_opt(struct sqd_spec *s, const char *key, const char *value,
+                              struct sq_error *err)
+{
+    if (s->nopts >= SQD_OPTS_MAX)
+        return fail(err, SQ_ERR_ARG, "more than %d parameters", SQD_OPTS_MAX);
+    struct sqd_kv *p = realloc(s->opts, (s->nopts + 1) * sizeof(*p));
+    if (!p)
+        return fail(err, SQ_ERR_NOMEM, "out of memory");
+    s->opts = p;
+    char *k = strdup(key), *v = strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return fail(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    s->opts[s->nopts].key = k;
+    s->opts[s->nopts].value = v;
+    s->nopts++;
+    if (strcmp(key, "format") == 0)
+        s->have_format = true;
+    return SQ_OK;
+}
+
+/* "64,64,3,3": 1..SQ_MAX_RANK positive decimal dimensions. */
+static enum sq_status parse_shape(struct sqd_spec *s, const char *v, struct sq_error *err)
+{
+    unsigned rank = 0;
+    const char *p = v;
+    int64_t shape[SQ_MAX_RANK];
+    for (;;) {
+        if (!isdigit((unsigned char)*p))
+            goto bad;
+        uint64_t d = 0;
+        while (isdigit((unsigned char)*p)) {
+            if (__builtin_mul_overflow(d, 10, &d) ||
+                __builtin_add_overflow(d, (uint64_t)(*p - '0'), &d) || d > INT64_MAX)
+                return fail(err, SQ_ERR_ARG, "shape: dimension too large in '%.64s'", v);
+            p++;
+        }
+        if (d == 0)
+            return fail(err, SQ_ERR_ARG, "shape: dimensions must be at least 1 in '%.64s'", v);
+        if (rank == SQ_MAX_RANK)
+            return fail(err, SQ_ERR_ARG, "shape: more than %d dimensions", SQ_MAX_RANK);
+        shape[rank++] = (int64_t)d;
+        if (*p == '\0')
+            break;
+        if (*p != ',' && *p != 'x')
+            goto bad;
+        p++;
+    }
+    memcpy(s->shape, shape, sizeof(shape));
+    s->rank = rank;
+    return SQ_OK;
+bad:
+    return fail(err, SQ_ERR_ARG, "shape must be dimensions separated by commas (e.g. 64,64,3,3), "
+                                 "not '%.64s'", v);
+}
+
+enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *value,
+                              struct sq_error *err)
+{
+    if (!value)
+        return fail(err, SQ_ERR_ARG, "parameter '%.64s' needs a value", key);
+    if (strcmp(key, "dtype") == 0) {
+        enum sq_dtype d;
+        if (sq_dtype_from_name(value, &d) != SQ_OK || !sq_dtype_is_quantizable(d))
+            return fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'",
+                        value);
+        s->dtype = d;
+        s->have_dtype = true;
+        return SQ_OK;
+    }
+    if (strcmp(key, "shape") == 0)
+        return parse_shape(s, value, err);
+    if (strcmp(key, "name") == 0) {
+        size_t n = strlen(value);
+        if (n == 0 || n > SQD_NAME_MAX)
+            return fail(err, SQ_ERR_ARG, "name must be 1 to %d bytes", SQD_NAME_MAX);
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+                return fail(err, SQ_ERR_ARG, "name contains a control character");
+        }
+        char *copy = strdup(value);
+        if (!copy)
+            return fail(err, SQ_ERR_NOMEM, "out of memory");
+        free(s->name);
+        s->name = copy;
+        return SQ_OK;
+    }
+    return add_opt(s, key, value, err);
+}
+
+/* One JSON value as option text: strings as is, integers in decimal. */
+static enum sq_status json_param(struct sqd_spec *s, const char *key, json_t *v,
+                                 struct sq_error *err)
+{
+    char num[32];
+    if (json_is_string(v))
+        return sqd_spec_param(s, key, json_string_value(v), err);
+    if (json_is_integer(v)) {
+        snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+        return sqd_spec_param(s, key, num, err);
+    }
+    return fail(err, SQ_ERR_ARG, "options: '%.64s' must be a string or an integer", key);
+}
+
+enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
+                             struct sq_error *err)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        return fail(err, SQ_ERR_ARG, "options: invalid JSON at line %d column %d: %s", je.line,
+                    je.column, je.text);
+    enum sq_status st = SQ_OK;
+    if (!json_is_object(doc)) {
+        st = fail(err, SQ_ERR_ARG, "options must be a JSON object");
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        if (json_is_array(v) && strcmp(key, "shape") == 0) {
+            /* [64, 64, 3, 3] */
+            char buf[SQ_MAX_RANK * 21 + 1] = "";
+            size_t i, off = 0;
+            json_t *d;
+            if (json_array_size(v) == 0 || json_array_size(v) > SQ_MAX_RANK) {
+                st = fail(err, SQ_ERR_ARG, "options: shape must have 1 to %d dimensions",
+                          SQ_MAX_RANK);
+                goto out;
+            }
+            json_array_foreach(v, i, d) {
+                if (!json_is_integer(d) || json_integer_value(d) < 1) {
+                    st = fail(err, SQ_ERR_ARG, "options: shape dimensions must be integers >= 1");
+                    goto out;
+                }
+                off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%lld", i ? "," : "",
+                                        (long long)json_integer_value(d));
+            }
+            st = sqd_spec_param(s, key, buf, err);
+        } else if (json_is_array(v)) {
+            /* include/exclude lists: one option per element */
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e) {
+                if ((st = json_param(s, key, e, err)) != SQ_OK)
+                    goto out;
+            }
+        } else if (json_is_object(v) && strcmp(key, "bits_for") == 0) {
+            /* {"fc.*": 8} */
+            const char *pat;
+            json_t *bits;
+            json_object_foreach(v, pat, bits) {
+                char rule[1100];
+                if (!json_is_integer(bits)) {
+                    st = fail(err, SQ_ERR_ARG, "options: bits_for values must be integers");
+                    goto out;
+                }
+                if ((size_t)snprintf(rule, sizeof(rule), "%s=%lld", pat,
+                                     (long long)json_integer_value(bits)) >= sizeof(rule)) {
+                    st = fail(err, SQ_ERR_ARG, "options: bits_for pattern too long");
+                    goto out;
+                }
+                if ((st = sqd_spec_param(s, key, rule, err)) != SQ_OK)
+                    goto out;
+            }
+        } else {
+            st = json_param(s, key, v, err);
+        }
+        if (st != SQ_OK)
+            goto out;
+    }
+out:
+    json_decref(doc);
+    return st;
+}
+
+/* Compare the media type of a Content-Type (before ';', trimmed) case-insensitively. */
+static bool media_is(const char *ct, const char *type)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strlen(type);
+    if (strncasecmp(ct, type, n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+enum sqd_ctype sqd_ctype_parse(const char *ct)
+{
+    if (!ct || !*ct)
+        return SQD_CT_NONE;
+    if (media_is(ct, "application/x-npy") || media_is(ct, "application/npy"))
+        return SQD_CT_NPY;
+    if (media_is(ct, "application/vnd.safetensors") || media_is(ct, "application/safetensors"))
+        return SQD_CT_SAFETENSORS;
+    if (media_is(ct, "application/octet-stream"))
+        return SQD_CT_RAW;
+    if (media_is(ct, "multipart/form-data"))
+        return SQD_CT_MULTIPART;
+    /* curl --data-binary without -H sends this; the magic bytes decide. */
+    if (media_is(ct, "application/x-www-form-urlencoded"))
+        return SQD_CT_OTHER;
+    return SQD_CT_UNSUPPORTED;
+}
+
+const char *sqd_format_mime(enum sq_format f)
+{
+    switch (f) {
+    case SQ_FORMAT_NPY: return "application/x-npy";
+    case SQ_FORMAT_JSON: return "application/json";
+    case SQ_FORMAT_SAFETENSORS: return "application/vnd.safetensors";
+    default: return "application/octet-stream";
+    }
+}
+
+enum sq_format sqd_accept_format(const char *accept)
+{
+    /* The first listed type that we write wins; q-values are not weighed. */
+    const char *p = accept;
+    while (p && *p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char item[128];
+        if (n < sizeof(item)) {
+            memcpy(item, p, n);
+            item[n] = '\0';
+            if (media_is(item, "application/vnd.safetensors"))
+                return SQ_FORMAT_SAFETENSORS;
+            if (media_is(item, "application/x-npy"))
+                return SQ_FORMAT_NPY;
+            if (media_is(item, "application/json"))
+                return SQ_FORMAT_JSON;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return SQ_FORMAT_AUTO;
+}
+
+enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt,
+                                struct sq_error *err)
+{
+    for (size_t i = 0; i < s->nopts; i++) {
+        enum sq_status st = sq_options_set(opt, s->opts[i].key, s->opts[i].value, err);
+        if (st != SQ_OK)
+            return st;
+    }
+    if (s->input == SQ_FORMAT_RAW && (!s->have_dtype || s->rank == 0))
+        return fail(err, SQ_ERR_ARG,
+                    "a raw body (application/octet-stream) needs the dtype and shape parameters");
+    if (s->input != SQ_FORMAT_RAW && s->input != SQ_FORMAT_AUTO && (s->have_dtype || s->rank))
+        return fail(err, SQ_ERR_ARG, "dtype and shape apply to raw input only; this body is %s",
+                    sq_format_name(s->input));
+    return SQ_OK;
+}
+
+enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *limits,
+                              const uint8_t *data, size_t len, struct sq_model *model,
+                              struct sq_error *err)
+{
+    const char *name = s->name ? s->name : "weight";
+    enum sq_format f = s->input;
+    if (f == SQ_FORMAT_AUTO) {
+        f = sq_format_detect(data, len);
+        if (f == SQ_FORMAT_AUTO) {
+            if (s->have_dtype && s->rank)
+                f = SQ_FORMAT_RAW;
+            else if (len == 0)
+                return fail(err, SQ_ERR_FORMAT, "the request has no body");
+            else
+                return fail(err, SQ_ERR_UNSUPPORTED,
+                            "unknown input format: send Content-Type application/x-npy, "
+                            "application/vnd.safetensors, or application/octet-stream with "
+                            "dtype and shape");
+        }
+    }
+    if (f == SQ_FORMAT_RAW)
+        return sq_raw_parse(data, len, s->dtype, s->rank, s->shape, limits, name, model, err);
+    return sq_model_parse(data, len, f, limits, name, model, err);
+}
+
+json_t *sqd_spec_to_json(const struct sqd_spec *s)
+{
+    json_t *opts = json_array(), *shape = json_array();
+    for (size_t i = 0; i < s->nopts; i++)
+        json_array_append_new(opts, json_pack("[ss]", s->opts[i].key, s->opts[i].value));
+    for (unsigned i = 0; i < s->rank; i++)
+        json_array_append_new(shape, json_integer(s->shape[i]));
+    json_t *j = json_pack("{s:s, s:o, s:o}", "input", sq_format_name(s->input), "shape", shape,
+                          "options", opts);
+    if (j && s->have_dtype)
+        json_object_set_new(j, "dtype", json_string(sq_dtype_name(s->dtype)));
+    if (j && s->name)
+        json_object_set_new(j, "name", json_string(s->name));
+    return j;
+}
+
+enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error *err)
+{
+    const char *input = json_string_value(json_object_get(j, "input"));
+    json_t *opts = json_object_get(j, "options"), *shape = json_object_get(j, "shape");
+    if (!input || !json_is_array(opts) || !json_is_array(shape))
+        return fail(err, SQ_ERR_FORMAT, "request.json is incomplete");
+    if (sq_format_from_name(input, &s->input) != SQ_OK)
+        return fail(err, SQ_ERR_FORMAT, "request.json: bad input format");
+    enum sq_status st;
+    const char *dtype = json_string_value(json_object_get(j, "dtype"));
+    const char *name = json_string_value(json_object_get(j, "name"));
+    if (dtype && (st = sqd_spec_param(s, "dtype", dtype, err)) != SQ_OK)
+        return st;
+    if (name && (st = sqd_spec_param(s, "name", name, err)) != SQ_OK)
+        return st;
+    size_t i;
+    json_t *e;
+    json_array_foreach(shape, i, e) {
+        if (i >= SQ_MAX_RANK || !json_is_integer(e) || json_integer_value(e) < 1)
+            return fail(err, SQ_ERR_FORMAT, "request.json: bad shape");
+        s->shape[i] = json_integer_value(e);
+        s->rank = (unsigned)i + 1;
+    }
+    json_array_foreach(opts, i, e) {
+        const char *k = json_string_value(json_array_get(e, 0));
+        const char *v = json_string_value(json_array_get(e, 1));
+        if (!k || !v)
+            return fail(err, SQ_ERR_FORMAT, "request.json: bad option");
+        if ((st = add_opt(s, k, v, err)) != SQ_OK)
+            return st;
+    }
+    return SQ_OK;
+}

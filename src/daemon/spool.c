@@ -1,0 +1,504 @@
+/*
+ * The spool: async jobs on disk, so that none is lost to a crash or a
+ * restart. Layout under spool-dir:
+ *
+ *   tmp/                   unlinked upload files of large sync requests
+ *   jobs/<id>/input.part   an upload in progress (removed at start-up)
+ *   jobs/<id>/input        the model bytes, fsynced before 202 is sent
+ *   jobs/<id>/request.json how to read them and the options (struct sqd_spec)
+ *   jobs/<id>/state.json   the job record (struct sqd_jobrec), replaced atomically
+ *   jobs/<id>/result       the result, written as result.tmp, fsynced, renamed
+ *
+ * Every file is written to a temporary name, fsynced and renamed, and the
+ * directory fsynced, so a crash leaves either the old or the new version.
+ * At start-up queued and running jobs are queued again (their work is
+ * redone from the input); finished ones are remembered until result-ttl.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "squantd.h"
+
+static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *what,
+                           const char *path)
+{
+    if (err) {
+        err->status = st;
+        snprintf(err->message, sizeof(err->message), "spool: cannot %s %.200s: %s", what, path,
+                 strerror(errno));
+    }
+    return st;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    char *p;
+    return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
+}
+
+static bool fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+static bool mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof(buf))
+        return false;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+                return false;
+            buf[i] = c;
+        }
+    }
+    return true;
+}
+
+/* Write `len` bytes to dir/name atomically: name.tmp, fsync, rename, fsync dir. */
+static enum sq_status write_atomic(const char *dir, const char *name, const void *data, size_t len,
+                                   struct sq_error *err)
+{
+    char tmp[4200], final[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= sizeof(tmp) ||
+        (size_t)snprintf(final, sizeof(final), "%s/%s", dir, name) >= sizeof(final)) {
+        errno = ENAMETOOLONG;
+        return fail(err, SQ_ERR_IO, "name", dir);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return fail(err, SQ_ERR_IO, "create", tmp);
+    const uint8_t *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return fail(err, SQ_ERR_IO, "write", tmp);
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        return fail(err, SQ_ERR_IO, "fsync", tmp);
+    }
+    close(fd);
+    if (rename(tmp, final) != 0)
+        return fail(err, SQ_ERR_IO, "rename", tmp);
+    if (!fsync_dir(dir))
+        return fail(err, SQ_ERR_IO, "fsync", dir);
+    return SQ_OK;
+}
+
+static enum sq_status write_json(const char *dir, const char *name, json_t *doc,
+                                 struct sq_error *err)
+{
+    char *text = doc ? json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(9)) : NULL;
+    if (!text) {
+        if (err) {
+            err->status = SQ_ERR_NOMEM;
+            snprintf(err->message, sizeof(err->message), "spool: out of memory");
+        }
+        return SQ_ERR_NOMEM;
+    }
+    enum sq_status st = write_atomic(dir, name, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+/* ------------------------------------------------------------ registry */
+
+struct sqd_jobrec *sqd_reg_find(struct sqd_ctx *ctx, const char *id)
+{
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        if (strcmp(ctx->recs[i]->id, id) == 0)
+            return ctx->recs[i];
+    }
+    return NULL;
+}
+
+bool sqd_reg_add(struct sqd_ctx *ctx, struct sqd_jobrec *rec)
+{
+    if (ctx->nrecs == ctx->caprecs) {
+        size_t cap = ctx->caprecs ? 2 * ctx->caprecs : 64;
+        struct sqd_jobrec **p = realloc(ctx->recs, cap * sizeof(*p));
+        if (!p)
+            return false;
+        ctx->recs = p;
+        ctx->caprecs = cap;
+    }
+    ctx->recs[ctx->nrecs++] = rec;
+    return true;
+}
+
+void sqd_reg_remove(struct sqd_ctx *ctx, struct sqd_jobrec *rec)
+{
+    for (size_t i = 0; i < ctx->nrecs; i++) {
+        if (ctx->recs[i] == rec) {
+            ctx->recs[i] = ctx->recs[--ctx->nrecs];
+            break;
+        }
+    }
+    json_decref(rec->error);
+    free(rec);
+}
+
+size_t sqd_reg_count(struct sqd_ctx *ctx, enum sqd_job_state state)
+{
+    size_t n = 0;
+    uv_mutex_lock(&ctx->reg_lock);
+    for (size_t i = 0; i < ctx->nrecs; i++)
+        n += ctx->recs[i]->state == state;
+    uv_mutex_unlock(&ctx->reg_lock);
+    return n;
+}
+
+/* ------------------------------------------------------------ records as JSON */
+
+static json_t *iso_time(int64_t t)
+{
+    if (t <= 0)
+        return json_null();
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(buf);
+}
+
+static int64_t parse_iso(const char *s)
+{
+    struct tm tm = {0};
+    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+json_t *sqd_jobrec_json(const struct sqd_jobrec *rec)
+{
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:o, s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:f, s:f, s:f, s:f}}", "id", rec->id,
+        "state", sqd_state_name(rec->state), "created_at", iso_time(rec->created), "finished_at",
+        iso_time(rec->finished), "layers", "done", (json_int_t)rec->layers_done, "total",
+        (json_int_t)rec->layers_total, "items", "done", (json_int_t)rec->items_done, "total",
+        (json_int_t)rec->items_total, "timings_ms", "queued", rec->ms_queued, "parse",
+        rec->ms_parse, "quantize", rec->ms_quantize, "write", rec->ms_write);
+    if (!doc)
+        return NULL;
+    if (rec->state == SQD_DONE) {
+        char url[64];
+        snprintf(url, sizeof(url), "/v1/jobs/%s/result", rec->id);
+        json_object_set_new(doc, "result",
+                            json_pack("{s:s, s:s, s:s, s:I}", "url", url, "format",
+                                      sq_format_name(rec->out_format), "content_type",
+                                      sqd_format_mime(rec->out_format), "bytes",
+                                      (json_int_t)rec->result_bytes));
+    }
+    if (rec->error)
+        json_object_set(doc, "error", rec->error);
+    return doc;
+}
+
+/* Read back what sqd_jobrec_json wrote (state.json). */
+static bool rec_from_json(struct sqd_jobrec *rec, json_t *j)
+{
+    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *state = json_string_value(json_object_get(j, "state"));
+    if (!id || !sqd_job_id_valid(id) || !state)
+        return false;
+    memcpy(rec->id, id, SQD_JOBID_LEN + 1);
+    rec->state = SQD_STATES;
+    for (int s = 0; s < SQD_STATES; s++) {
+        if (strcmp(state, sqd_state_name((enum sqd_job_state)s)) == 0)
+            rec->state = (enum sqd_job_state)s;
+    }
+    if (rec->state == SQD_STATES)
+        return false;
+    rec->created = parse_iso(json_string_value(json_object_get(j, "created_at")));
+    rec->finished = parse_iso(json_string_value(json_object_get(j, "finished_at")));
+    json_t *layers = json_object_get(j, "layers"), *items = json_object_get(j, "items");
+    json_t *t = json_object_get(j, "timings_ms"), *res = json_object_get(j, "result");
+    rec->layers_done = (size_t)json_integer_value(json_object_get(layers, "done"));
+    rec->layers_total = (size_t)json_integer_value(json_object_get(layers, "total"));
+    rec->items_done = (size_t)json_integer_value(json_object_get(items, "done"));
+    rec->items_total = (size_t)json_integer_value(json_object_get(items, "total"));
+    rec->ms_queued = json_number_value(json_object_get(t, "queued"));
+    rec->ms_parse = json_number_value(json_object_get(t, "parse"));
+    rec->ms_quantize = json_number_value(json_object_get(t, "quantize"));
+    rec->ms_write = json_number_value(json_object_get(t, "write"));
+    rec->out_format = SQ_FORMAT_SAFETENSORS;
+    if (res) {
+        const char *f = json_string_value(json_object_get(res, "format"));
+        if (f)
+            sq_format_from_name(f, &rec->out_format);
+        rec->result_bytes = (uint64_t)json_integer_value(json_object_get(res, "bytes"));
+    }
+    json_t *e = json_object_get(j, "error");
+    rec->error = json_is_object(e) ? json_incref(e) : NULL;
+    return true;
+}
+
+/* ------------------------------------------------------------ files */
+
+char *sqd_spool_job_dir(struct sqd_ctx *ctx, const char *id)
+{
+    return path_join(ctx->jobs_dir, id);
+}
+
+int sqd_spool_create(struct sqd_ctx *ctx, const char *id, char **dir, struct sq_error *err)
+{
+    char *d = sqd_spool_job_dir(ctx, id);
+    char *in = d ? path_join(d, "input.part") : NULL;
+    int fd = -1;
+    if (!in) {
+        err->status = SQ_ERR_NOMEM;
+        snprintf(err->message, sizeof(err->message), "out of memory");
+    } else if (mkdir(d, 0750) != 0) {
+        fail(err, SQ_ERR_IO, "create", d);
+    } else if ((fd = open(in, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0) {
+        fail(err, SQ_ERR_IO, "create", in);
+        rmdir(d);
+    }
+    free(in);
+    if (fd < 0) {
+        free(d);
+        return -1;
+    }
+    *dir = d;
+    return fd;
+}
+
+enum sq_status sqd_spool_commit(struct sqd_ctx *ctx, const char *dir, struct sqd_job *job,
+                                struct sq_error *err)
+{
+    enum sq_status st = sqd_body_sync(&job->body, err);
+    if (st != SQ_OK)
+        return st;
+    json_t *req = sqd_spec_to_json(&job->spec);
+    st = write_json(dir, "request.json", req, err);
+    json_decref(req);
+    if (st != SQ_OK)
+        return st;
+    uv_mutex_lock(&ctx->reg_lock);
+    json_t *state = sqd_jobrec_json(job->rec);
+    uv_mutex_unlock(&ctx->reg_lock);
+    st = write_json(dir, "state.json", state, err);
+    json_decref(state);
+    if (st != SQ_OK)
+        return st;
+    char *part = path_join(dir, "input.part"), *in = path_join(dir, "input");
+    if (!part || !in || rename(part, in) != 0)
+        st = fail(err, SQ_ERR_IO, "rename", dir);
+    free(part);
+    free(in);
+    if (st == SQ_OK && (!fsync_dir(dir) || !fsync_dir(ctx->jobs_dir)))
+        st = fail(err, SQ_ERR_IO, "fsync", dir);
+    return st;
+}
+
+enum sq_status sqd_spool_write_state(const char *dir, const struct sqd_jobrec *rec,
+                                     struct sq_error *err)
+{
+    json_t *doc = sqd_jobrec_json(rec);
+    enum sq_status st = write_json(dir, "state.json", doc, err);
+    json_decref(doc);
+    return st;
+}
+
+enum sq_status sqd_spool_write_result(const char *dir, const uint8_t *data, size_t len,
+                                      struct sq_error *err)
+{
+    return write_atomic(dir, "result", data, len, err);
+}
+
+void sqd_spool_drop_input(const char *dir)
+{
+    char *in = path_join(dir, "input");
+    if (in)
+        unlink(in);
+    free(in);
+}
+
+void sqd_spool_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] != '.')
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static json_t *load_json(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    json_t *j = p ? json_load_file(p, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    free(p);
+    return j;
+}
+
+/* Queue a spooled job again (start-up). */
+static bool resume_job(struct sqd_ctx *ctx, struct sqd_jobrec *rec, const char *dir)
+{
+    struct sqd_job *job = sqd_job_new(ctx, true);
+    json_t *request = load_json(dir, "request.json");
+    char *in = path_join(dir, "input");
+    struct sq_error err;
+    sq_error_init(&err);
+    bool ok = job && request && in && sqd_spec_from_json(&job->spec, request, &err) == SQ_OK &&
+              sqd_body_open(&job->body, in, &err) == SQ_OK && (job->dir = strdup(dir)) != NULL;
+    json_decref(request);
+    free(in);
+    if (!ok) {
+        sqd_log(ctx, "spool: job %s cannot be resumed (%s); removed", rec->id,
+                err.message[0] ? err.message : "request.json or input missing");
+        sqd_job_free(job);
+        return false;
+    }
+    memcpy(job->id, rec->id, sizeof(job->id));
+    rec->state = SQD_QUEUED;
+    rec->layers_done = rec->items_done = 0;
+    rec->live = job;
+    job->rec = rec;
+    job->t.received = job->t.admitted = sqd_now_ns();
+    atomic_fetch_add(&ctx->admitted, 1); /* resumed jobs are admitted whatever the queue */
+    sqd_jobs_submit(ctx, job);
+    return true;
+}
+
+bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
+{
+    ctx->tmp_dir = path_join(ctx->cfg.spool_dir, "tmp");
+    ctx->jobs_dir = path_join(ctx->cfg.spool_dir, "jobs");
+    if (!ctx->tmp_dir || !ctx->jobs_dir) {
+        snprintf(msg, msgsize, "out of memory");
+        return false;
+    }
+    if (!mkdir_p(ctx->tmp_dir) || !mkdir_p(ctx->jobs_dir)) {
+        snprintf(msg, msgsize, "spool-dir %s: %s", ctx->cfg.spool_dir, strerror(errno));
+        return false;
+    }
+    if (access(ctx->jobs_dir, W_OK) != 0 || access(ctx->tmp_dir, W_OK) != 0) {
+        snprintf(msg, msgsize, "spool-dir %s is not writable: %s", ctx->cfg.spool_dir,
+                 strerror(errno));
+        return false;
+    }
+    /* Leftover upload files of a previous run (only the mkstemp fallback leaves names). */
+    DIR *d = opendir(ctx->tmp_dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] != '.')
+                unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
+    d = opendir(ctx->jobs_dir);
+    if (!d) {
+        snprintf(msg, msgsize, "spool-dir %s: %s", ctx->jobs_dir, strerror(errno));
+        return false;
+    }
+    size_t resumed = 0, kept = 0;
+    struct dirent *e;
+    int64_t now = (int64_t)time(NULL);
+    while ((e = readdir(d))) {
+        if (!sqd_job_id_valid(e->d_name))
+            continue;
+        char *dir = path_join(ctx->jobs_dir, e->d_name);
+        json_t *state = dir ? load_json(dir, "state.json") : NULL;
+        struct sqd_jobrec *rec = calloc(1, sizeof(*rec));
+        bool ok = state && rec && rec_from_json(rec, state) &&
+                  strcmp(rec->id, e->d_name) == 0;
+        json_decref(state);
+        bool keep = false;
+        if (ok && (rec->state == SQD_QUEUED || rec->state == SQD_RUNNING)) {
+            if (sqd_reg_add(ctx, rec)) {
+                if (resume_job(ctx, rec, dir)) {
+                    keep = true;
+                    resumed++;
+                } else {
+                    sqd_reg_remove(ctx, rec); /* frees it */
+                    rec = NULL;
+                }
+            }
+        } else if (ok && rec->finished && now - rec->finished < (int64_t)ctx->cfg.result_ttl) {
+            keep = sqd_reg_add(ctx, rec);
+            kept += keep;
+        }
+        if (!keep) {
+            /* expired, an unfinished upload, or unreadable: nothing to keep */
+            if (rec) {
+                json_decref(rec->error);
+                free(rec);
+            }
+            if (dir)
+                sqd_spool_remove(dir);
+        }
+        free(dir);
+    }
+    closedir(d);
+    if (resumed || kept)
+        sqd_log(ctx, "spool: %zu job(s) resumed, %zu finished job(s) kept", resumed, kept);
+    return true;
+}
+
+void sqd_spool_expire(struct sqd_ctx *ctx)
+{
+    int64_t now = (int64_t)time(NULL);
+    char (*ids)[SQD_JOBID_LEN + 1] = NULL;
+    size_t n = 0;
+    uv_mutex_lock(&ctx->reg_lock);
+    for (size_t i = 0; i < ctx->nrecs;) {
+        struct sqd_jobrec *rec = ctx->recs[i];
+        if (!rec->live && rec->finished && now - rec->finished >= (int64_t)ctx->cfg.result_ttl) {
+            char (*grown)[SQD_JOBID_LEN + 1] = realloc(ids, (n + 1) * sizeof(*ids));
+            if (!grown)
+                break;
+            ids = grown;
+            memcpy(ids[n++], rec->id, SQD_JOBID_LEN + 1);
+            sqd_reg_remove(ctx, rec); /* swaps the last record into slot i */
+            continue;
+        }
+        i++;
+    }
+    uv_mutex_unlock(&ctx->reg_lock);
+    for (size_t i = 0; i < n; i++) {
+        char *dir = sqd_spool_job_dir(ctx, ids[i]);
+        if (dir)
+            sqd_spool_remove(dir);
+        free(dir);
+    }
+    free(ids);
+}

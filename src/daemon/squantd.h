@@ -1,0 +1,597 @@
+/*
+ * squantd internals, shared by the files of src/daemon (names start with
+ * sqd_). Everything the daemon knows lives in one struct sqd_ctx that is
+ * passed around; there is no hidden global state.
+ *
+ * Threads:
+ *   - the MHD thread (libmicrohttpd's internal polling thread) runs every
+ *     HTTP callback: routing, uploads, small answers;
+ *   - the loop thread (main's thread, running ctx->loop) owns the job
+ *     queue, starts work, collects results and resumes connections;
+ *   - libuv's pool threads run the heavy work: parsing, sq_plan_run per
+ *     item, sq_plan_write and spool I/O.
+ * Data shared between them is named below with the lock or atomic that
+ * guards it.
+ */
+#ifndef SQD_SQUANTD_H
+#define SQD_SQUANTD_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <uv.h>
+
+#include <squant/squant.h>
+
+#if defined(__GNUC__)
+#define SQD_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define SQD_PRINTF(f, a)
+#endif
+
+struct sqd_ctx;
+struct sqd_request;
+struct sqd_job;
+
+/* ------------------------------------------------------------------ config.c */
+
+/*
+ * The configuration: one field per row of the option table in config.c.
+ * Strings are owned by the struct (sqd_config_free).
+ */
+struct sqd_config {
+    char *listen;
+    char *port_file;
+    char *spool_dir;
+    char *auth_token_file;
+    uint64_t threads;
+    uint64_t max_active_jobs;
+    uint64_t max_queued_jobs;
+    uint64_t max_stored_jobs;
+    uint64_t retry_after;
+    uint64_t max_body_size;
+    uint64_t memory_body_limit;
+    uint64_t max_response_size;
+    uint64_t max_tensors;
+    uint64_t max_rank;
+    uint64_t max_dim;
+    uint64_t max_tensor_elements;
+    uint64_t max_total_elements;
+    uint64_t max_header_bytes;
+    uint64_t max_connections;
+    uint64_t connection_timeout;
+    uint64_t connection_memory;
+    uint64_t result_ttl;
+    uint64_t drain_timeout;
+    bool access_log;
+};
+
+enum sqd_opt_type { SQD_OPT_STRING, SQD_OPT_UINT, SQD_OPT_BYTES, SQD_OPT_SECONDS, SQD_OPT_BOOL };
+
+/* Row flags. */
+#define SQD_OPT_LIMIT 1u /* reported under "limits" by GET /v1/info */
+
+/* One configuration key. The table is the single source for the file, the flags, /v1/info and docs. */
+struct sqd_option {
+    const char *name; /* as written in squantd.conf and as --name on the command line */
+    enum sqd_opt_type type;
+    size_t offset; /* of the field in struct sqd_config */
+    const char *def;
+    uint64_t min, max; /* inclusive bounds of numeric types */
+    unsigned flags;
+    const char *help;
+};
+
+/* The table, and its number of rows. */
+const struct sqd_option *sqd_options(size_t *count);
+const char *sqd_opt_type_name(enum sqd_opt_type type);
+
+/* Set every key to its default. Returns false only if memory runs out. */
+bool sqd_config_defaults(struct sqd_config *cfg);
+void sqd_config_free(struct sqd_config *cfg);
+/*
+ * Set one key from text. `origin` names where it came from ("squantd.conf:12",
+ * "--listen") for the message, which is written into `msg` (msgsize bytes).
+ */
+bool sqd_config_set(struct sqd_config *cfg, const char *key, const char *value, const char *origin,
+                    char *msg, size_t msgsize);
+/* Read `key = value` lines from a file. */
+bool sqd_config_load(struct sqd_config *cfg, const char *path, char *msg, size_t msgsize);
+/* Cross-key checks after everything is set (e.g. listen address syntax). */
+bool sqd_config_check(const struct sqd_config *cfg, char *msg, size_t msgsize);
+/* The value of a key as text, in the syntax the file accepts (malloc'ed; caller frees). */
+char *sqd_config_format(const struct sqd_config *cfg, const struct sqd_option *opt);
+
+/* What main should do after reading the command line. */
+enum sqd_cli_action { SQD_RUN, SQD_CHECK_CONFIG, SQD_PRINT_HELP, SQD_PRINT_VERSION, SQD_CLI_ERROR };
+
+/*
+ * Parse argv: --config F first (file, then every other flag overrides it),
+ * then --key value / --key=value for every table key, and --check-config,
+ * --version, --help. Fills cfg (defaults included).
+ */
+enum sqd_cli_action sqd_config_from_args(struct sqd_config *cfg, int argc, char **argv,
+                                         char *msg, size_t msgsize);
+/* Print --help (generated from the table) to `out`. */
+void sqd_config_usage(FILE *out);
+/* The effective pool size: threads, or the number of usable cores when 0. */
+unsigned sqd_config_threads(const struct sqd_config *cfg);
+unsigned sqd_config_active_jobs(const struct sqd_config *cfg);
+
+/* Parse "HOST:PORT" / "[V6]:PORT" into a socket address. */
+bool sqd_parse_listen(const char *text, struct sockaddr_storage *ss, size_t *sslen, char *msg,
+                      size_t msgsize);
+
+/* ------------------------------------------------------------------ errors.c */
+
+/* The HTTP status and JSON code for a libsquant status: the one table. */
+unsigned sqd_http_status(enum sq_status st);
+
+/*
+ * An error document: {"error":{"status":N,"code":C,"message":M, ...where}}.
+ * `where` (may be NULL) adds tensor/offset/channel/index when set.
+ * Returns malloc'ed text (caller frees) or NULL when memory runs out.
+ */
+char *sqd_error_body(unsigned http, const char *code, const char *message,
+                     const struct sq_error *where);
+/* The same, built from a libsquant error. */
+char *sqd_error_body_sq(const struct sq_error *err);
+/* The JSON object inside "error" (new reference), for job status documents. */
+json_t *sqd_error_json(unsigned http, const char *code, const char *message,
+                       const struct sq_error *where);
+
+/* ------------------------------------------------------------------ body.c */
+
+/*
+ * A request body with a hard limit: held in memory up to `mem_limit` bytes,
+ * then moved to a file (unlinked, in `tmp_dir`) or, when the caller opened
+ * one (sqd_body_init_file), always in that file. sqd_body_map makes the
+ * whole body readable as one buffer (memory or a read-only mmap).
+ */
+struct sqd_body {
+    uint8_t *mem;
+    size_t len;
+    size_t cap;
+    size_t limit;     /* hard limit on len */
+    size_t mem_limit; /* past this, spill to a file */
+    const char *tmp_dir;
+    int fd;     /* -1 while in memory */
+    void *map;  /* mmap of the file after sqd_body_map */
+    size_t map_len;
+};
+
+void sqd_body_init(struct sqd_body *b, size_t limit, size_t mem_limit, const char *tmp_dir);
+/* Write into an open file `fd` (taken over: closed by sqd_body_free). */
+void sqd_body_init_file(struct sqd_body *b, size_t limit, int fd);
+/* SQ_ERR_LIMIT past the limit, SQ_ERR_NOMEM/SQ_ERR_IO otherwise. */
+enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n,
+                               struct sq_error *err);
+/* Flush a file-backed body to disk (fdatasync). */
+enum sq_status sqd_body_sync(struct sqd_body *b, struct sq_error *err);
+/* Make the body readable: data and len stay valid until sqd_body_free. */
+enum sq_status sqd_body_map(struct sqd_body *b, const uint8_t **data, size_t *len,
+                            struct sq_error *err);
+/* Open an existing file read-only as a body (used to resume spooled jobs). */
+enum sq_status sqd_body_open(struct sqd_body *b, const char *path, struct sq_error *err);
+void sqd_body_free(struct sqd_body *b);
+
+/* ------------------------------------------------------------------ spec.c */
+
+/* An option as it came in: key and value text for sq_options_set. */
+struct sqd_kv {
+    char *key;
+    char *value;
+};
+
+/*
+ * What a quantize request asks for, besides the weights: how to read the
+ * body and the options. It is all a spooled job needs to run again after
+ * a restart (spool.c stores it as request.json).
+ */
+struct sqd_spec {
+    enum sq_format input; /* AUTO (detect), RAW, NPY or SAFETENSORS */
+    bool have_dtype;
+    enum sq_dtype dtype;
+    unsigned rank; /* 0 = no shape given */
+    int64_t shape[SQ_MAX_RANK];
+    char *name;         /* tensor name for raw and npy input (NULL = "weight") */
+    struct sqd_kv *opts; /* in order; passed to sq_options_set */
+    size_t nopts;
+    bool have_format; /* a `format` option was given */
+};
+
+void sqd_spec_init(struct sqd_spec *s);
+void sqd_spec_free(struct sqd_spec *s);
+/*
+ * Add one request parameter: dtype, shape and name describe the input, any
+ * other key is an option (checked by sq_options_set later). SQ_ERR_ARG with
+ * a message for a bad value.
+ */
+enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *value,
+                              struct sq_error *err);
+/* Parameters from a JSON object (the multipart "options" part). */
+enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
+                             struct sq_error *err);
+/* Input format from a Content-Type (media type only, parameters ignored). */
+enum sqd_ctype { SQD_CT_NONE, SQD_CT_NPY, SQD_CT_SAFETENSORS, SQD_CT_RAW, SQD_CT_MULTIPART,
+                 SQD_CT_OTHER, SQD_CT_UNSUPPORTED };
+enum sqd_ctype sqd_ctype_parse(const char *content_type);
+/* Output format named by an Accept header, or AUTO when it names none we write. */
+enum sq_format sqd_accept_format(const char *accept);
+const char *sqd_format_mime(enum sq_format f);
+/*
+ * Build the sq_options of a spec (caller-initialized `opt`, freed by the
+ * caller) and check that the input description is consistent.
+ */
+enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt,
+                                struct sq_error *err);
+/* Parse the model bytes as the spec says. `model` is initialized by the caller. */
+enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *limits,
+                              const uint8_t *data, size_t len, struct sq_model *model,
+                              struct sq_error *err);
+json_t *sqd_spec_to_json(const struct sqd_spec *s);
+enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error *err);
+
+/* ------------------------------------------------------------------ metrics.c */
+
+#define SQD_HIST_BUCKETS 12
+
+enum sqd_job_state { SQD_QUEUED, SQD_RUNNING, SQD_DONE, SQD_FAILED, SQD_CANCELLED, SQD_STATES };
+const char *sqd_state_name(enum sqd_job_state s);
+
+/* Counters are atomics: any thread adds to them, /metrics reads them. */
+struct sqd_metrics {
+    atomic_uint_fast64_t *requests; /* [route][status slot] */
+    size_t nroutes;
+    atomic_uint_fast64_t bytes_in, bytes_out;
+    atomic_int_fast64_t in_flight;
+    atomic_uint_fast64_t jobs_finished[SQD_STATES];
+    atomic_uint_fast64_t tensors, weights;
+    atomic_uint_fast64_t hist[SQD_HIST_BUCKETS + 1];
+    atomic_uint_fast64_t hist_sum_us;
+    atomic_uint_fast64_t rejected; /* 503 for a full queue */
+};
+
+bool sqd_metrics_init(struct sqd_metrics *m, size_t nroutes);
+void sqd_metrics_free(struct sqd_metrics *m);
+void sqd_metrics_request(struct sqd_metrics *m, size_t route, unsigned status);
+void sqd_metrics_quantized(struct sqd_metrics *m, double seconds, uint64_t tensors,
+                           uint64_t weights);
+/* The Prometheus text exposition (malloc'ed, caller frees). */
+char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len);
+
+/* ------------------------------------------------------------------ auth.c */
+
+struct sqd_auth {
+    uv_rwlock_t lock; /* tokens are swapped by SIGHUP on the loop thread */
+    char **tokens;
+    size_t count;
+    bool enabled;
+};
+
+bool sqd_auth_init(struct sqd_auth *a);
+/* (Re)load tokens from `path` (one per line, # comments). Keeps the old set on failure. */
+bool sqd_auth_load(struct sqd_auth *a, const char *path, char *msg, size_t msgsize);
+/* Check an Authorization header value; true when auth is off or a token matches. */
+bool sqd_auth_check(struct sqd_auth *a, const char *authorization);
+void sqd_auth_free(struct sqd_auth *a);
+/* Constant-time comparison of two byte strings (time depends on the lengths only). */
+bool sqd_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* ------------------------------------------------------------------ log.c */
+
+#define SQD_REQID_MAX 40
+
+/* A request id: 16 hex digits from a per-process random prefix and a counter. */
+void sqd_request_id(struct sqd_ctx *ctx, char out[SQD_REQID_MAX]);
+/* Accept a client-supplied X-Request-Id if it is 1..32 chars of [A-Za-z0-9._-]. */
+bool sqd_request_id_valid(const char *id);
+void sqd_log(struct sqd_ctx *ctx, const char *fmt, ...) SQD_PRINTF(2, 3);
+void sqd_access_log(struct sqd_ctx *ctx, const struct sqd_request *req);
+uint64_t sqd_now_ns(void);
+
+/* ------------------------------------------------------------------ notify.c */
+
+/* Tell systemd (NOTIFY_SOCKET) a state such as "READY=1"; no-op without it. */
+void sqd_notify(const char *state);
+
+/* ------------------------------------------------------------------ routes.c / http.c */
+
+typedef void (*sqd_handler_fn)(struct sqd_request *req);
+
+enum sqd_route_flags {
+    SQD_ROUTE_BODY = 1,    /* takes a model upload */
+    SQD_ROUTE_NOAUTH = 2,  /* answered without a token (health probes) */
+};
+
+struct sqd_route {
+    const char *path; /* template: "{id}" matches one segment */
+    const char *method;
+    sqd_handler_fn handler;
+    unsigned flags;
+};
+
+/* The table of routes, and its size. Index = metrics label slot. */
+const struct sqd_route *sqd_routes(size_t *count);
+/*
+ * Find the route for method and path. Returns the row, or NULL with
+ * *path_known telling 404 (false) from 405 (true); `allow` then receives the
+ * methods the path accepts ("GET, HEAD, DELETE"). `id` receives the {id}
+ * segment if any (at most idsize-1 chars, else no match).
+ */
+const struct sqd_route *sqd_route_find(const char *method, const char *path, bool *path_known,
+                                       char *allow, size_t allowsize, char *id, size_t idsize);
+/* Index of a route row in the table (for metrics); the row after the last is "unmatched". */
+size_t sqd_route_index(const struct sqd_route *r);
+
+#define SQD_JOBID_LEN 32
+
+enum sqd_phase { SQD_PH_NEW, SQD_PH_BODY, SQD_PH_WAIT, SQD_PH_ANSWERED };
+
+/*
+ * One HTTP request. Created by the URI log callback, freed by the
+ * completed-request callback, both on the MHD thread. While a sync job runs
+ * the connection is suspended, and the loop thread writes the answer fields
+ * (ans_*) before it resumes the connection.
+ */
+struct sqd_request {
+    struct sqd_ctx *ctx;
+    struct MHD_Connection *conn;
+    char id[SQD_REQID_MAX];
+    char method[16];
+    char *path; /* owned; without the query string */
+    const struct sqd_route *route;
+    char job_id[SQD_JOBID_LEN + 2];
+    uint64_t t_start;
+    uint64_t t_body;  /* body complete */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    unsigned status;
+    enum sqd_phase phase;
+    bool admitted; /* holds a queue slot (released when its job ends, or with the request) */
+
+    /* uploads */
+    struct sqd_body body;
+    struct MHD_PostProcessor *pp;
+    void *pp_state; /* the post processor's closure (upload.c) */
+    struct sqd_spec spec;
+    bool saw_model_part;
+    char *options_text; /* multipart "options" part, bounded */
+    size_t options_len;
+    enum sq_status upload_status; /* first failure while receiving */
+    struct sq_error upload_err;
+    char *job_dir; /* async: the job's spool directory (owned) */
+
+    /* the answer of a sync job, filled by the loop thread before resume */
+    unsigned ans_status;
+    uint8_t *ans_body; /* malloc'ed; handed to MHD */
+    size_t ans_len;
+    const char *ans_type;
+    char ans_timing[256];
+    char ans_layers[32];
+};
+
+/* Queue an answer; `body` (malloc'ed, may be NULL) is handed to MHD, which frees it. */
+void sqd_respond(struct sqd_request *req, unsigned status, const char *content_type, void *body,
+                 size_t len);
+/* Answer with a JSON document (the text is consumed). */
+void sqd_respond_json(struct sqd_request *req, unsigned status, char *text);
+void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc);
+void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code,
+                       const char *fmt, ...) SQD_PRINTF(4, 5);
+void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err);
+/* Queue an answer with extra headers (NULL-terminated name/value list). */
+void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
+                         void *body, size_t len, const char *const *headers);
+/* Answer from an open file (taken over). */
+void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
+                    uint64_t size);
+
+bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize);
+void sqd_http_quiesce(struct sqd_ctx *ctx);
+void sqd_http_stop(struct sqd_ctx *ctx);
+
+/* Route handlers (handlers.c). */
+void sqd_h_healthz(struct sqd_request *req);
+void sqd_h_readyz(struct sqd_request *req);
+void sqd_h_info(struct sqd_request *req);
+void sqd_h_metrics(struct sqd_request *req);
+void sqd_h_quantize(struct sqd_request *req);
+void sqd_h_jobs_post(struct sqd_request *req);
+void sqd_h_job_get(struct sqd_request *req);
+void sqd_h_job_delete(struct sqd_request *req);
+void sqd_h_job_result(struct sqd_request *req);
+
+/* upload.c: the body-carrying requests. */
+/* First call (headers complete): set up the sink and the parameters. False = answered. */
+bool sqd_upload_begin(struct sqd_request *req);
+/* A chunk of body. False = abort the connection (answer impossible mid-body). */
+bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size);
+/* The body is complete: turn it into a job (or answer an error). */
+void sqd_upload_end(struct sqd_request *req);
+void sqd_upload_free(struct sqd_request *req);
+
+/* ------------------------------------------------------------------ jobs.c */
+
+/* A job's timings (monotonic ns; 0 = not reached). */
+struct sqd_timings {
+    uint64_t received; /* request headers */
+    uint64_t admitted; /* body complete, job created */
+    uint64_t started;
+    uint64_t parsed;
+    uint64_t quantized;
+    uint64_t written;
+};
+
+/*
+ * A job's public record: what GET /v1/jobs/{id} shows. Async jobs keep one
+ * in the registry (ctx->reg_lock) until they expire or are deleted.
+ */
+struct sqd_jobrec {
+    char id[SQD_JOBID_LEN + 1];
+    enum sqd_job_state state;
+    int64_t created;  /* unix seconds */
+    int64_t finished; /* unix seconds, 0 while active */
+    size_t layers_total, layers_done;
+    size_t items_total, items_done;
+    double ms_queued, ms_parse, ms_quantize, ms_write;
+    enum sq_format out_format;
+    uint64_t result_bytes;
+    json_t *error; /* the error object, or NULL */
+    bool forget;   /* DELETE of a job that was ending: removed when the loop lets go */
+    struct sqd_job *live; /* while queued or running (loop-owned) */
+};
+
+/*
+ * A unit of work: one request's model, options, plan and output. Created
+ * on the MHD thread and handed to the loop thread, which owns it from then
+ * on and frees it when it ends (sqd_job_free).
+ */
+struct sqd_job {
+    struct sqd_ctx *ctx;
+    struct sqd_job *next; /* inbox / wait list / active list (loop thread) */
+    char id[SQD_JOBID_LEN + 1];
+    bool async;
+    struct sqd_request *req; /* sync: the suspended request (borrowed until resumed) */
+    int client_fd;           /* sync: polled for a disconnect */
+    struct sqd_spec spec;
+    struct sqd_body body;
+    char *dir; /* async: spool directory (owned) */
+    struct sqd_jobrec *rec; /* async: registry record (owned by the registry) */
+
+    /* pool-thread results, read by the loop thread after each stage */
+    struct sq_model model;
+    struct sq_options opt;
+    struct sq_plan *plan;
+    size_t nitems, items_done, items_running, next_item;
+    size_t nlayers, layers_done;
+    size_t *layer_left;
+    struct sqd_item *items;
+    atomic_int cancel; /* SQD_CANCEL_* */
+    enum sq_status status;
+    struct sq_error err;
+    unsigned http_override; /* 0, or an HTTP status for daemon-level failures */
+    const char *code_override;
+    uint8_t *out;
+    size_t out_len;
+    enum sq_format out_format;
+    struct sqd_timings t;
+    uv_work_t work;
+    bool running;
+};
+
+enum { SQD_CANCEL_NONE = 0, SQD_CANCEL_USER, SQD_CANCEL_CLIENT, SQD_CANCEL_SHUTDOWN };
+
+struct sqd_item {
+    uv_work_t work;
+    struct sqd_job *job;
+    size_t index;
+    enum sq_status status;
+    struct sq_error err;
+};
+
+/* Reserve a queue slot (MHD thread): false when the queue is full. */
+bool sqd_jobs_admit(struct sqd_ctx *ctx);
+void sqd_jobs_release(struct sqd_ctx *ctx);
+/* New job (id generated), or NULL when memory runs out. */
+struct sqd_job *sqd_job_new(struct sqd_ctx *ctx, bool async);
+void sqd_job_free(struct sqd_job *job);
+/* Hand a job to the loop thread (any thread). */
+void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job);
+bool sqd_jobs_init(struct sqd_ctx *ctx);
+void sqd_jobs_close(struct sqd_ctx *ctx);
+/* Begin draining (loop thread). */
+void sqd_jobs_drain(struct sqd_ctx *ctx);
+size_t sqd_jobs_queued(struct sqd_ctx *ctx);
+size_t sqd_jobs_running(struct sqd_ctx *ctx);
+/* Random hex id of SQD_JOBID_LEN chars. */
+void sqd_random_id(char out[SQD_JOBID_LEN + 1]);
+bool sqd_job_id_valid(const char *id);
+/* Status document of a record (caller holds reg_lock). New reference. */
+json_t *sqd_jobrec_json(const struct sqd_jobrec *rec);
+
+/* ------------------------------------------------------------------ spool.c */
+
+/* Create the spool layout and resume the jobs found in it (loop thread, at start). */
+bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize);
+/* Directory of a job (malloc'ed). */
+char *sqd_spool_job_dir(struct sqd_ctx *ctx, const char *id);
+/* Create a job directory and its input file; returns the fd of input.part or -1. */
+int sqd_spool_create(struct sqd_ctx *ctx, const char *id, char **dir, struct sq_error *err);
+/* Make an uploaded job durable: fsync input, write request.json and state, fsync dirs. */
+enum sq_status sqd_spool_commit(struct sqd_ctx *ctx, const char *dir, struct sqd_job *job,
+                                struct sq_error *err);
+/* Write state.json atomically (pool thread or loop). */
+enum sq_status sqd_spool_write_state(const char *dir, const struct sqd_jobrec *rec,
+                                     struct sq_error *err);
+/* Write the result atomically (tmp, fsync, rename, fsync dir). */
+enum sq_status sqd_spool_write_result(const char *dir, const uint8_t *data, size_t len,
+                                      struct sq_error *err);
+/* Remove the input of a job that will not run again. */
+void sqd_spool_drop_input(const char *dir);
+/* Remove a job's files and directory. */
+void sqd_spool_remove(const char *dir);
+/* Registry: find (caller holds reg_lock), add, remove. */
+struct sqd_jobrec *sqd_reg_find(struct sqd_ctx *ctx, const char *id);
+bool sqd_reg_add(struct sqd_ctx *ctx, struct sqd_jobrec *rec);
+void sqd_reg_remove(struct sqd_ctx *ctx, struct sqd_jobrec *rec);
+size_t sqd_reg_count(struct sqd_ctx *ctx, enum sqd_job_state state);
+/* Forget expired results (loop thread, from a timer). */
+void sqd_spool_expire(struct sqd_ctx *ctx);
+
+/* ------------------------------------------------------------------ the context */
+
+struct sqd_ctx {
+    struct sqd_config cfg;
+    struct sq_limits limits;
+    unsigned pool_size;
+    unsigned max_active;
+    uv_loop_t *loop;
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    char *tmp_dir;  /* spool_dir/tmp */
+    char *jobs_dir; /* spool_dir/jobs */
+    uint64_t t_start;
+    uint32_t reqid_prefix;
+    atomic_uint_fast64_t reqid_counter;
+
+    /* admission (any thread) */
+    atomic_size_t admitted;
+
+    /* inbox: MHD thread -> loop thread */
+    uv_mutex_t inbox_lock;
+    struct sqd_job *inbox_head, *inbox_tail;
+    uv_async_t inbox_async;
+
+    /* loop thread only */
+    struct sqd_job *wait_head, *wait_tail;
+    size_t waiting;
+    size_t running;
+    struct sqd_job *active; /* running jobs */
+    uv_timer_t tick;        /* disconnect polling, expiry, drain progress */
+    uint64_t last_expiry;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uint64_t drain_deadline;
+    bool stopping;
+
+    atomic_size_t queued_gauge; /* waiting jobs, for /metrics */
+    atomic_size_t running_gauge;
+
+    /* async job registry */
+    uv_mutex_t reg_lock;
+    struct sqd_jobrec **recs;
+    size_t nrecs, caprecs;
+
+    struct sqd_auth auth;
+    struct sqd_metrics metrics;
+    atomic_bool draining;
+    uv_mutex_t log_lock;
+};
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * Receiving a model: POST /v1/quantize and POST /v1/jobs. Everything is
+ * checked as early as it can be: the queue and Content-Length before a
+ * byte of body is read (413 and 503 then arrive while the client is still
+ * sending), the parameters before the body, the body against its limit as
+ * it streams. Bodies go to a struct sqd_body (memory, then a file); a
+ * multipart body goes through libmicrohttpd's post processor, whose "model"
+ * part is the body and whose "options" part is a JSON object of parameters.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "squantd.h"
+
+#define SQD_OPTIONS_MAX (64 * 1024) /* the multipart options part */
+#define SQD_FIELD_MAX 4096         /* any other small form field */
+#define SQD_PP_BUFFER (64 * 1024)
+
+/* Remember the first failure while receiving; it is answered at the end. */
+static void upload_fail(struct sqd_request *req, enum sq_status st, const char *msg)
+{
+    if (req->upload_status != SQ_OK)
+        return;
+    req->upload_status = st;
+    req->upload_err.status = st;
+    snprintf(req->upload_err.message, sizeof(req->upload_err.message), "%s", msg);
+}
+
+static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
+{
+    struct sqd_request *req = cls;
+    (void)kind;
+    if (sqd_spec_param(&req->spec, key, value ? value : "", &req->upload_err) != SQ_OK) {
+        req->upload_status = req->upload_err.status;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Small form fields (dtype, shape, name, format, ...) are collected whole, then applied. */
+struct field {
+    char key[64];
+    char value[SQD_FIELD_MAX + 1];
+    size_t len;
+    bool open;
+};
+
+static void flush_field(struct sqd_request *req, struct field *f)
+{
+    if (!f->open)
+        return;
+    f->open = false;
+    f->value[f->len] = '\0';
+    if (req->upload_status != SQ_OK)
+        return;
+    if (sqd_spec_param(&req->spec, f->key, f->value, &req->upload_err) != SQ_OK)
+        req->upload_status = req->upload_err.status;
+}
+
+/* Per-request post-processing state, freed with the request. */
+struct pp_state {
+    struct sqd_request *req;
+    struct field field;
+};
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *content_type,
+                               const char *transfer_encoding, const char *data, uint64_t off,
+                               size_t size)
+{
+    struct pp_state *ps = cls;
+    struct sqd_request *req = ps->req;
+    (void)kind;
+    (void)filename;
+    (void)transfer_encoding;
+    if (req->upload_status != SQ_OK)
+        return MHD_NO;
+    if (ps->field.open && (off == 0 || strcmp(ps->field.key, key) != 0))
+        flush_field(req, &ps->field);
+    if (strcmp(key, "model") == 0) {
+        if (off == 0) {
+            if (req->saw_model_part) {
+                upload_fail(req, SQ_ERR_ARG, "the multipart body has more than one 'model' part");
+                return MHD_NO;
+            }
+            req->saw_model_part = true;
+            enum sqd_ctype ct = sqd_ctype_parse(content_type);
+            if (ct == SQD_CT_NPY)
+                req->spec.input = SQ_FORMAT_NPY;
+            else if (ct == SQD_CT_SAFETENSORS)
+                req->spec.input = SQ_FORMAT_SAFETENSORS;
+            /* octet-stream parts are typical for files: the magic bytes or dtype/shape decide */
+        }
+        if (size && sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
+            req->upload_status = req->upload_err.status;
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (strcmp(key, "options") == 0) {
+        if (req->options_len + size > SQD_OPTIONS_MAX) {
+            upload_fail(req, SQ_ERR_LIMIT, "the options part is larger than 64 KiB");
+            return MHD_NO;
+        }
+        char *p = realloc(req->options_text, req->options_len + size + 1);
+        if (!p) {
+            upload_fail(req, SQ_ERR_NOMEM, "out of memory");
+            return MHD_NO;
+        }
+        memcpy(p + req->options_len, data, size);
+        req->options_len += size;
+        p[req->options_len] = '\0';
+        req->options_text = p;
+        return MHD_YES;
+    }
+    /* Any other field is a parameter (dtype, shape, name, bits, ...). */
+    if (!ps->field.open) {
+        if (strlen(key) >= sizeof(ps->field.key)) {
+            upload_fail(req, SQ_ERR_ARG, "a form field name is too long");
+            return MHD_NO;
+        }
+        snprintf(ps->field.key, sizeof(ps->field.key), "%s", key);
+        ps->field.len = 0;
+        ps->field.open = true;
+    }
+    if (ps->field.len + size > SQD_FIELD_MAX) {
+        upload_fail(req, SQ_ERR_ARG, "a form field value is longer than 4096 bytes");
+        return MHD_NO;
+    }
+    memcpy(ps->field.value + ps->field.len, data, size);
+    ps->field.len += size;
+    return MHD_YES;
+}
+
+static struct pp_state *pp_states_new(struct sqd_request *req)
+{
+    struct pp_state *ps = calloc(1, sizeof(*ps));
+    if (ps)
+        ps->req = req;
+    return ps;
+}
+
+static bool parse_content_length(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool sqd_upload_begin(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    struct MHD_Connection *conn = req->conn;
+    bool async = req->route->handler == sqd_h_jobs_post;
+
+    if (atomic_load(&ctx->draining)) {
+        sqd_respond_error(req, 503, "draining", "the daemon is shutting down; retry elsewhere");
+        return false;
+    }
+    uint64_t clen;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && parse_content_length(cl, &clen) && clen > ctx->cfg.max_body_size) {
+        sqd_respond_error(req, 413, "limit",
+                          "the body (%" PRIu64 " bytes) exceeds max-body-size (%" PRIu64 " bytes)",
+                          clen, ctx->cfg.max_body_size);
+        return false;
+    }
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, on_arg, req);
+    if (req->upload_status != SQ_OK) {
+        sqd_respond_sq(req, &req->upload_err);
+        return false;
+    }
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    enum sqd_ctype ct = sqd_ctype_parse(ctype);
+    switch (ct) {
+    case SQD_CT_UNSUPPORTED:
+        sqd_respond_error(req, 415, "unsupported",
+                          "unsupported Content-Type '%.100s': use application/x-npy, "
+                          "application/vnd.safetensors, application/octet-stream or "
+                          "multipart/form-data",
+                          ctype);
+        return false;
+    case SQD_CT_NPY: req->spec.input = SQ_FORMAT_NPY; break;
+    case SQD_CT_SAFETENSORS: req->spec.input = SQ_FORMAT_SAFETENSORS; break;
+    case SQD_CT_RAW:
+        /* A raw blob if dtype and shape say so; otherwise the magic bytes decide. */
+        req->spec.input = req->spec.have_dtype || req->spec.rank ? SQ_FORMAT_RAW : SQ_FORMAT_AUTO;
+        break;
+    default: req->spec.input = SQ_FORMAT_AUTO; break;
+    }
+    if (!sqd_jobs_admit(ctx)) {
+        atomic_fetch_add(&ctx->metrics.rejected, 1);
+        sqd_respond_error(req, 503, "queue_full",
+                          "the job queue is full; retry after the time in Retry-After");
+        return false;
+    }
+    req->admitted = true;
+    if (async) {
+        uv_mutex_lock(&ctx->reg_lock);
+        bool full = ctx->nrecs >= ctx->cfg.max_stored_jobs;
+        uv_mutex_unlock(&ctx->reg_lock);
+        if (full) {
+            sqd_respond_error(req, 503, "queue_full",
+                              "max-stored-jobs async jobs are kept; delete finished ones or "
+                              "retry later");
+            return false;
+        }
+        sqd_random_id(req->job_id);
+        int fd = sqd_spool_create(ctx, req->job_id, &req->job_dir, &req->upload_err);
+        if (fd < 0) {
+            sqd_respond_sq(req, &req->upload_err);
+            return false;
+        }
+        sqd_body_init_file(&req->body, ctx->cfg.max_body_size, fd);
+    } else {
+        sqd_body_init(&req->body, ctx->cfg.max_body_size, ctx->cfg.memory_body_limit,
+                      ctx->tmp_dir);
+    }
+    if (ct == SQD_CT_MULTIPART) {
+        struct pp_state *ps = pp_states_new(req);
+        req->pp = ps ? MHD_create_post_processor(conn, SQD_PP_BUFFER, on_part, ps) : NULL;
+        if (!req->pp) {
+            free(ps);
+            sqd_respond_error(req, 400, "format",
+                              "multipart/form-data needs a boundary parameter in Content-Type");
+            return false;
+        }
+        req->pp_state = ps;
+    }
+    return true;
+}
+
+bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    if (req->bytes_in > ctx->cfg.max_body_size) {
+        /*
+         * A body without Content-Length (chunked) crossed the limit. libmicrohttpd
+         * cannot answer in the middle of a body, so the connection is closed: the
+         * rest is never read.
+         */
+        upload_fail(req, SQ_ERR_LIMIT, "the body exceeds max-body-size");
+        return false;
+    }
+    if (req->upload_status != SQ_OK)
+        return req->upload_status != SQ_ERR_LIMIT; /* discard the rest, answer at the end */
+    if (req->pp) {
+        if (MHD_post_process(req->pp, data, size) != MHD_YES)
+            upload_fail(req, SQ_ERR_FORMAT, "malformed multipart/form-data body");
+        return req->upload_status != SQ_ERR_LIMIT;
+    }
+    if (sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
+        req->upload_status = req->upload_err.status;
+        return req->upload_status != SQ_ERR_LIMIT;
+    }
+    return true;
+}
+
+static void answer_upload_error(struct sqd_request *req)
+{
+    sqd_respond_sq(req, &req->upload_err);
+    if (req->job_dir) {
+        sqd_body_free(&req->body);
+        sqd_spool_remove(req->job_dir);
+        free(req->job_dir);
+        req->job_dir = NULL;
+    }
+}
+
+void sqd_upload_end(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    if (req->pp) {
+        struct pp_state *ps = req->pp_state;
+        flush_field(req, &ps->field);
+        if (MHD_destroy_post_processor(req->pp) != MHD_YES)
+            upload_fail(req, SQ_ERR_FORMAT, "the multipart/form-data body ended early");
+        req->pp = NULL;
+        if (req->upload_status == SQ_OK && !req->saw_model_part)
+            upload_fail(req, SQ_ERR_ARG,
+                        "the multipart body has no 'model' part (curl -F model=@FILE)");
+        if (req->upload_status == SQ_OK && req->options_text &&
+            sqd_spec_json(&req->spec, req->options_text, req->options_len, &req->upload_err) !=
+                SQ_OK)
+            req->upload_status = req->upload_err.status;
+        if (req->spec.have_dtype && req->spec.rank && req->spec.input == SQ_FORMAT_AUTO)
+            req->spec.input = SQ_FORMAT_RAW;
+    }
+    if (req->upload_status != SQ_OK) {
+        answer_upload_error(req);
+        return;
+    }
+    if (!req->spec.have_format) {
+        enum sq_format f = sqd_accept_format(
+            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"));
+        if (f != SQ_FORMAT_AUTO &&
+            sqd_spec_param(&req->spec, "format", sq_format_name(f), &req->upload_err) != SQ_OK) {
+            req->upload_status = req->upload_err.status;
+            answer_upload_error(req);
+            return;
+        }
+    }
+    /* Check the options now: a bad parameter is a 400 before any work is queued. */
+    struct sq_options opt;
+    sq_options_init(&opt);
+    sq_error_init(&req->upload_err);
+    enum sq_status st = sqd_spec_options(&req->spec, &opt, &req->upload_err);
+    sq_options_free(&opt);
+    if (st != SQ_OK) {
+        req->upload_status = st;
+        req->upload_err.status = st;
+        answer_upload_error(req);
+        return;
+    }
+    req->t_body = sqd_now_ns();
+    (void)ctx;
+    req->route->handler(req);
+}
+
+void sqd_upload_free(struct sqd_request *req)
+{
+    if (req->pp)
+        MHD_destroy_post_processor(req->pp);
+    req->pp = NULL;
+    free(req->pp_state);
+    req->pp_state = NULL;
+    sqd_body_free(&req->body);
+    sqd_spec_free(&req->spec);
+    free(req->options_text);
+    req->options_text = NULL;
+    if (req->job_dir) {
+        /* An async upload that never became a job: nothing of it stays. */
+        sqd_spool_remove(req->job_dir);
+        free(req->job_dir);
+        req->job_dir = NULL;
+    }
+}
+
+/* POST /v1/quantize, body complete: run it as a sync job on a suspended connection. */
+void sqd_h_quantize(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    struct sqd_job *job = sqd_job_new(ctx, false);
+    if (!job) {
+        sqd_respond_error(req, 503, "nomem", "out of memory");
+        return;
+    }
+    job->spec = req->spec;
+    sqd_spec_init(&req->spec);
+    job->body = req->body;
+    sqd_body_init(&req->body, 0, 0, NULL);
+    job->req = req;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    job->client_fd = ci ? ci->connect_fd : -1;
+    job->t.received = req->t_start;
+    job->t.admitted = req->t_body;
+    req->admitted = false; /* the queue slot is the job's now */
+    req->phase = SQD_PH_WAIT;
+    /* Suspend before the loop thread can see the job, so that its resume finds it suspended. */
+    MHD_suspend_connection(req->conn);
+    sqd_jobs_submit(ctx, job);
+}
+
+/* POST /v1/jobs, body complete: make the job durable, then answer 202. */
+void sqd_h_jobs_post(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    struct sqd_job *job = sqd_job_new(ctx, true);
+    struct sqd_jobrec *rec = calloc(1, sizeof(*rec));
+    if (!job || !rec) {
+        free(rec);
+        sqd_job_free(job);
+        sqd_respond_error(req, 503, "nomem", "out of memory");
+        return;
+    }
+    memcpy(job->id, req->job_id, SQD_JOBID_LEN + 1);
+    memcpy(rec->id, req->job_id, SQD_JOBID_LEN + 1);
+    job->spec = req->spec;
+    sqd_spec_init(&req->spec);
+    job->body = req->body;
+    sqd_body_init(&req->body, 0, 0, NULL);
+    job->dir = req->job_dir;
+    req->job_dir = NULL;
+    rec->state = SQD_QUEUED;
+    rec->created = (int64_t)time(NULL);
+    rec->out_format = SQ_FORMAT_SAFETENSORS;
+    rec->live = job;
+    job->rec = rec;
+    job->t.received = req->t_start;
+    job->t.admitted = req->t_body;
+
+    uv_mutex_lock(&ctx->reg_lock);
+    bool added = sqd_reg_add(ctx, rec);
+    uv_mutex_unlock(&ctx->reg_lock);
+    struct sq_error err;
+    sq_error_init(&err);
+    enum sq_status st = added ? sqd_spool_commit(ctx, job->dir, job, &err) : SQ_ERR_NOMEM;
+    if (st != SQ_OK) {
+        if (added) {
+            uv_mutex_lock(&ctx->reg_lock);
+            sqd_reg_remove(ctx, rec);
+            uv_mutex_unlock(&ctx->reg_lock);
+        } else {
+            free(rec);
+        }
+        sqd_log(ctx, "job %s: %s", job->id, err.message);
+        sqd_spool_remove(job->dir);
+        sqd_job_free(job);
+        if (!err.message[0])
+            snprintf(err.message, sizeof(err.message), "out of memory");
+        err.status = st;
+        sqd_respond_sq(req, &err);
+        return;
+    }
+    uv_mutex_lock(&ctx->reg_lock);
+    json_t *doc = sqd_jobrec_json(rec);
+    uv_mutex_unlock(&ctx->reg_lock);
+    req->admitted = false; /* the queue slot is the job's now */
+    sqd_jobs_submit(ctx, job);
+
+    char location[64];
+    snprintf(location, sizeof(location), "/v1/jobs/%s", req->job_id);
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(doc);
+    size_t n = text ? strlen(text) : 0;
+    if (text) {
+        char *t = realloc(text, n + 2);
+        if (t) {
+            t[n++] = '\n';
+            t[n] = '\0';
+            text = t;
+        }
+    }
+    const char *h[] = {"Location", location, NULL};
+    sqd_respond_headers(req, 202, "application/json", text, n, h);
+}
