@@ -71,7 +71,11 @@ static const char *hbyte(const struct npy_header *h, char *tmp, size_t n)
     if (h->pos >= h->end)
         return "the end of the header";
     unsigned c = h->buf[h->pos];
-    if (c >= 0x20 && c < 0x7f && c != '\'')
+    if (c == '\'')
+        return "a quote";
+    if (c == '\n')
+        return "a newline";
+    if (c >= 0x20 && c < 0x7f)
         snprintf(tmp, n, "'%c'", (char)c);
     else
         snprintf(tmp, n, "byte 0x%02x", c);
@@ -220,6 +224,7 @@ static enum sq_status parse_header(struct npy_header *h)
 {
     char tmp[16];
     bool seen[KEY_COUNT] = {false};
+    size_t start = h->pos;
     enum sq_status st;
     if (!accept(h, '{'))
         return hfail(h, SQ_ERR_FORMAT, "expected '{', found %s", hbyte(h, tmp, sizeof tmp));
@@ -277,9 +282,12 @@ static enum sq_status parse_header(struct npy_header *h)
         return hfail(h, SQ_ERR_FORMAT, "expected ',' or '}' after the value of '%s', found %s",
                      key_names[key], hbyte(h, tmp, sizeof tmp));
     }
-    for (unsigned key = 0; key < KEY_COUNT; key++)
-        if (!seen[key])
+    for (unsigned key = 0; key < KEY_COUNT; key++) {
+        if (!seen[key]) {
+            h->pos = start;
             return hfail(h, SQ_ERR_FORMAT, "the header lacks the key '%s'", key_names[key]);
+        }
+    }
     while (h->pos < h->end && h->buf[h->pos] == ' ')
         h->pos++;
     if (h->pos + 1 != h->end || h->buf[h->pos] != '\n')

@@ -373,7 +373,7 @@ static enum sq_status build_header(const struct sq_model *model, json_t *root, s
             (nbytes && !t->data))
             return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
                                "tensor '%s': its shape, size and data disagree", t->name);
-        if (json_object_get(root, t->name))
+        if (strcmp(t->name, META_KEY) == 0 || json_object_get(root, t->name))
             return sqi_fail_at(err, SQ_ERR_CONFLICT, t->name, -1,
                                "tensor name '%s' appears twice (or is " META_KEY ")", t->name);
         uint64_t end = at + nbytes;
