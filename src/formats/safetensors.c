@@ -300,7 +300,8 @@ static enum sq_status st_parse(struct parse *p, struct sq_model *model)
     json_error_t je;
     p->root = json_loadb((const char *)p->buf + 8, (size_t)p->hlen, JSON_REJECT_DUPLICATES, &je);
     if (!p->root) {
-        if (json_error_code(&je) == json_error_out_of_memory)
+        /* jansson leaves the text empty when an allocation fails before it can say more */
+        if (json_error_code(&je) == json_error_out_of_memory || je.text[0] == '\0')
             return nomem(err);
         return sqi_fail_at(err, SQ_ERR_FORMAT, NULL, 8 + (int64_t)je.position,
                            "safetensors header is not valid JSON: %s (at byte %" PRId64 ")",
@@ -345,23 +346,28 @@ static int dump_to_buf(const char *text, size_t size, void *data)
     return d->st == SQ_OK ? 0 : -1;
 }
 
+static enum sq_status nomem_write(struct sq_error *err)
+{
+    return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory writing safetensors");
+}
+
 /* The header object: __metadata__ first, then the tensors in model order, contiguous. */
 static enum sq_status build_header(const struct sq_model *model, json_t *root, struct sq_error *err)
 {
     if (model->meta_count) {
         json_t *m = json_object();
         if (!m || json_object_set_new(root, META_KEY, m) != 0)
-            return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory writing safetensors");
+            return nomem_write(err);
         for (size_t i = 0; i < model->meta_count; i++) {
             const char *k = model->meta[i].key, *val = model->meta[i].value;
             if (json_object_get(m, k))
                 return sqi_fail_at(err, SQ_ERR_CONFLICT, NULL, -1,
                                    "metadata key '%.80s' appears twice", k);
-            json_t *s = json_string(val);
-            if (!s || json_object_set_new(m, k, s) != 0)
+            if (!sqi_utf8_valid(k, strlen(k)) || !sqi_utf8_valid(val, strlen(val)))
                 return sqi_fail_at(err, SQ_ERR_ARG, NULL, -1,
-                                   "metadata entry '%.80s' is not valid UTF-8 (or out of memory)",
-                                   k);
+                                   "metadata entry '%.80s' is not valid UTF-8", k);
+            if (json_object_set_new(m, k, json_string(val)) != 0)
+                return nomem_write(err);
         }
     }
     uint64_t at = 0;
@@ -373,6 +379,9 @@ static enum sq_status build_header(const struct sq_model *model, json_t *root, s
             (nbytes && !t->data))
             return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
                                "tensor '%s': its shape, size and data disagree", t->name);
+        if (!t->name || !t->name[0] || !sqi_utf8_valid(t->name, strlen(t->name)))
+            return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
+                               "tensor %zu: its name is empty or not valid UTF-8", i);
         if (strcmp(t->name, META_KEY) == 0 || json_object_get(root, t->name))
             return sqi_fail_at(err, SQ_ERR_CONFLICT, t->name, -1,
                                "tensor name '%s' appears twice (or is " META_KEY ")", t->name);
@@ -394,13 +403,12 @@ static enum sq_status build_header(const struct sq_model *model, json_t *root, s
             json_decref(e);
             json_decref(shape);
             json_decref(off);
-            return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory writing safetensors");
+            return nomem_write(err);
         }
         json_decref(shape);
         json_decref(off);
         if (json_object_set_new(root, t->name, e) != 0)
-            return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
-                               "tensor name '%s' is not valid UTF-8 (or out of memory)", t->name);
+            return nomem_write(err);
         at = end;
     }
     return SQ_OK;
