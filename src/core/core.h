@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <squant/squant.h>
 
@@ -32,8 +33,8 @@ struct sqi_ctx {
 
 /* Counters an implementation keeps while it quantizes. */
 struct sqi_flips {
-    uint64_t kernel;  /* elements the kernel stage changed */
-    uint64_t channel; /* elements the channel stage changed */
+    uint64_t kernel;  /* elements whose (clamped) code the kernel stage changed */
+    uint64_t channel; /* elements whose (clamped) code the channel stage changed */
 };
 
 /*
@@ -49,7 +50,7 @@ size_t sqi_quantize_ref(const struct sqi_ctx *ctx, size_t n, const float *w, int
                         float *scale, float *zp, void *scratch, struct sqi_flips *flips);
 size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
                             float *scale, float *zp, void *scratch, struct sqi_flips *flips);
-#ifdef SQ_X86_KERNELS
+#ifdef SQ_ARCH_X86_64
 size_t sqi_quantize_avx2(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
                          float *scale, float *zp, void *scratch, struct sqi_flips *flips);
 size_t sqi_quantize_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
@@ -104,6 +105,8 @@ static inline float sqi_code_x(float scale, float zp, float w)
 
 /* f32 sum of v[0..n) in PyTorch's CPU order (SQUANT-SPEC section 5). */
 float sqi_rowsum(const float *v, size_t n);
+/* Block size (2^power items) of PyTorch's cascade sum over g items. */
+void sqi_cascade_params(size_t g, size_t *block, unsigned *power);
 
 /* Clamp a code to [t_min, t_max] and convert. */
 static inline int8_t sqi_clamp_code(const struct sqi_ctx *ctx, float code)
@@ -118,6 +121,121 @@ static inline int8_t sqi_clamp_code(const struct sqi_ctx *ctx, float code)
 /* Report of n channels (see struct sq_report), from the inputs and the outputs. */
 void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                          const float *scale, const float *zp, struct sq_report *report);
+
+/* ---------------------------------------------------------------------------
+ * Pieces shared by the optimized implementations (generic and SIMD). They all
+ * follow one data flow per channel:
+ *   1. scale and zero point from min/max;
+ *   2. E[i] = e (rounding error), q[i] = clamp(r) (round to nearest);
+ *   3. kernel stage: patch q and E where it flips, collect one offer per kernel;
+ *   4. channel stage: S = rowsum(E), choose flips, patch q.
+ * Elements are recomputed from w where a single one is needed (sqi_elem):
+ * the same f32 operations give the same bits.
+ */
+
+/* One element's values (SQUANT-SPEC sections 3 and 4). */
+struct sqi_elem {
+    float x, r, e;
+    bool up;   /* up candidate: e < 0 and x < t_max */
+    bool down; /* down candidate: e > 0 and x > t_min */
+};
+
+static inline struct sqi_elem sqi_elem(const struct sqi_ctx *ctx, float scale, float zp, float w)
+{
+    struct sqi_elem v;
+    v.x = sqi_code_x(scale, zp, w);
+    v.r = sqi_rne(v.x);
+    v.e = v.r - v.x;
+    v.up = v.e < 0.0f && v.x < ctx->t_max;
+    v.down = v.e > 0.0f && v.x > ctx->t_min;
+    return v;
+}
+
+/* The channel being quantized. */
+struct sqi_chan {
+    float scale, zp;
+    const float *w; /* len weights */
+    int8_t *q;      /* len codes: clamp(r), then patched */
+    float *err;     /* len errors: e, then patched by the kernel stage */
+};
+
+/*
+ * The kernels' offers to the channel stage (section 6, step 6), one list per
+ * direction, in ascending positions: pos[i] in the channel, val[i] its priority.
+ */
+struct sqi_offers {
+    uint32_t *pos;
+    float *val;
+    size_t n;
+};
+
+/*
+ * Rank key of a candidate: (priority bits << 32 | ~position). Priorities are
+ * non-negative floats, whose bit patterns order like their values; for equal
+ * priorities the lower position gets the larger key. Larger key = earlier in
+ * the reference's (stable) order.
+ */
+static inline uint64_t sqi_rank_key(float pri, size_t pos)
+{
+    uint32_t bits;
+    memcpy(&bits, &pri, sizeof bits);
+    return (uint64_t)bits << 32 | (uint32_t)~(uint32_t)pos;
+}
+
+static inline size_t sqi_key_pos(uint64_t key) { return (uint32_t)~(uint32_t)key; }
+
+/* Rearrange distinct keys[0..n) so that keys[0..k) are the k largest. O(n) expected, O(n log n) worst. */
+void sqi_top_k(uint64_t *keys, size_t n, size_t k);
+
+/* The row decision (section 6, steps 1-4) from the row sum s of a row of len elements. */
+struct sqi_row {
+    bool up;
+    bool over;
+    size_t k;
+};
+
+static inline struct sqi_row sqi_row_plan(float s, size_t len)
+{
+    float mag = fabsf(s), kf = sqi_rne(mag);
+    struct sqi_row p = {s < 0.0f, kf >= mag, (size_t)kf};
+    if (p.k > len)
+        p.k = len;
+    return p;
+}
+
+/*
+ * Assign element j its code after a flip in direction up/down (its D_code,
+ * clamped) and count a change. Returns nothing: the code is patched in place.
+ */
+static inline void sqi_flip(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t j, bool up,
+                            uint64_t *flips)
+{
+    struct sqi_elem v = sqi_elem(ctx, ch->scale, ch->zp, ch->w[j]);
+    float code = v.r;
+    if (up && v.up)
+        code = v.r + 1.0f;
+    else if (!up && v.down)
+        code = v.r - 1.0f;
+    int8_t c = sqi_clamp_code(ctx, code);
+    *flips += c != ch->q[j];
+    ch->q[j] = c;
+}
+
+/*
+ * Channel stage after a kernel stage, with row sum s: the candidates are the
+ * kernels' offers. keys has room for max(up->n, down->n).
+ */
+void sqi_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan *ch, float s,
+                        const struct sqi_offers *up, const struct sqi_offers *down, uint64_t *keys,
+                        uint64_t *flips);
+
+/*
+ * Channel stage without a kernel stage: flip the k best of the m candidate
+ * keys (which must include the k best candidates of the channel in direction
+ * up/down; surplus flips would hit non-candidates, which keep their code).
+ */
+void sqi_flip_best(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys, size_t m,
+                   size_t k, bool up, uint64_t *flips);
 
 /* One dequantized weight in the public convention (see sq_dequantize). */
 static inline float sqi_dequant(int8_t q, double step, double zero_point)

@@ -81,7 +81,7 @@ static const struct {
 } impls[SQ_IMPL_COUNT] = {
     [SQ_IMPL_REF] = {sqi_quantize_ref, NULL},
     [SQ_IMPL_GENERIC] = {sqi_quantize_generic, NULL},
-#ifdef SQ_X86_KERNELS
+#ifdef SQ_ARCH_X86_64
     [SQ_IMPL_AVX2] = {sqi_quantize_avx2, sqi_cpu_has_avx2},
     [SQ_IMPL_AVX512] = {sqi_quantize_avx512, sqi_cpu_has_avx512},
 #endif
@@ -138,10 +138,9 @@ enum sq_status sq_params_check(const struct sq_params *p, struct sq_error *err)
 enum sq_status sq_layer_init(struct sq_layer *layer, unsigned rank, const int64_t *shape,
                              struct sq_error *err)
 {
-    if (rank < 2 || rank > 4)
+    if (rank < 2 || rank > SQ_MAX_RANK)
         return sqi_fail(err, SQ_ERR_SHAPE,
-                        "rank %u cannot be quantized: expected 2 ([out, in]), 3 ([out, in, k]) or "
-                        "4 ([out, in, kh, kw])",
+                        "rank %u cannot be quantized: expected [out, in] or [out, in, kernel dims...]",
                         rank);
     for (unsigned i = 0; i < rank; i++)
         if (shape[i] < 1)
@@ -153,7 +152,7 @@ enum sq_status sq_layer_init(struct sq_layer *layer, unsigned rank, const int64_
     for (unsigned i = 2; i < rank; i++)
         ks *= (size_t)shape[i];
     size_t chan = (size_t)shape[1] * ks;
-    if (chan > SQI_MAX_CHANNEL)
+    if (ks > SQI_MAX_CHANNEL || chan > SQI_MAX_CHANNEL)
         return sqi_fail(err, SQ_ERR_LIMIT, "an output channel has %zu elements, more than %zu",
                         chan, SQI_MAX_CHANNEL);
     layer->channels = (size_t)shape[0];

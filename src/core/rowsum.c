@@ -5,8 +5,7 @@
  */
 #include "core.h"
 
-/* Cascade-sum level parameters of PyTorch's multi-level accumulation. */
-static void cascade_params(size_t g, size_t *block, unsigned *power)
+void sqi_cascade_params(size_t g, size_t *block, unsigned *power)
 {
     unsigned c = 1;
     if (g > 2) {
@@ -29,7 +28,7 @@ static void cascade(const float *v, size_t g, size_t stride, size_t lanes, float
 {
     size_t block;
     unsigned p;
-    cascade_params(g, &block, &p);
+    sqi_cascade_params(g, &block, &p);
     float acc[4][8] = {{0}};
     size_t i = 0;
     while (i + block <= g) {

@@ -37,8 +37,9 @@ static void ref_layout(void *scratch, size_t len, struct ref_arrays *a)
 
 size_t sqi_scratch_bytes(size_t len)
 {
-    /* The reference's arrays are the largest need of any implementation. */
-    return len * (REF_FLOAT_ARRAYS * sizeof(float) + REF_INDEX_ARRAYS * sizeof(uint32_t)) + 256;
+    /* The reference's arrays are the largest need of any implementation
+     * (64 bytes per element); the constant covers the SIMD lists' slack. */
+    return len * (REF_FLOAT_ARRAYS * sizeof(float) + REF_INDEX_ARRAYS * sizeof(uint32_t)) + 4096;
 }
 
 /*
@@ -154,7 +155,7 @@ static bool ref_channel(const struct sqi_ctx *ctx, const float *w, int8_t *qout,
         for (size_t b = 0; b < len; b += ks)
             stage_row(a, b, ks, a->ord_up + b, a->ord_dn + b);
         for (size_t i = 0; i < len; i++)
-            flips->kernel += a->code[i] != a->r[i];
+            flips->kernel += sqi_clamp_code(ctx, a->code[i]) != sqi_clamp_code(ctx, a->r[i]);
     }
     if (ctx->channel_stage) {
         /* x is not read again: it keeps the codes from before this stage. */
@@ -164,7 +165,7 @@ static bool ref_channel(const struct sqi_ctx *ctx, const float *w, int8_t *qout,
         sort_desc(a->p_dn, len, a->ord_dn, a->tmp);
         stage_row(a, 0, len, a->ord_up, a->ord_dn);
         for (size_t i = 0; i < len; i++)
-            flips->channel += a->code[i] != before[i];
+            flips->channel += sqi_clamp_code(ctx, a->code[i]) != sqi_clamp_code(ctx, before[i]);
     }
     for (size_t i = 0; i < len; i++)
         qout[i] = sqi_clamp_code(ctx, a->code[i]);

@@ -6,6 +6,8 @@
 #ifndef SQ_UTIL_H
 #define SQ_UTIL_H
 
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>

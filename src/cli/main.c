@@ -1,0 +1,488 @@
+/*
+ * squant: the command-line tool. The same plan as the daemon, run on files:
+ *
+ *   squant quantize [options] IN -o OUT
+ *   squant inspect FILE
+ *   squant dequantize IN -o OUT
+ *
+ * Exit status: 0 success, 1 the input or the work failed, 2 usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <squant/squant.h>
+
+#define OUTPUT_LIMIT ((size_t)1 << 40)
+
+static const char usage_text[] =
+    "usage: squant quantize [options] IN -o OUT\n"
+    "       squant inspect FILE\n"
+    "       squant dequantize IN -o OUT\n"
+    "       squant --version | --help\n"
+    "\n"
+    "IN is a .npy or .safetensors file (recognized by its content); OUT is written\n"
+    "atomically, '-' means standard output.\n"
+    "\n"
+    "quantize options:\n"
+    "  -b, --bits N           bit width 2..8 (default 4)\n"
+    "  -m, --mode M           squant (default), squant-k, squant-c, rtn (= squant-e)\n"
+    "  -s, --scheme S         asymmetric (default) or symmetric\n"
+    "  -i, --include GLOB     quantize only tensors matching GLOB (repeatable)\n"
+    "  -x, --exclude GLOB     do not quantize tensors matching GLOB (repeatable)\n"
+    "  -B, --bits-for GLOB=N  bit width for tensors matching GLOB (repeatable, first wins)\n"
+    "  -f, --format F         output format: safetensors (default), npy, json\n"
+    "  -t, --threads N        worker threads (default: the number of cores)\n"
+    "      --impl I           auto (default), ref, generic, avx2, avx512\n"
+    "  -j, --json             print the report as JSON instead of a table\n"
+    "  -q, --quiet            print nothing but errors\n"
+    "  -o, --output OUT       where to write the result\n";
+
+struct input {
+    uint8_t *map;
+    size_t len;
+};
+
+static void fail_line(const char *file, const struct sq_error *err)
+{
+    fprintf(stderr, "squant: %s: %s", file, err->message);
+    if (err->tensor[0])
+        fprintf(stderr, " (tensor '%s'", err->tensor);
+    if (err->offset >= 0)
+        fprintf(stderr, "%sbyte offset %lld", err->tensor[0] ? ", " : " (", (long long)err->offset);
+    if (err->tensor[0] || err->offset >= 0)
+        fputc(')', stderr);
+    fputc('\n', stderr);
+}
+
+/* Map a file read-only. An empty file maps to a 0-byte input. */
+static int input_open(const char *path, struct input *in)
+{
+    in->map = NULL;
+    in->len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(stderr, "squant: %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "squant: %s: not a regular file\n", path);
+        close(fd);
+        return -1;
+    }
+    in->len = (size_t)st.st_size;
+    if (in->len > 0) {
+        void *p = mmap(NULL, in->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            fprintf(stderr, "squant: %s: %s\n", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        in->map = p;
+    }
+    close(fd);
+    return 0;
+}
+
+static void input_close(struct input *in)
+{
+    if (in->map)
+        munmap(in->map, in->len);
+}
+
+static int load_model(const char *path, struct input *in, struct sq_model *model)
+{
+    if (input_open(path, in) != 0)
+        return -1;
+    struct sq_limits limits;
+    sq_limits_init(&limits);
+    struct sq_error err;
+    sq_error_init(&err);
+    sq_model_init(model);
+    if (sq_model_parse(in->map, in->len, SQ_FORMAT_AUTO, &limits, "weight", model, &err) != SQ_OK) {
+        fail_line(path, &err);
+        sq_model_free(model);
+        input_close(in);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write the whole buffer to path atomically (temp file + rename), or to stdout for "-". */
+static int write_output(const char *path, const uint8_t *data, size_t len)
+{
+    if (strcmp(path, "-") == 0) {
+        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+            fprintf(stderr, "squant: writing to standard output: %s\n", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 16);
+    if (!tmp) {
+        fprintf(stderr, "squant: out of memory\n");
+        return -1;
+    }
+    snprintf(tmp, n + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "squant: %s: %s\n", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    int ok = off == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "squant: %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+/* ------------------------------------------------------------ running a plan */
+
+/* Runs the plan's items on libuv's thread pool, as the daemon does. */
+struct runner {
+    struct sq_plan *plan;
+    uv_work_t *reqs;
+    size_t done, layers_done, total_layers;
+    size_t *layer_left;        /* items still to run per layer */
+    size_t failed_item;        /* lowest failed item, or SIZE_MAX */
+    struct sq_error first_err; /* its error */
+    struct sq_error *errs;     /* one per item, written by the worker */
+    enum sq_status *status;
+    bool progress;
+};
+
+static void work_cb(uv_work_t *req)
+{
+    struct runner *r = req->data;
+    size_t i = (size_t)(req - r->reqs);
+    r->status[i] = sq_plan_run(r->plan, i, &r->errs[i]);
+}
+
+static void after_cb(uv_work_t *req, int status)
+{
+    struct runner *r = req->data;
+    size_t i = (size_t)(req - r->reqs);
+    r->done++;
+    if (status == UV_ECANCELED)
+        return;
+    if (r->status[i] != SQ_OK) {
+        if (i < r->failed_item) {
+            r->failed_item = i;
+            r->first_err = r->errs[i];
+        }
+        /* Stop what has not started; uv_cancel fails harmlessly on running items. */
+        for (size_t j = 0; j < sq_plan_item_count(r->plan); j++)
+            uv_cancel((uv_req_t *)&r->reqs[j]);
+        return;
+    }
+    size_t layer = sq_plan_item_layer(r->plan, i);
+    if (--r->layer_left[layer] == 0) {
+        r->layers_done++;
+        if (r->progress)
+            fprintf(stderr, "\rsquant: %zu/%zu layers", r->layers_done, r->total_layers);
+    }
+}
+
+static int run_plan(struct sq_plan *plan, bool progress, const char *path)
+{
+    size_t n = sq_plan_item_count(plan), layers = sq_plan_layer_count(plan);
+    struct runner r = {.plan = plan, .failed_item = SIZE_MAX, .total_layers = layers,
+                       .progress = progress};
+    r.reqs = calloc(n, sizeof *r.reqs);
+    r.errs = calloc(n, sizeof *r.errs);
+    r.status = calloc(n, sizeof *r.status);
+    r.layer_left = calloc(layers, sizeof *r.layer_left);
+    uv_loop_t loop;
+    int rc = -1;
+    if (!r.reqs || !r.errs || !r.status || !r.layer_left || uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "squant: out of memory\n");
+        goto out;
+    }
+    for (size_t l = 0; l < layers; l++) {
+        struct sq_layer_info info;
+        sq_plan_layer_info(plan, l, &info);
+        r.layer_left[l] = info.items;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sq_error_init(&r.errs[i]);
+        r.reqs[i].data = &r;
+        if (uv_queue_work(&loop, &r.reqs[i], work_cb, after_cb) != 0) {
+            fprintf(stderr, "squant: cannot queue work\n");
+            break;
+        }
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    if (progress)
+        fputc('\n', stderr);
+    if (r.failed_item != SIZE_MAX)
+        fail_line(path, &r.first_err);
+    else if (r.done == n)
+        rc = 0;
+out:
+    free(r.reqs);
+    free(r.errs);
+    free(r.status);
+    free(r.layer_left);
+    return rc;
+}
+
+static void print_shape(char *buf, size_t size, unsigned rank, const int64_t *shape)
+{
+    size_t o = 0;
+    for (unsigned i = 0; i < rank && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%lld", i ? "x" : "", (long long)shape[i]);
+    if (rank == 0)
+        snprintf(buf, size, "scalar");
+}
+
+static void print_table(const struct sq_plan *plan)
+{
+    size_t n = sq_plan_layer_count(plan);
+    int w = 5;
+    for (size_t i = 0; i < n; i++) {
+        struct sq_layer_info info;
+        sq_plan_layer_info(plan, i, &info);
+        int len = (int)strlen(info.name);
+        w = len > w ? (len < 60 ? len : 60) : w;
+    }
+    printf("%-*s  %-14s %4s %12s %12s %8s %9s\n", w, "layer", "shape", "bits", "mse", "rtn_mse",
+           "flips", "ms");
+    struct sq_report total;
+    sq_report_init(&total);
+    double seconds = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        struct sq_layer_info info;
+        sq_plan_layer_info(plan, i, &info);
+        const struct sq_report *r = &info.report;
+        char shape[64];
+        print_shape(shape, sizeof shape, info.rank, info.shape);
+        printf("%-*s  %-14s %4u %12.4e %12.4e %8llu %9.3f\n", w, info.name, shape, info.bits,
+               r->sse / (double)r->weights, r->rtn_sse / (double)r->weights,
+               (unsigned long long)r->flips, info.seconds * 1e3);
+        sq_report_merge(&total, r);
+        seconds += info.seconds;
+    }
+    printf("%-*s  %-14zu %4s %12.4e %12.4e %8llu %9.3f\n", w, "total", (size_t)total.weights, "",
+           total.sse / (double)total.weights, total.rtn_sse / (double)total.weights,
+           (unsigned long long)total.flips, seconds * 1e3);
+}
+
+static int set_option(struct sq_options *opt, const char *key, const char *value)
+{
+    struct sq_error err;
+    sq_error_init(&err);
+    if (sq_options_set(opt, key, value, &err) != SQ_OK) {
+        fprintf(stderr, "squant: %s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_quantize(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"bits", required_argument, NULL, 'b'},    {"mode", required_argument, NULL, 'm'},
+        {"scheme", required_argument, NULL, 's'},  {"include", required_argument, NULL, 'i'},
+        {"exclude", required_argument, NULL, 'x'}, {"bits-for", required_argument, NULL, 'B'},
+        {"format", required_argument, NULL, 'f'},  {"threads", required_argument, NULL, 't'},
+        {"impl", required_argument, NULL, 'I'},    {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
+        {NULL, 0, NULL, 0}};
+    static const struct {
+        int flag;
+        const char *key;
+    } keys[] = {{'b', "bits"},    {'m', "mode"},     {'s', "scheme"}, {'i', "include"},
+                {'x', "exclude"}, {'B', "bits_for"}, {'f', "format"}, {'I', "impl"}};
+    struct sq_options opt;
+    sq_options_init(&opt);
+    const char *out_path = NULL;
+    bool json = false, quiet = false;
+    int c, rc = 2;
+    while ((c = getopt_long(argc, argv, "b:m:s:i:x:B:f:t:jqo:", longopts, NULL)) != -1) {
+        const char *key = NULL;
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            if (keys[k].flag == c)
+                key = keys[k].key;
+        if (key) {
+            if (set_option(&opt, key, optarg) != 0)
+                goto done;
+        } else if (c == 't') {
+            char *end;
+            long t = strtol(optarg, &end, 10);
+            if (*end || t < 1 || t > 1024) {
+                fprintf(stderr, "squant: --threads must be 1..1024\n");
+                goto done;
+            }
+            setenv("UV_THREADPOOL_SIZE", optarg, 1);
+        } else if (c == 'j') {
+            json = true;
+        } else if (c == 'q') {
+            quiet = true;
+        } else if (c == 'o') {
+            out_path = optarg;
+        } else {
+            fputs(usage_text, stderr);
+            goto done;
+        }
+    }
+    if (optind + 1 != argc || !out_path) {
+        fprintf(stderr, "squant quantize: expected one input file and -o OUT\n");
+        goto done;
+    }
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[24];
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        snprintf(n, sizeof n, "%ld", cores > 0 ? cores : 1);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
+    rc = 1;
+    const char *in_path = argv[optind];
+    struct input in;
+    struct sq_model model;
+    if (load_model(in_path, &in, &model) != 0)
+        goto done;
+    struct sq_plan *plan = NULL;
+    struct sq_error err;
+    sq_error_init(&err);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    if (sq_plan_new(&model, &opt, &plan, &err) != SQ_OK) {
+        fail_line(in_path, &err);
+    } else if (run_plan(plan, !quiet && !json && isatty(2) && sq_plan_layer_count(plan) > 8,
+                        in_path) == 0) {
+        if (sq_plan_write(plan, opt.output, OUTPUT_LIMIT, &out, &out_len, &err) != SQ_OK)
+            fail_line(in_path, &err);
+        else if (write_output(out_path, out, out_len) == 0)
+            rc = 0;
+    }
+    if (rc == 0 && json && !quiet) {
+        char *text;
+        if (sq_plan_report_json(plan, true, &text, &err) == SQ_OK) {
+            printf("%s\n", text);
+            free(text);
+        }
+    } else if (rc == 0 && !quiet) {
+        print_table(plan);
+    }
+    free(out);
+    sq_plan_free(plan);
+    sq_model_free(&model);
+    input_close(&in);
+done:
+    sq_options_free(&opt);
+    return rc;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "squant inspect: expected one file\n");
+        return 2;
+    }
+    struct input in;
+    struct sq_model model;
+    if (load_model(argv[1], &in, &model) != 0)
+        return 1;
+    printf("%-40s %-8s %-20s %12s\n", "tensor", "dtype", "shape", "bytes");
+    for (size_t i = 0; i < model.count; i++) {
+        const struct sq_tensor *t = &model.tensors[i];
+        char shape[96];
+        print_shape(shape, sizeof shape, t->rank, t->shape);
+        printf("%-40s %-8s %-20s %12zu\n", t->name, sq_dtype_name(t->dtype), shape, t->nbytes);
+    }
+    for (size_t i = 0; i < model.meta_count; i++)
+        printf("metadata %s: %zu bytes\n", model.meta[i].key, strlen(model.meta[i].value));
+    sq_model_free(&model);
+    input_close(&in);
+    return 0;
+}
+
+static int cmd_dequantize(int argc, char **argv)
+{
+    const char *out_path = NULL, *in_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
+            out_path = argv[++i];
+        else if (!in_path)
+            in_path = argv[i];
+        else
+            in_path = NULL, i = argc;
+    }
+    if (!in_path || !out_path) {
+        fprintf(stderr, "squant dequantize: expected one input file and -o OUT\n");
+        return 2;
+    }
+    struct input in;
+    struct sq_model model, out;
+    if (load_model(in_path, &in, &model) != 0)
+        return 1;
+    sq_model_init(&out);
+    struct sq_error err;
+    sq_error_init(&err);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = 1;
+    if (sq_dequantize_model(&model, &out, &err) != SQ_OK ||
+        sq_safetensors_write(&out, OUTPUT_LIMIT, &bytes, &len, &err) != SQ_OK)
+        fail_line(in_path, &err);
+    else if (write_output(out_path, bytes, len) == 0)
+        rc = 0;
+    free(bytes);
+    sq_model_free(&out);
+    sq_model_free(&model);
+    input_close(&in);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0) {
+        printf("squant %s\n", SQ_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "quantize") == 0)
+        return cmd_quantize(argc - 1, argv + 1);
+    if (strcmp(cmd, "inspect") == 0)
+        return cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "dequantize") == 0)
+        return cmd_dequantize(argc - 1, argv + 1);
+    fprintf(stderr, "squant: unknown command '%s'\n", cmd);
+    fputs(usage_text, stderr);
+    return 2;
+}

@@ -1,0 +1,503 @@
+/*
+ * The SIMD implementation, written once against a few vector wrappers and
+ * included by squant_avx512.c (16 lanes) and squant_avx2.c (8 lanes), which
+ * define them. It follows the data flow of core.h; every vector operation is
+ * the same IEEE f32 operation as the scalar reference, so codes are
+ * identical, and the reduction orders are the reference's.
+ *
+ * Wrappers the includer defines: W, vf, vi, vm; vf_loadu, vf_load_n,
+ * vf_storeu, vf_store_n, vf_set1, vf_zero, vf_add, vf_sub, vf_mul, vf_min,
+ * vf_max, vf_abs, vf_neg, vf_round, vf_blend(m, a, b) (m ? b : a),
+ * vf_gather(base, idx, n); vm_lt, vm_gt, vm_ge, vm_eq, vm_and, vm_or,
+ * vm_andnot(a, b) (a & ~b), vm_xor, vm_first(n) (lanes < n), vm_bits; vi_set1,
+ * vi_lanes (0, 1, ..., W-1), vi_add, vi_mul_small, vi_inc(acc, m),
+ * vi_blend, vm_ilt, vm_ieq, vi_from_vf, vi_store, vi_hsum; store_codes(q, v, n);
+ * vf_compress(dst, m, v) and vi_compress(dst, m, v) (store the lanes of m
+ * contiguously, writing a whole vector: dst needs W slack; return the count);
+ * count_greater(keys, n, key) over u64 keys (n a multiple of 8, padded with 0);
+ * and SIMD_NAME, the name of the entry point.
+ *
+ * The kernel stage puts W kernels side by side, one per lane, and ranks each
+ * kernel's priorities with W-wide compares: no sort, no branch per element.
+ */
+#ifndef SQ_SIMD_BODY
+#define SQ_SIMD_BODY
+
+#include <immintrin.h>
+
+#include "core.h"
+
+/*
+ * Kernel sizes with a lane-per-kernel path (1xk, kx1, 2x2 ... 4x4, 5x5, 7x7);
+ * other sizes go to the generic implementation.
+ */
+#define SIMD_KMAX 49
+#define SIMD_KERNEL_SIZES(X)                                                                       \
+    X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(12) X(15) X(16) X(25) X(49)
+
+static bool simd_kernel_size_supported(size_t k)
+{
+    switch (k) {
+#define SIMD_K(k)                                                                                  \
+    case k:                                                                                        \
+        return true;
+        SIMD_KERNEL_SIZES(SIMD_K)
+#undef SIMD_K
+    default:
+        return false;
+    }
+}
+
+static inline unsigned lanes_upto(size_t n)
+{
+    return n >= 32 ? 0xffffffffu : (1u << n) - 1u;
+}
+
+/* min/max of a channel; false if a weight is NaN or infinite. */
+static inline bool simd_minmax(const float *w, size_t len, float *mn, float *mx)
+{
+    vf lo = vf_set1(w[0]), hi = lo, bad = vf_zero(), first = lo;
+    size_t i = 0;
+    for (; i + W <= len; i += W) {
+        vf v = vf_loadu(w + i);
+        lo = vf_min(lo, v);
+        hi = vf_max(hi, v);
+        bad = vf_add(bad, vf_sub(v, v)); /* NaN in a lane once it saw NaN or Inf */
+    }
+    if (i < len) {
+        vf v = vf_blend(vm_first(len - i), first, vf_load_n(w + i, len - i));
+        lo = vf_min(lo, v);
+        hi = vf_max(hi, v);
+        bad = vf_add(bad, vf_sub(v, v));
+    }
+    if ((vm_bits(vm_eq(bad, bad)) & lanes_upto(W)) != lanes_upto(W))
+        return false;
+    float l[W], h[W];
+    vf_storeu(l, lo);
+    vf_storeu(h, hi);
+    float a = l[0], b = h[0];
+    for (int j = 1; j < W; j++) {
+        a = l[j] < a ? l[j] : a;
+        b = h[j] > b ? h[j] : b;
+    }
+    *mn = a;
+    *mx = b;
+    return true;
+}
+
+/* Round to nearest only (mode rtn): codes straight from the weights. */
+static inline void simd_rtn(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len)
+{
+    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp);
+    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    for (size_t i = 0; i < len; i += W) {
+        size_t n = len - i < W ? len - i : W;
+        vf w = n == W ? vf_loadu(ch->w + i) : vf_load_n(ch->w + i, n);
+        vf r = vf_round(vf_sub(vf_mul(vs, w), vz));
+        store_codes(ch->q + i, vf_min(vf_max(r, lo), hi), n);
+    }
+}
+
+/*
+ * Pass 1: err[i] = e, q[i] = clamp(r); with cand != NULL also cand[i] = e
+ * for candidates (else 0), counting up and down candidates.
+ */
+static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len,
+                              float *cand, size_t *n_up, size_t *n_dn)
+{
+    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp), zero = vf_zero();
+    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    vi cu = vi_set1(0), cd = vi_set1(0);
+    for (size_t i = 0; i < len; i += W) {
+        size_t n = len - i < W ? len - i : W;
+        vf w = n == W ? vf_loadu(ch->w + i) : vf_load_n(ch->w + i, n);
+        vf x = vf_sub(vf_mul(vs, w), vz);
+        vf r = vf_round(x);
+        vf e = vf_sub(r, x);
+        vf_store_n(ch->err + i, e, n);
+        store_codes(ch->q + i, vf_min(vf_max(r, lo), hi), n);
+        if (cand) {
+            vm valid = vm_first(n);
+            vm up = vm_and(vm_and(vm_lt(e, zero), vm_lt(x, hi)), valid);
+            vm dn = vm_and(vm_and(vm_gt(e, zero), vm_gt(x, lo)), valid);
+            vf_store_n(cand + i, vf_blend(vm_or(up, dn), zero, e), n);
+            cu = vi_inc(cu, up);
+            cd = vi_inc(cd, dn);
+        }
+    }
+    if (cand) {
+        *n_up = (size_t)vi_hsum(cu);
+        *n_dn = (size_t)vi_hsum(cd);
+    }
+}
+
+/* The reference's row sum over a channel, 8 lanes at a time (same order as sqi_rowsum). */
+static inline float simd_rowsum(const float *v, size_t n)
+{
+    if (n < 8)
+        return sqi_rowsum(v, n);
+    size_t nv = n / 8, g = nv / 4, block;
+    unsigned p;
+    sqi_cascade_params(g, &block, &p);
+    __m256 acc[4][4];
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 4; l++)
+            acc[k][l] = _mm256_setzero_ps();
+    size_t i = 0;
+    while (i + block <= g) {
+        for (size_t j = 0; j < block; j++, i++)
+            for (int k = 0; k < 4; k++)
+                acc[k][0] = _mm256_add_ps(acc[k][0], _mm256_loadu_ps(v + 32 * i + 8 * k));
+        for (unsigned lev = 1; lev < 4; lev++) {
+            for (int k = 0; k < 4; k++) {
+                acc[k][lev] = _mm256_add_ps(acc[k][lev], acc[k][lev - 1]);
+                acc[k][lev - 1] = _mm256_setzero_ps();
+            }
+            if (lev * p < sizeof(size_t) * 8 && (i & ((block - 1) << (lev * p))) != 0)
+                break;
+        }
+    }
+    for (; i < g; i++)
+        for (int k = 0; k < 4; k++)
+            acc[k][0] = _mm256_add_ps(acc[k][0], _mm256_loadu_ps(v + 32 * i + 8 * k));
+    __m256 a[4];
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][1]), acc[k][2]),
+                             acc[k][3]);
+    for (size_t j = 4 * g; j < nv; j++)
+        a[0] = _mm256_add_ps(a[0], _mm256_loadu_ps(v + 8 * j));
+    a[0] = _mm256_add_ps(a[0], a[1]);
+    a[0] = _mm256_add_ps(a[0], a[2]);
+    a[0] = _mm256_add_ps(a[0], a[3]);
+    float lanes[8], s = 0.0f;
+    _mm256_storeu_ps(lanes, a[0]);
+    for (size_t j = 8 * nv; j < n; j++)
+        s += v[j];
+    for (int l = 0; l < 8; l++)
+        s += lanes[l];
+    return s;
+}
+
+/* Cascade sum of g items (vectors v[t*stride + l], lane by lane): rowsum.c, W kernels wide. */
+static inline void simd_cascade(const vf *v, size_t g, size_t stride, size_t lanes, vf *out)
+{
+    size_t block;
+    unsigned p;
+    sqi_cascade_params(g, &block, &p);
+    vf acc[4][8];
+    for (int j = 0; j < 4; j++)
+        for (size_t l = 0; l < lanes; l++)
+            acc[j][l] = vf_zero();
+    size_t i = 0;
+    while (i + block <= g) {
+        for (size_t j = 0; j < block; j++, i++)
+            for (size_t l = 0; l < lanes; l++)
+                acc[0][l] = vf_add(acc[0][l], v[i * stride + l]);
+        for (unsigned j = 1; j < 4; j++) {
+            for (size_t l = 0; l < lanes; l++) {
+                acc[j][l] = vf_add(acc[j][l], acc[j - 1][l]);
+                acc[j - 1][l] = vf_zero();
+            }
+            if (j * p < sizeof(size_t) * 8 && (i & ((block - 1) << (j * p))) != 0)
+                break;
+        }
+    }
+    for (; i < g; i++)
+        for (size_t l = 0; l < lanes; l++)
+            acc[0][l] = vf_add(acc[0][l], v[i * stride + l]);
+    for (size_t l = 0; l < lanes; l++)
+        out[l] = vf_add(vf_add(vf_add(acc[0][l], acc[1][l]), acc[2][l]), acc[3][l]);
+}
+
+/*
+ * sqi_rowsum over the K errors of W kernels at once (e[t] = element t of each
+ * kernel). Below 32 elements PyTorch's cascade has no levels, and its
+ * accumulators start at 0 (+0 + v is exact up to the sign of a zero, which
+ * cannot change a decision: S < 0 and |S| are the same for either zero).
+ */
+static inline __attribute__((always_inline)) vf simd_kernel_rowsum(const vf *e, size_t n)
+{
+    if (n >= 8 && n < 32) {
+        size_t nv = n / 8;
+        vf a[8], s = vf_zero();
+        _Pragma("GCC unroll 64")
+        for (size_t l = 0; l < 8; l++) {
+            a[l] = e[l];
+            _Pragma("GCC unroll 64")
+            for (size_t j = 1; j < nv; j++)
+                a[l] = vf_add(a[l], e[8 * j + l]);
+        }
+        _Pragma("GCC unroll 64")
+        for (size_t i = 8 * nv; i < n; i++)
+            s = vf_add(s, e[i]);
+        _Pragma("GCC unroll 64")
+        for (size_t l = 0; l < 8; l++)
+            s = vf_add(s, a[l]);
+        return s;
+    }
+    if (n < 8) {
+        /* a_k = element k for k < 4 * (n / 4); the rest go into a0 in order. */
+        vf a0 = n >= 4 ? e[0] : vf_zero();
+        _Pragma("GCC unroll 64")
+        for (size_t i = n >= 4 ? 4 : 0; i < n; i++)
+            a0 = vf_add(a0, e[i]);
+        if (n < 4)
+            return a0;
+        return vf_add(vf_add(vf_add(a0, e[1]), e[2]), e[3]);
+    }
+    {
+        size_t nv = n / 8, g = nv / 4;
+        vf a[4][8];
+        for (size_t k = 0; k < 4; k++)
+            simd_cascade(e + 8 * k, g, 32, 8, a[k]);
+        _Pragma("GCC unroll 64")
+        for (size_t j = 4 * g; j < nv; j++)
+            _Pragma("GCC unroll 64")
+            for (size_t l = 0; l < 8; l++)
+                a[0][l] = vf_add(a[0][l], e[8 * j + l]);
+        for (size_t k = 1; k < 4; k++)
+            _Pragma("GCC unroll 64")
+            for (size_t l = 0; l < 8; l++)
+                a[0][l] = vf_add(a[0][l], a[k][l]);
+        vf s = vf_zero();
+        _Pragma("GCC unroll 64")
+        for (size_t i = 8 * nv; i < n; i++)
+            s = vf_add(s, e[i]);
+        _Pragma("GCC unroll 64")
+        for (size_t l = 0; l < 8; l++)
+            s = vf_add(s, a[0][l]);
+        return s;
+    }
+    size_t g = n / 4;
+    vf a[4];
+    for (size_t k = 0; k < 4; k++)
+        simd_cascade(e + k, g, 4, 1, &a[k]);
+    _Pragma("GCC unroll 64")
+    for (size_t i = 4 * g; i < n; i++)
+        a[0] = vf_add(a[0], e[i]);
+    return vf_add(vf_add(vf_add(a[0], a[1]), a[2]), a[3]);
+}
+
+/* Elements the kernel stage changed, applied to err and q once the stage is done. */
+struct simd_patches {
+    uint32_t *pos;
+    float *err;
+    float *code; /* clamped */
+    size_t n;
+};
+
+/*
+ * Kernel stage for kernels [b, b + nk) of a channel (nk <= W), K elements
+ * each: one kernel per lane. Appends the changed elements to `patches` and
+ * the kernels' offers to up/down (in kernel order, so positions ascend), all
+ * without a branch per element.
+ */
+static inline __attribute__((always_inline)) void
+simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b, size_t nk,
+                  const size_t K, struct simd_patches *pt, struct sqi_offers *off_up,
+                  struct sqi_offers *off_dn, vi *changed)
+{
+    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp), zero = vf_zero(), one = vf_set1(1.0f);
+    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    vm active = vm_first(nk);
+    vi stride = vi_mul_small(vi_lanes(), (int)K);
+    const float *base = ch->w + b * K;
+    vf e[SIMD_KMAX], p[SIMD_KMAX], r[SIMD_KMAX];
+    vm cu[SIMD_KMAX], cd[SIMD_KMAX];
+    _Pragma("GCC unroll 64")
+    for (size_t t = 0; t < K; t++) {
+        vf x = vf_sub(vf_mul(vs, vf_gather(base + t, stride, nk)), vz);
+        r[t] = vf_round(x);
+        e[t] = vf_sub(r[t], x);
+        cu[t] = vm_and(vm_lt(e[t], zero), vm_lt(x, hi));
+        cd[t] = vm_and(vm_gt(e[t], zero), vm_gt(x, lo));
+    }
+    vf s = simd_kernel_rowsum(e, K);
+    vm up = vm_lt(s, zero);
+    vf mag = vf_abs(s), kf = vf_round(mag);
+    vm over = vm_ge(kf, mag);
+    vi k = vi_from_vf(kf);
+    _Pragma("GCC unroll 64")
+    for (size_t t = 0; t < K; t++)
+        p[t] = vf_blend(up, vf_blend(cd[t], zero, e[t]), vf_blend(cu[t], zero, vf_neg(e[t])));
+
+    /* rank[t] = how many elements come before t in the stable descending order. */
+    vi rank[SIMD_KMAX];
+    _Pragma("GCC unroll 64")
+    for (size_t t = 0; t < K; t++)
+        rank[t] = vi_set1(0);
+    _Pragma("GCC unroll 64")
+    for (size_t t = 1; t < K; t++)
+        _Pragma("GCC unroll 64")
+        for (size_t u = 0; u < t; u++) {
+            vm before = vm_ge(p[u], p[t]); /* u < t: u first unless t is strictly larger */
+            rank[t] = vi_inc(rank[t], before);
+            rank[u] = vi_inc(rank[u], vm_andnot(active, before));
+        }
+    /* The offered rank: k - 1 if over (K - 1 when k = 0), else k. */
+    vi target = vi_blend(over, k, vi_add(k, vi_set1(-1)));
+    target = vi_blend(vm_and(over, vm_ieq(k, vi_set1(0))), target, vi_set1((int)K - 1));
+
+    vi off_pos = vi_set1(-1);
+    vf off_val = zero;
+    vm has_offer = vm_and(active, vm_ilt(target, vi_set1((int)K)));
+    vf step = vf_blend(up, vf_set1(-1.0f), one);
+    _Pragma("GCC unroll 64")
+    for (size_t t = 0; t < K; t++) {
+        vm flip = vm_and(vm_ilt(rank[t], k), active);
+        vm real = vm_and(flip, vm_gt(p[t], zero));
+        /* Flipped candidates move one step; surplus flips of non-candidates get err 0. */
+        vf err = vf_blend(flip, e[t], zero);
+        err = vf_blend(real, err, vf_add(e[t], step));
+        vf old = vf_min(vf_max(r[t], lo), hi);
+        vf code = vf_blend(real, old, vf_min(vf_max(vf_add(r[t], step), lo), hi));
+        vi pos = vi_add(stride, vi_set1((int)(b * K + t)));
+        size_t n = (size_t)vi_compress((int32_t *)pt->pos + pt->n, flip, pos);
+        vf_compress(pt->err + pt->n, flip, err);
+        vf_compress(pt->code + pt->n, flip, code);
+        pt->n += n;
+        *changed = vi_inc(*changed, vm_andnot(real, vm_eq(code, old)));
+        vm is = vm_and(vm_ieq(rank[t], target), active);
+        off_pos = vi_blend(is, off_pos, pos);
+        off_val = vf_blend(is, off_val, vf_abs(err));
+    }
+    vm dir_up = vm_and(has_offer, vm_xor(up, over)); /* over: offered the other way */
+    vm dir_dn = vm_andnot(has_offer, dir_up);
+    size_t nu = (size_t)vi_compress((int32_t *)off_up->pos + off_up->n, dir_up, off_pos);
+    vf_compress(off_up->val + off_up->n, dir_up, off_val);
+    off_up->n += nu;
+    size_t nd = (size_t)vi_compress((int32_t *)off_dn->pos + off_dn->n, dir_dn, off_pos);
+    vf_compress(off_dn->val + off_dn->n, dir_dn, off_val);
+    off_dn->n += nd;
+}
+
+static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                              struct simd_patches *pt, struct sqi_offers *off_up,
+                              struct sqi_offers *off_dn, uint64_t *flips)
+{
+    size_t K = ctx->ksize, I = ctx->kernels;
+    vi changed = vi_set1(0);
+    pt->n = off_up->n = off_dn->n = 0;
+    for (size_t b = 0; b < I; b += W) {
+        size_t nk = I - b < W ? I - b : W;
+        /* A constant K lets the compiler unroll everything into registers. */
+        switch (K) {
+#define SIMD_K(k)                                                                                  \
+    case k:                                                                                        \
+        simd_kernel_block(ctx, ch, b, nk, k, pt, off_up, off_dn, &changed);                        \
+        break;
+            SIMD_KERNEL_SIZES(SIMD_K)
+#undef SIMD_K
+        }
+    }
+    for (size_t i = 0; i < pt->n; i++) {
+        ch->err[pt->pos[i]] = pt->err[i];
+        ch->q[pt->pos[i]] = (int8_t)pt->code[i];
+    }
+    *flips += (uint64_t)vi_hsum(changed);
+}
+
+/* Flip the k best of m keys: with few keys, rank each by counting larger ones. */
+static void simd_flip_best(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys,
+                           size_t m, size_t k, bool up, uint64_t *flips)
+{
+    if (m > 64 || k >= m) {
+        sqi_flip_best(ctx, ch, keys, m, k, up, flips);
+        return;
+    }
+    size_t padded = (m + 7) & ~(size_t)7;
+    for (size_t i = m; i < padded; i++)
+        keys[i] = 0;
+    for (size_t i = 0; i < m; i++)
+        if (count_greater(keys, padded, keys[i]) < k)
+            sqi_flip(ctx, ch, sqi_key_pos(keys[i]), up, flips);
+}
+
+/*
+ * Channel stage without a kernel stage. The k best of nd candidates are
+ * found among those with priority >= tau, where tau is guessed from the
+ * typical (uniform) spread of priorities; if fewer than k pass, tau = 0.
+ */
+static void simd_channel_plain(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                               const float *cand, size_t n_up, size_t n_dn, uint64_t *keys,
+                               int32_t *pos, float *pri_out, uint64_t *flips)
+{
+    size_t len = ctx->len;
+    struct sqi_row p = sqi_row_plan(simd_rowsum(ch->err, len), len);
+    size_t nd = p.up ? n_up : n_dn;
+    if (p.k == 0 || nd == 0)
+        return;
+    float tau = 0.0f;
+    if (p.k < nd) {
+        float frac = (float)(p.k + 16 + p.k / 2) / (float)nd;
+        tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
+    }
+    vf zero = vf_zero();
+    vi lanes = vi_lanes();
+    for (;;) {
+        vf vt = vf_set1(tau);
+        size_t m = 0;
+        for (size_t i = 0; i < len; i += W) {
+            size_t n = len - i < W ? len - i : W;
+            vf c = n == W ? vf_loadu(cand + i) : vf_load_n(cand + i, n);
+            vf pri = p.up ? vf_neg(c) : c;
+            vm pass = vm_and(vm_and(vm_gt(pri, zero), vm_ge(pri, vt)), vm_first(n));
+            size_t got = (size_t)vi_compress(pos + m, pass, vi_add(lanes, vi_set1((int)i)));
+            vf_compress(pri_out + m, pass, pri);
+            m += got;
+        }
+        if (m >= p.k || tau == 0.0f) {
+            for (size_t i = 0; i < m; i++)
+                keys[i] = sqi_rank_key(pri_out[i], (size_t)pos[i]);
+            simd_flip_best(ctx, ch, keys, m, p.k, p.up, flips);
+            return;
+        }
+        tau = 0.0f;
+    }
+}
+
+size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q, float *scale,
+                 float *zp, void *scratch, struct sqi_flips *flips)
+{
+    if (ctx->kernel_stage && !simd_kernel_size_supported(ctx->ksize))
+        return sqi_quantize_generic(ctx, n, w, q, scale, zp, scratch, flips);
+    /* Scratch: 8-byte keys first, then 4-byte arrays; lists get W slack for
+     * the whole-vector stores of vf_compress/vi_compress. */
+    size_t len = ctx->len, lw = len + W, kw = ctx->kernels + W;
+    uint64_t *keys = scratch;
+    float *err = (float *)(keys + lw);
+    float *cand = err + len;
+    struct simd_patches pt = {(uint32_t *)(cand + len), NULL, NULL, 0};
+    pt.err = (float *)(pt.pos + lw);
+    pt.code = pt.err + lw;
+    struct sqi_offers up = {(uint32_t *)(pt.code + lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
+    up.val = (float *)(down.pos + kw);
+    down.val = up.val + kw;
+    for (size_t c = 0; c < n; c++) {
+        struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, err};
+        float mn, mx;
+        if (!simd_minmax(ch.w, len, &mn, &mx))
+            return c;
+        sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
+        scale[c] = ch.scale;
+        zp[c] = ch.zp;
+        if (!ctx->kernel_stage && !ctx->channel_stage) {
+            simd_rtn(ctx, &ch, len);
+        } else if (!ctx->kernel_stage) {
+            size_t n_up = 0, n_dn = 0;
+            simd_pass1(ctx, &ch, len, cand, &n_up, &n_dn);
+            /* The patch arrays are free in this mode: they hold the survivors. */
+            simd_channel_plain(ctx, &ch, cand, n_up, n_dn, keys, (int32_t *)pt.pos, pt.err,
+                               &flips->channel);
+        } else {
+            simd_pass1(ctx, &ch, len, NULL, NULL, NULL);
+            simd_kernel_stage(ctx, &ch, &pt, &up, &down, &flips->kernel);
+            if (ctx->channel_stage)
+                sqi_channel_offers(ctx, &ch, simd_rowsum(err, len), &up, &down, keys,
+                                   &flips->channel);
+        }
+    }
+    return n;
+}
+
+#endif

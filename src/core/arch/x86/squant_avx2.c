@@ -1,0 +1,132 @@
+/*
+ * AVX2 instantiation of simd.h: 8 lanes, masks as all-ones float lanes.
+ * Compiled with -mavx2; only called after sqi_cpu_has_avx2().
+ */
+#include <immintrin.h>
+
+#include "core.h"
+
+#define W 8
+#define SIMD_NAME sqi_quantize_avx2
+typedef __m256 vf;
+typedef __m256i vi;
+typedef __m256 vm;
+
+static inline vm vm_first(size_t n)
+{
+    __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n > 8 ? 8 : n)), lanes));
+}
+static inline vf vf_loadu(const float *p) { return _mm256_loadu_ps(p); }
+static inline vf vf_load_n(const float *p, size_t n)
+{
+    return _mm256_maskload_ps(p, _mm256_castps_si256(vm_first(n)));
+}
+static inline void vf_storeu(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline void vf_store_n(float *p, vf v, size_t n)
+{
+    _mm256_maskstore_ps(p, _mm256_castps_si256(vm_first(n)), v);
+}
+static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
+static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+static inline vf vf_abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+static inline vf vf_neg(vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline vf vf_round(vf a)
+{
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline vf vf_blend(vm m, vf a, vf b) { return _mm256_blendv_ps(a, b, m); }
+static inline vf vf_gather(const float *base, vi idx, size_t n)
+{
+    return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, idx, vm_first(n), 4);
+}
+static inline vm vm_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+static inline vm vm_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline vm vm_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
+static inline vm vm_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
+static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
+static inline vm vm_andnot(vm a, vm b) { return _mm256_andnot_ps(b, a); }
+static inline vm vm_xor(vm a, vm b) { return _mm256_xor_ps(a, b); }
+static inline unsigned vm_bits(vm m) { return (unsigned)_mm256_movemask_ps(m); }
+static inline vi vi_set1(int x) { return _mm256_set1_epi32(x); }
+static inline vi vi_lanes(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
+static inline vi vi_mul_small(vi a, int k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
+static inline vi vi_inc(vi acc, vm m) { return _mm256_sub_epi32(acc, _mm256_castps_si256(m)); }
+static inline vi vi_blend(vm m, vi a, vi b)
+{
+    return _mm256_blendv_epi8(a, b, _mm256_castps_si256(m));
+}
+static inline vm vm_ilt(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)); }
+static inline vm vm_ieq(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
+static inline vi vi_from_vf(vf a) { return _mm256_cvttps_epi32(a); }
+static inline void vi_store(int *p, vi v) { _mm256_storeu_si256((__m256i *)p, v); }
+static inline int vi_hsum(vi v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+/* Lane permutation that packs the lanes of an 8-bit mask to the front. */
+static inline __m256i compress_perm(unsigned bits)
+{
+    /* Each nibble of the 32-bit word is a source lane; built from pdep-free shifts. */
+    uint32_t idx = 0, n = 0;
+    for (; bits; bits &= bits - 1)
+        idx |= (uint32_t)__builtin_ctz(bits) << (4 * n++);
+    __m256i v = _mm256_set1_epi32((int)idx);
+    return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                            _mm256_set1_epi32(15));
+}
+static inline int vf_compress(float *dst, vm m, vf v)
+{
+    unsigned bits = vm_bits(m);
+    _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(v, compress_perm(bits)));
+    return __builtin_popcount(bits);
+}
+static inline int vi_compress(int32_t *dst, vm m, vi v)
+{
+    unsigned bits = vm_bits(m);
+    _mm256_storeu_si256((__m256i *)dst, _mm256_permutevar8x32_epi32(v, compress_perm(bits)));
+    return __builtin_popcount(bits);
+}
+/* How many of keys[0..n) (n a multiple of 8) are greater than key (keys < 2^63). */
+static inline size_t count_greater(const uint64_t *keys, size_t n, uint64_t key)
+{
+    __m256i k = _mm256_set1_epi64x((long long)key);
+    size_t c = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        __m256i g = _mm256_cmpgt_epi64(_mm256_loadu_si256((const __m256i *)(keys + i)), k);
+        c += (size_t)__builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(g)));
+    }
+    return c;
+}
+/* n codes from floats already clamped to [t_min, t_max]. */
+static inline void store_codes(int8_t *q, vf v, size_t n)
+{
+    __m256i i32 = _mm256_cvttps_epi32(v);
+    __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+    __m128i i8 = _mm_packs_epi16(i16, i16);
+    if (n >= 8) {
+        _mm_storel_epi64((__m128i *)q, i8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, i8);
+        memcpy(q, tmp, n);
+    }
+}
+
+#include "simd.h"
+
+bool sqi_cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
