@@ -52,7 +52,8 @@ SQ_API void sq_limits_init(struct sq_limits *limits);
  * Parse `len` bytes as `format` (AUTO detects; RAW is not accepted here, use
  * sq_raw_parse). On success `model` (initialized by the caller) holds the
  * tensors, borrowing `buf`. A single .npy becomes one tensor called
- * `npy_name`.
+ * `npy_name` ("tensor" when NULL). The model must be empty (SQ_ERR_ARG
+ * otherwise); on failure it is left empty. `limits` NULL: the defaults.
  */
 SQ_API enum sq_status sq_model_parse(const uint8_t *buf, size_t len, enum sq_format format,
                                      const struct sq_limits *limits, const char *npy_name,
@@ -72,14 +73,17 @@ SQ_API enum sq_status sq_raw_parse(const uint8_t *buf, size_t len, enum sq_dtype
                                    struct sq_model *model, struct sq_error *err);
 
 /*
- * Append a tensor. The name is copied. If `owned` is true the model takes
- * `data` (which must come from malloc) and frees it; otherwise it borrows.
- * nbytes must equal the shape's element count times the dtype size.
+ * Append a tensor. The name (non-empty UTF-8) is copied. If `owned` is true
+ * the model takes `data` (which must come from malloc) and frees it;
+ * otherwise it borrows. On failure the model takes nothing: an owned
+ * `data` is still the caller's to free. nbytes must equal the shape's
+ * element count times the dtype size (SQ_ERR_SHAPE); a name already in the
+ * model is SQ_ERR_CONFLICT.
  */
 SQ_API enum sq_status sq_model_add(struct sq_model *model, const char *name, enum sq_dtype dtype,
                                    unsigned rank, const int64_t *shape, const void *data,
                                    size_t nbytes, bool owned, struct sq_error *err);
-/* Set (or replace) a metadata entry; both strings are copied. */
+/* Set (or replace) a metadata entry; both strings (UTF-8) are copied. Order of first setting kept. */
 SQ_API enum sq_status sq_model_set_meta(struct sq_model *model, const char *key, const char *value,
                                         struct sq_error *err);
 

@@ -70,18 +70,26 @@ struct sq_meta {
     char *value;
 };
 
+struct sq_model_index;
+
 struct sq_model {
     struct sq_tensor *tensors;
     size_t count;
     size_t cap;
     struct sq_meta *meta;
     size_t meta_count;
+    struct sq_model_index *index; /* private: hash of the names, kept by the sq_model_* calls */
 };
 
 SQ_API void sq_model_init(struct sq_model *model);
 /* Free the tensors, their names, owned data and metadata. The struct itself is the caller's. */
 SQ_API void sq_model_free(struct sq_model *model);
-/* Index of the tensor called `name`, or -1. */
+/*
+ * Index of the tensor called `name`, or -1. O(1) on a model built by the
+ * parsers and sq_model_add (a hash kept in `index`); a linear scan when the
+ * tensors array or count were changed by hand (renaming a tensor in place
+ * is not supported). Never modifies the model, so threads may share it.
+ */
 SQ_API ptrdiff_t sq_model_find(const struct sq_model *model, const char *name);
 
 /*

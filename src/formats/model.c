@@ -118,44 +118,169 @@ enum sq_status sqi_check_shape(const struct sq_limits *lim, unsigned rank, const
 {
     if (rank > lim->max_rank)
         return sqi_fail_at(err, SQ_ERR_LIMIT, tensor, offset,
-                           "tensor '%s': rank %u is above the limit %u (max_rank)", tensor, rank,
-                           lim->max_rank);
+                           "tensor '%.100s': rank %u is above the limit %u (max_rank)", tensor,
+                           rank, lim->max_rank);
     uint64_t p = 1;
     bool over = false;
     for (unsigned i = 0; i < rank; i++) {
         if (shape[i] < 0)
             return sqi_fail_at(err, SQ_ERR_SHAPE, tensor, offset,
-                               "tensor '%s': dimension %u is %" PRId64 ", must be >= 0", tensor, i,
-                               shape[i]);
+                               "tensor '%.100s': dimension %u is %" PRId64 ", must be >= 0", tensor,
+                               i, shape[i]);
         if ((uint64_t)shape[i] > lim->max_dim)
             return sqi_fail_at(err, SQ_ERR_LIMIT, tensor, offset,
-                               "tensor '%s': dimension %u is %" PRId64 ", above the limit %" PRIu64
-                               " (max_dim)",
+                               "tensor '%.100s': dimension %u is %" PRId64
+                               ", above the limit %" PRIu64 " (max_dim)",
                                tensor, i, shape[i], lim->max_dim);
         if (__builtin_mul_overflow(p, (uint64_t)shape[i], &p))
             over = true;
     }
-    /* A zero dimension makes the product 0 even after an overflow. */
-    for (unsigned i = 0; over && i < rank; i++)
-        if (shape[i] == 0)
-            over = false, p = 0;
+    /*
+     * A running product that overflows is refused even when a later
+     * dimension is 0, as sqi_shape_product (and so sq_model_add and the
+     * writers) refuses it.
+     */
     if (over || p > lim->max_tensor_elements || p > SIZE_MAX) {
         char s[96];
         sqi_shape_str(s, sizeof s, rank, shape);
         return sqi_fail_at(err, SQ_ERR_LIMIT, tensor, offset,
-                           "tensor '%s': shape %s has more than %" PRIu64
+                           "tensor '%.100s': shape %s has more than %" PRIu64
                            " elements (max_tensor_elements)",
                            tensor, s, lim->max_tensor_elements);
     }
     uint64_t t;
     if (__builtin_add_overflow(*total, p, &t) || t > lim->max_total_elements)
         return sqi_fail_at(err, SQ_ERR_LIMIT, tensor, offset,
-                           "tensor '%s': the tensors hold more than %" PRIu64
+                           "tensor '%.100s': the tensors hold more than %" PRIu64
                            " elements in total (max_total_elements)",
                            tensor, lim->max_total_elements);
     *total = t;
     *nelems = (size_t)p;
     return SQ_OK;
+}
+
+/* ------------------------------------------------------------------ name index */
+
+/*
+ * A hash table over the names of an array (tensor names or metadata keys),
+ * so that sq_model_add, sq_model_set_meta and sq_model_find stay O(1): the
+ * plan rebuilds models of up to max_tensors tensors with them, and a
+ * hostile file must not make that quadratic. Open addressing with linear
+ * probing, at most half full; a slot holds index + 1 (0: empty). A table
+ * remembers the array (base) and how many of its entries it covers, so a
+ * model whose arrays were changed by hand is searched linearly instead.
+ */
+struct name_table {
+    size_t *slots;
+    size_t mask;      /* slot count - 1 (a power of two); 0: no table */
+    size_t count;     /* entries [0, count) of `base` are in the table */
+    const void *base; /* the array they are in (a realloc moves it: then rebuilt) */
+};
+
+struct sq_model_index {
+    struct name_table tensors, meta;
+    uint64_t seed;
+};
+
+typedef const char *(*key_fn)(const void *base, size_t i);
+
+static const char *tensor_key(const void *base, size_t i)
+{
+    return ((const struct sq_tensor *)base)[i].name;
+}
+
+static const char *meta_key(const void *base, size_t i)
+{
+    return ((const struct sq_meta *)base)[i].key;
+}
+
+/* FNV-1a from a per-model seed (an address: not known offline), then a final mix. */
+static uint64_t name_hash(uint64_t seed, const char *s)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ seed;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * UINT64_C(0x100000001b3);
+    h ^= h >> 33;
+    h *= UINT64_C(0xff51afd7ed558ccd);
+    h ^= h >> 33;
+    return h;
+}
+
+static void table_insert(struct name_table *t, uint64_t seed, key_fn key, size_t i)
+{
+    size_t s = (size_t)name_hash(seed, key(t->base, i)) & t->mask;
+    while (t->slots[s])
+        s = (s + 1) & t->mask;
+    t->slots[s] = i + 1;
+}
+
+static ptrdiff_t table_lookup(const struct name_table *t, uint64_t seed, key_fn key,
+                              const char *name)
+{
+    size_t s = (size_t)name_hash(seed, name) & t->mask;
+    for (; t->slots[s]; s = (s + 1) & t->mask)
+        if (strcmp(key(t->base, t->slots[s] - 1), name) == 0)
+            return (ptrdiff_t)(t->slots[s] - 1);
+    return -1;
+}
+
+/*
+ * Bring `t` up to date with entries [0, count) of `base`, with room for one
+ * more. On SQ_ERR_NOMEM there is no table (lookups then scan).
+ */
+static enum sq_status table_prepare(struct name_table *t, uint64_t seed, key_fn key,
+                                    const void *base, size_t count)
+{
+    size_t want = 16;
+    while (want / 2 < count + 1) {
+        if (want > SIZE_MAX / 4 / sizeof *t->slots)
+            return SQ_ERR_NOMEM;
+        want *= 2;
+    }
+    if (want > t->mask + 1 || !t->mask) {
+        free(t->slots);
+        t->mask = 0;
+        if (!(t->slots = calloc(want, sizeof *t->slots)))
+            return SQ_ERR_NOMEM;
+        t->mask = want - 1;
+        t->count = 0;
+    } else if (t->base != base || t->count > count) {
+        memset(t->slots, 0, (t->mask + 1) * sizeof *t->slots);
+        t->count = 0;
+    }
+    t->base = base;
+    for (; t->count < count; t->count++)
+        table_insert(t, seed, key, t->count);
+    return SQ_OK;
+}
+
+static struct sq_model_index *index_get(struct sq_model *model)
+{
+    if (!model->index) {
+        struct sq_model_index *ix = calloc(1, sizeof *ix);
+        if (!ix)
+            return NULL;
+        ix->seed = (uint64_t)(uintptr_t)ix * UINT64_C(0x9e3779b97f4a7c15);
+        model->index = ix;
+    }
+    return model->index;
+}
+
+/* The index with its tensor table current and room for one more; NULL when out of memory. */
+static struct sq_model_index *tensor_index(struct sq_model *model)
+{
+    struct sq_model_index *ix = index_get(model);
+    if (!ix || table_prepare(&ix->tensors, ix->seed, tensor_key, model->tensors, model->count))
+        return NULL;
+    return ix;
+}
+
+static struct sq_model_index *meta_index(struct sq_model *model)
+{
+    struct sq_model_index *ix = index_get(model);
+    if (!ix || table_prepare(&ix->meta, ix->seed, meta_key, model->meta, model->meta_count))
+        return NULL;
+    return ix;
 }
 
 /* ------------------------------------------------------------------ model */
@@ -167,6 +292,7 @@ void sq_model_init(struct sq_model *model)
     model->cap = 0;
     model->meta = NULL;
     model->meta_count = 0;
+    model->index = NULL;
 }
 
 void sq_model_free(struct sq_model *model)
@@ -183,11 +309,20 @@ void sq_model_free(struct sq_model *model)
         free(model->meta[i].value);
     }
     free(model->meta);
+    if (model->index) {
+        free(model->index->tensors.slots);
+        free(model->index->meta.slots);
+        free(model->index);
+    }
     sq_model_init(model);
 }
 
 ptrdiff_t sq_model_find(const struct sq_model *model, const char *name)
 {
+    const struct sq_model_index *ix = model->index;
+    if (ix && ix->tensors.mask && ix->tensors.base == model->tensors &&
+        ix->tensors.count == model->count)
+        return table_lookup(&ix->tensors, ix->seed, tensor_key, name);
     for (size_t i = 0; i < model->count; i++)
         if (strcmp(model->tensors[i].name, name) == 0)
             return (ptrdiff_t)i;
@@ -230,8 +365,11 @@ enum sq_status sqi_model_push(struct sq_model *model, const char *name, size_t n
     if (st != SQ_OK)
         return st;
     char *copy = sqi_strndup(name, name_len);
-    if (!copy)
+    struct sq_model_index *ix = copy ? tensor_index(model) : NULL;
+    if (!ix) {
+        free(copy);
         return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory");
+    }
     struct sq_tensor *t = &model->tensors[model->count++];
     memset(t, 0, sizeof *t);
     t->name = copy;
@@ -243,6 +381,7 @@ enum sq_status sqi_model_push(struct sq_model *model, const char *name, size_t n
     t->nbytes = nbytes;
     t->data = data;
     t->owned = owned;
+    table_insert(&ix->tensors, ix->seed, tensor_key, ix->tensors.count++);
     return SQ_OK;
 }
 
@@ -258,33 +397,36 @@ enum sq_status sq_model_add(struct sq_model *model, const char *name, enum sq_dt
     if (!sqi_utf8_valid(name, len))
         return sqi_fail_at(err, SQ_ERR_ARG, name, -1, "tensor name is not valid UTF-8");
     if ((unsigned)dtype >= SQ_DTYPE_COUNT)
-        return sqi_fail_at(err, SQ_ERR_DTYPE, name, -1, "tensor '%s': unknown dtype %d", name,
+        return sqi_fail_at(err, SQ_ERR_DTYPE, name, -1, "tensor '%.100s': unknown dtype %d", name,
                            (int)dtype);
     if (rank > SQ_MAX_RANK)
-        return sqi_fail_at(err, SQ_ERR_SHAPE, name, -1, "tensor '%s': rank %u is above %d", name,
-                           rank, SQ_MAX_RANK);
+        return sqi_fail_at(err, SQ_ERR_SHAPE, name, -1, "tensor '%.100s': rank %u is above %d",
+                           name, rank, SQ_MAX_RANK);
     if (rank && !shape)
-        return sqi_fail_at(err, SQ_ERR_ARG, name, -1, "tensor '%s': rank %u without a shape", name,
-                           rank);
+        return sqi_fail_at(err, SQ_ERR_ARG, name, -1, "tensor '%.100s': rank %u without a shape",
+                           name, rank);
     char s[96];
     size_t nelems, need;
     if (!sqi_shape_product(shape, rank, &nelems) || !sqi_mul(nelems, sq_dtype_size(dtype), &need)) {
         sqi_shape_str(s, sizeof s, rank, shape);
-        return sqi_fail_at(err, SQ_ERR_SHAPE, name, -1,
-                           "tensor '%s': shape %s has a negative dimension or too many elements",
-                           name, s);
+        return sqi_fail_at(
+            err, SQ_ERR_SHAPE, name, -1,
+            "tensor '%.100s': shape %s has a negative dimension or too many elements", name, s);
     }
     if (need != nbytes) {
         sqi_shape_str(s, sizeof s, rank, shape);
         return sqi_fail_at(err, SQ_ERR_SHAPE, name, -1,
-                           "tensor '%s': shape %s of %s needs %zu bytes, got %zu", name, s,
+                           "tensor '%.100s': shape %s of %s needs %zu bytes, got %zu", name, s,
                            sq_dtype_name(dtype), need, nbytes);
     }
     if (!data && nbytes)
-        return sqi_fail_at(err, SQ_ERR_ARG, name, -1, "tensor '%s': no data", name);
-    if (sq_model_find(model, name) >= 0)
-        return sqi_fail_at(err, SQ_ERR_CONFLICT, name, -1, "tensor '%s' is already in the model",
-                           name);
+        return sqi_fail_at(err, SQ_ERR_ARG, name, -1, "tensor '%.100s': no data", name);
+    struct sq_model_index *ix = tensor_index(model);
+    if (!ix)
+        return sqi_fail_at(err, SQ_ERR_NOMEM, name, -1, "out of memory");
+    if (table_lookup(&ix->tensors, ix->seed, tensor_key, name) >= 0)
+        return sqi_fail_at(err, SQ_ERR_CONFLICT, name, -1,
+                           "tensor '%.100s' is already in the model", name);
     return sqi_model_push(model, name, len, dtype, rank, shape, nelems, data, nbytes,
                           owned ? (uint8_t *)data : NULL, err);
 }
@@ -311,13 +453,16 @@ enum sq_status sqi_model_push_meta(struct sq_model *model, const char *key, cons
     if (st != SQ_OK)
         return st;
     char *k = sqi_strdup(key), *v = k ? sqi_strdup(value) : NULL;
-    if (!v) {
+    struct sq_model_index *ix = v ? meta_index(model) : NULL;
+    if (!ix) {
         free(k);
+        free(v);
         return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory for metadata");
     }
     model->meta[model->meta_count].key = k;
     model->meta[model->meta_count].value = v;
     model->meta_count++;
+    table_insert(&ix->meta, ix->seed, meta_key, ix->meta.count++);
     return SQ_OK;
 }
 
@@ -329,17 +474,18 @@ enum sq_status sq_model_set_meta(struct sq_model *model, const char *key, const 
                            "sq_model_set_meta: model, key and value are required");
     if (!sqi_utf8_valid(key, strlen(key)) || !sqi_utf8_valid(value, strlen(value)))
         return sqi_fail_at(err, SQ_ERR_ARG, NULL, -1, "metadata key or value is not valid UTF-8");
-    for (size_t i = 0; i < model->meta_count; i++) {
-        if (strcmp(model->meta[i].key, key) == 0) {
-            char *v = sqi_strdup(value);
-            if (!v)
-                return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory for metadata");
-            free(model->meta[i].value);
-            model->meta[i].value = v;
-            return SQ_OK;
-        }
-    }
-    return sqi_model_push_meta(model, key, value, err);
+    struct sq_model_index *ix = meta_index(model);
+    if (!ix)
+        return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory for metadata");
+    ptrdiff_t i = table_lookup(&ix->meta, ix->seed, meta_key, key);
+    if (i < 0)
+        return sqi_model_push_meta(model, key, value, err);
+    char *v = sqi_strdup(value);
+    if (!v)
+        return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory for metadata");
+    free(model->meta[i].value);
+    model->meta[i].value = v;
+    return SQ_OK;
 }
 
 /* ------------------------------------------------------------------ formats */

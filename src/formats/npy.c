@@ -481,8 +481,8 @@ enum sq_status sq_npy_write(const struct sq_tensor *t, size_t limit, uint8_t **o
     const char *descr = npy_descr(t->dtype);
     if (!descr)
         return sqi_fail_at(err, SQ_ERR_DTYPE, name, -1,
-                           "tensor '%s': %s has no .npy dtype (use safetensors)", name ? name : "",
-                           sq_dtype_name(t->dtype));
+                           "tensor '%.100s': %s has no .npy dtype (use safetensors)",
+                           name ? name : "", sq_dtype_name(t->dtype));
     size_t nelems, nbytes;
     if (t->rank > SQ_MAX_RANK || !sqi_shape_product(t->shape, t->rank, &nelems) ||
         !sqi_mul(nelems, sq_dtype_size(t->dtype), &nbytes) || nbytes != t->nbytes ||

@@ -92,14 +92,14 @@ static enum sq_status parse_entry(struct parse *p, const char *name, json_t *v, 
     e->name_len = nlen;
     if (!json_is_object(v))
         return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                           "tensor '%s': its header entry is not a JSON object", name);
+                           "tensor '%.100s': its header entry is not a JSON object", name);
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x)
     {
         if (strcmp(k, "dtype") != 0 && strcmp(k, "shape") != 0 && strcmp(k, "data_offsets") != 0)
             return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                               "tensor '%s': unknown key '%.40s' (expected dtype, shape, "
+                               "tensor '%.100s': unknown key '%.40s' (expected dtype, shape, "
                                "data_offsets)",
                                name, k);
     }
@@ -107,34 +107,34 @@ static enum sq_status parse_entry(struct parse *p, const char *name, json_t *v, 
     json_t *dtype = json_object_get(v, "dtype");
     if (!json_is_string(dtype))
         return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                           "tensor '%s': \"dtype\" is missing or not a string", name);
+                           "tensor '%.100s': \"dtype\" is missing or not a string", name);
     if (sq_dtype_from_name(json_string_value(dtype), &e->dtype) != SQ_OK)
-        return sqi_fail_at(err, SQ_ERR_DTYPE, name, 8, "tensor '%s': unknown dtype '%.40s'", name,
-                           json_string_value(dtype));
+        return sqi_fail_at(err, SQ_ERR_DTYPE, name, 8, "tensor '%.100s': unknown dtype '%.40s'",
+                           name, json_string_value(dtype));
 
     json_t *shape = json_object_get(v, "shape");
     if (!json_is_array(shape))
         return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                           "tensor '%s': \"shape\" is missing or not an array", name);
+                           "tensor '%.100s': \"shape\" is missing or not an array", name);
     size_t rank = json_array_size(shape);
     if (rank > p->lim->max_rank)
         return sqi_fail_at(err, SQ_ERR_LIMIT, name, 8,
-                           "tensor '%s': rank %zu is above the limit %u (max_rank)", name, rank,
+                           "tensor '%.100s': rank %zu is above the limit %u (max_rank)", name, rank,
                            p->lim->max_rank);
     e->rank = (unsigned)rank;
     for (size_t i = 0; i < rank; i++) {
         json_t *d = json_array_get(shape, i);
         if (!json_is_integer(d))
             return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                               "tensor '%s': dimension %zu of \"shape\" is not an integer", name,
-                               i);
+                               "tensor '%.100s': dimension %zu of \"shape\" is not an integer",
+                               name, i);
         e->shape[i] = (int64_t)json_integer_value(d);
     }
     enum sq_status st = sqi_check_shape(p->lim, e->rank, e->shape, total, &e->nelems, name, 8, err);
     if (st != SQ_OK)
         return st;
     if (!sqi_mul(e->nelems, sq_dtype_size(e->dtype), &e->nbytes))
-        return sqi_fail_at(err, SQ_ERR_LIMIT, name, 8, "tensor '%s': its size overflows", name);
+        return sqi_fail_at(err, SQ_ERR_LIMIT, name, 8, "tensor '%.100s': its size overflows", name);
 
     json_t *off = json_object_get(v, "data_offsets");
     int64_t b = -1, end = -1;
@@ -144,17 +144,18 @@ static enum sq_status parse_entry(struct parse *p, const char *name, json_t *v, 
     }
     if (b < 0 || end < 0)
         return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                           "tensor '%s': \"data_offsets\" must be [begin, end] of non-negative "
+                           "tensor '%.100s': \"data_offsets\" must be [begin, end] of non-negative "
                            "integers",
                            name);
     if (b > end)
         return sqi_fail_at(err, SQ_ERR_FORMAT, name, 8,
-                           "tensor '%s': data_offsets [%" PRId64 ", %" PRId64 "] end before they "
+                           "tensor '%.100s': data_offsets [%" PRId64 ", %" PRId64
+                           "] end before they "
                            "begin",
                            name, b, end);
     if ((uint64_t)end > p->dlen)
         return sqi_fail_at(err, SQ_ERR_FORMAT, name, (int64_t)p->dstart,
-                           "tensor '%s': data_offsets [%" PRId64 ", %" PRId64
+                           "tensor '%.100s': data_offsets [%" PRId64 ", %" PRId64
                            "] run past the end of the %zu-byte data section",
                            name, b, end, p->dlen);
     e->begin = (uint64_t)b;
@@ -162,10 +163,11 @@ static enum sq_status parse_entry(struct parse *p, const char *name, json_t *v, 
     if (e->end - e->begin != e->nbytes) {
         char s[96];
         sqi_shape_str(s, sizeof s, e->rank, e->shape);
-        return sqi_fail_at(err, SQ_ERR_SHAPE, name, (int64_t)(p->dstart + e->begin),
-                           "tensor '%s': shape %s of %s needs %zu bytes, but data_offsets [%" PRId64
-                           ", %" PRId64 "] hold %" PRIu64,
-                           name, s, sq_dtype_name(e->dtype), e->nbytes, b, end, e->end - e->begin);
+        return sqi_fail_at(
+            err, SQ_ERR_SHAPE, name, (int64_t)(p->dstart + e->begin),
+            "tensor '%.100s': shape %s of %s needs %zu bytes, but data_offsets [%" PRId64
+            ", %" PRId64 "] hold %" PRIu64,
+            name, s, sq_dtype_name(e->dtype), e->nbytes, b, end, e->end - e->begin);
     }
     return SQ_OK;
 }
@@ -205,12 +207,12 @@ static enum sq_status check_tiling(struct parse *p)
         if (e->begin > at)
             st = sqi_fail_at(p->err, SQ_ERR_FORMAT, e->name, (int64_t)(p->dstart + at),
                              "safetensors data: a gap of %" PRIu64 " bytes at data byte %" PRIu64
-                             ", before tensor '%s'",
+                             ", before tensor '%.100s'",
                              e->begin - at, at, e->name);
         else if (e->begin < at)
             st = sqi_fail_at(p->err, SQ_ERR_FORMAT, e->name, (int64_t)(p->dstart + e->begin),
-                             "safetensors data: tensor '%s' at data bytes [%" PRIu64 ", %" PRIu64
-                             "] overlaps tensor '%s'",
+                             "safetensors data: tensor '%.100s' at data bytes [%" PRIu64
+                             ", %" PRIu64 "] overlaps tensor '%.100s'",
                              e->name, e->begin, e->end, prev ? prev : "");
         at = e->end;
         prev = e->name;
@@ -378,13 +380,13 @@ static enum sq_status build_header(const struct sq_model *model, json_t *root, s
             !sqi_mul(nelems, sq_dtype_size(t->dtype), &nbytes) || nbytes != t->nbytes ||
             (nbytes && !t->data))
             return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
-                               "tensor '%s': its shape, size and data disagree", t->name);
+                               "tensor '%.100s': its shape, size and data disagree", t->name);
         if (!t->name || !t->name[0] || !sqi_utf8_valid(t->name, strlen(t->name)))
             return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
                                "tensor %zu: its name is empty or not valid UTF-8", i);
         if (strcmp(t->name, META_KEY) == 0 || json_object_get(root, t->name))
             return sqi_fail_at(err, SQ_ERR_CONFLICT, t->name, -1,
-                               "tensor name '%s' appears twice (or is " META_KEY ")", t->name);
+                               "tensor name '%.100s' appears twice (or is " META_KEY ")", t->name);
         uint64_t end = at + nbytes;
         if (end < at || end > INT64_MAX)
             return sqi_fail_at(err, SQ_ERR_LIMIT, t->name, -1, "safetensors data too large");

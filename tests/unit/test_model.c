@@ -114,6 +114,52 @@ START_TEST(test_many)
 }
 END_TEST
 
+/* 20 000 names sharing a 900-byte prefix: quadratic lookups would take hours, the index does not.
+ */
+START_TEST(test_many_long_names)
+{
+    enum { N = 20000, PREFIX = 900 };
+    char *name = malloc(PREFIX + 16);
+    memset(name, 'p', PREFIX);
+    for (int i = 0; i < N; i++) {
+        snprintf(name + PREFIX, 16, "%d", i);
+        CHECK_OK(sq_model_add(&m, name, SQ_DTYPE_F32, 1, (int64_t[]){1}, w6, 4, false, &e), &e);
+        CHECK_OK(sq_model_set_meta(&m, name, "v", &e), &e);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(name + PREFIX, 16, "%d", i);
+        ck_assert_int_eq(sq_model_find(&m, name), i);
+        CHECK_OK(sq_model_set_meta(&m, name, "w", &e), &e); /* replaces */
+    }
+    ck_assert_uint_eq(m.meta_count, N);
+    ck_assert_str_eq(m.meta[N - 1].value, "w");
+    snprintf(name + PREFIX, 16, "%d", N);
+    ck_assert_int_eq(sq_model_find(&m, name), -1);
+    snprintf(name + PREFIX, 16, "%d", 7);
+    CHECK_ERR(sq_model_add(&m, name, SQ_DTYPE_F32, 1, (int64_t[]){1}, w6, 4, false, &e), &e,
+              SQ_ERR_CONFLICT, "already in the model", -1);
+    free(name);
+}
+END_TEST
+
+/* A model whose count was changed by hand is searched linearly, and still right. */
+START_TEST(test_find_after_hand_edit)
+{
+    CHECK_OK(sq_model_add(&m, "a", SQ_DTYPE_F32, 1, (int64_t[]){1}, w6, 4, false, &e), &e);
+    CHECK_OK(sq_model_add(&m, "b", SQ_DTYPE_F32, 1, (int64_t[]){1}, w6, 4, false, &e), &e);
+    m.count = 1;
+    ck_assert_int_eq(sq_model_find(&m, "b"), -1);
+    ck_assert_int_eq(sq_model_find(&m, "a"), 0);
+    free(m.tensors[1].name);
+    /* adding re-syncs the index with what the model now holds */
+    CHECK_OK(sq_model_add(&m, "b", SQ_DTYPE_F32, 1, (int64_t[]){1}, w6, 4, false, &e), &e);
+    ck_assert_int_eq(sq_model_find(&m, "b"), 1);
+    struct sq_model plain = {.tensors = m.tensors, .count = 2, .cap = m.cap}; /* no index */
+    ck_assert_int_eq(sq_model_find(&plain, "b"), 1);
+    ck_assert_int_eq(sq_model_find(&plain, "c"), -1);
+}
+END_TEST
+
 START_TEST(test_meta)
 {
     CHECK_OK(sq_model_set_meta(&m, "format", "pt", &e), &e);
@@ -231,6 +277,9 @@ static Suite *model_suite(void)
     tcase_add_test(tc, test_add_owned);
     tcase_add_test(tc, test_add_errors);
     tcase_add_test(tc, test_many);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_many_long_names);
+    tcase_add_test(tc, test_find_after_hand_edit);
     tcase_add_test(tc, test_meta);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");

@@ -34,7 +34,7 @@ static enum sq_status parse(const char *json, const void *data, size_t n)
 
 #define T(name, dtype, shape, b, end)                                                              \
     "\"" name "\":{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #end "]" \
-                                                                                               "}"
+    "}"
 
 /* ------------------------------------------------------------------ parse */
 
@@ -342,6 +342,13 @@ START_TEST(test_limits)
                     "\"data_offsets\":[0,4]}}",
                     NULL, 4),
               &e, SQ_ERR_LIMIT, "shape [1099511627776, 1099511627776] has more than", 8);
+    /* an overflowing running product is refused even when a later dimension is 0 */
+    lim.max_rank = 3;
+    CHECK_ERR(parse("{\"w\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,0],"
+                    "\"data_offsets\":[0,0]}}",
+                    NULL, 0),
+              &e, SQ_ERR_LIMIT, "has more than", 8);
+    lim.max_rank = 2;
     CHECK_ERR(
         parse("{\"w\":{\"dtype\":\"F32\",\"shape\":[1,1,1],\"data_offsets\":[0,4]}}", NULL, 4), &e,
         SQ_ERR_LIMIT, "rank 3 is above the limit 2", 8);
