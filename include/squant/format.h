@@ -83,7 +83,8 @@ SQ_API enum sq_status sq_raw_parse(const uint8_t *buf, size_t len, enum sq_dtype
 SQ_API enum sq_status sq_model_add(struct sq_model *model, const char *name, enum sq_dtype dtype,
                                    unsigned rank, const int64_t *shape, const void *data,
                                    size_t nbytes, bool owned, struct sq_error *err);
-/* Set (or replace) a metadata entry; both strings (UTF-8) are copied. Order of first setting kept. */
+/* Set (or replace) a metadata entry; both strings (UTF-8) are copied. Entries keep the order
+ * in which they were first set. */
 SQ_API enum sq_status sq_model_set_meta(struct sq_model *model, const char *key, const char *value,
                                         struct sq_error *err);
 

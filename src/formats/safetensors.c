@@ -248,7 +248,7 @@ static enum sq_status parse_root(struct parse *p, struct sq_model *model)
     json_t *v;
     json_object_foreach(p->root, k, v)
     {
-        if (v == meta)
+        if (strcmp(k, META_KEY) == 0)
             st = parse_meta(p, v);
         else
             st = parse_entry(p, k, v, &p->entries[p->count++], &total);

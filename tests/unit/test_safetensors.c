@@ -252,6 +252,10 @@ START_TEST(test_entry_errors)
         {"{\"__metadata__\":{\"a\":{\"b\":\"c\"}}}", 0, SQ_ERR_FORMAT, "not a string", ""},
         {"{\"__metadata__\":[\"a\"]}", 0, SQ_ERR_FORMAT, "must be an object of strings", ""},
         {"{\"__metadata__\":\"a\"}", 0, SQ_ERR_FORMAT, "must be an object of strings", ""},
+        /* jansson's null is a singleton: an entry of null must not pass for the metadata */
+        {"{\"__metadata__\":null,\"w\":null}", 0, SQ_ERR_FORMAT,
+         "tensor 'w': its header entry is not a JSON object", "w"},
+        {"{\"w\":null,\"__metadata__\":null}", 0, SQ_ERR_FORMAT, "not a JSON object", "w"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sq_error_init(&e);
