@@ -29,6 +29,12 @@ static bool ctx_init(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     ctx->limits.max_tensor_elements = ctx->cfg.max_tensor_elements;
     ctx->limits.max_total_elements = ctx->cfg.max_total_elements;
     ctx->limits.max_header_bytes = (size_t)ctx->cfg.max_header_bytes;
+    const char *delay = getenv("SQUANTD_TEST_ITEM_DELAY_MS");
+    if (delay && *delay) {
+        ctx->test_item_delay_ms = (unsigned)strtoul(delay, NULL, 10);
+        if (ctx->test_item_delay_ms > 10000)
+            ctx->test_item_delay_ms = 10000;
+    }
     ctx->pool_size = sqd_config_threads(&ctx->cfg);
     ctx->max_active = sqd_config_active_jobs(&ctx->cfg);
     if (uv_mutex_init(&ctx->inbox_lock) || uv_mutex_init(&ctx->reg_lock) ||

@@ -77,7 +77,7 @@ void sqd_h_metrics(struct sqd_request *req)
     size_t len = 0;
     char *text = sqd_metrics_render(req->ctx, &len);
     if (!text) {
-        sqd_respond_error(req, 503, "nomem", "out of memory");
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
     }
     sqd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
@@ -182,7 +182,7 @@ void sqd_h_job_result(struct sqd_request *req)
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
-        sqd_respond_error(req, 500, "io", "the result of job %s cannot be read: %s", req->job_id,
+        sqd_respond_error(req, 500, sq_status_name(SQ_ERR_IO), "the result of job %s cannot be read: %s", req->job_id,
                           strerror(errno));
         return;
     }

@@ -98,7 +98,7 @@ static void respond_json_h(struct sqd_request *req, unsigned status, char *text,
                            const char *const *headers)
 {
     if (!text) {
-        static const char oom[] = "{\"error\":{\"status\":503,\"code\":\"nomem\","
+        static const char oom[] = "{\"error\":{\"status\":503,\"code\":\"out_of_memory\","
                                   "\"message\":\"out of memory\"}}\n";
         sqd_respond(req, 503, "application/json", strdup(oom), sizeof(oom) - 1);
         return;
@@ -148,7 +148,7 @@ void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *conten
     struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
     if (!r) {
         close(fd);
-        sqd_respond_error(req, 503, "nomem", "out of memory");
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
     }
     MHD_add_response_header(r, "X-Request-Id", req->id);
@@ -232,7 +232,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         req->route->handler(req);
         if (req->phase != SQD_PH_ANSWERED)
-            sqd_respond_error(req, 500, "internal", "no answer");
+            sqd_respond_error(req, 500, sq_status_name(SQ_ERR_INTERNAL), "no answer");
         return MHD_YES;
     }
     case SQD_PH_BODY:

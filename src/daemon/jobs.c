@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "squantd.h"
 
@@ -365,6 +366,8 @@ static void item_work(uv_work_t *w)
 {
     struct sqd_item *it = w->data;
     struct sqd_job *job = it->job;
+    if (job->ctx->test_item_delay_ms)
+        usleep(job->ctx->test_item_delay_ms * 1000u);
     if (atomic_load(&job->cancel) != SQD_CANCEL_NONE) {
         it->status = SQ_ERR_CANCELLED;
         return;

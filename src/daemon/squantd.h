@@ -592,6 +592,11 @@ struct sqd_ctx {
     struct sqd_metrics metrics;
     atomic_bool draining;
     uv_mutex_t log_lock;
+    /*
+     * Test hook, from $SQUANTD_TEST_ITEM_DELAY_MS: every work item first sleeps
+     * this long, so that tests can catch jobs while they run. 0 in production.
+     */
+    unsigned test_item_delay_ms;
 };
 
 #endif

@@ -174,7 +174,7 @@ bool sqd_upload_begin(struct sqd_request *req)
     uint64_t clen;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl && parse_content_length(cl, &clen) && clen > ctx->cfg.max_body_size) {
-        sqd_respond_error(req, 413, "limit",
+        sqd_respond_error(req, 413, sq_status_name(SQ_ERR_LIMIT),
                           "the body (%" PRIu64 " bytes) exceeds max-body-size (%" PRIu64 " bytes)",
                           clen, ctx->cfg.max_body_size);
         return false;
@@ -188,7 +188,7 @@ bool sqd_upload_begin(struct sqd_request *req)
     enum sqd_ctype ct = sqd_ctype_parse(ctype);
     switch (ct) {
     case SQD_CT_UNSUPPORTED:
-        sqd_respond_error(req, 415, "unsupported",
+        sqd_respond_error(req, 415, sq_status_name(SQ_ERR_UNSUPPORTED),
                           "unsupported Content-Type '%.100s': use application/x-npy, "
                           "application/vnd.safetensors, application/octet-stream or "
                           "multipart/form-data",
@@ -235,7 +235,7 @@ bool sqd_upload_begin(struct sqd_request *req)
         req->pp = ps ? MHD_create_post_processor(conn, SQD_PP_BUFFER, on_part, ps) : NULL;
         if (!req->pp) {
             free(ps);
-            sqd_respond_error(req, 400, "format",
+            sqd_respond_error(req, 400, sq_status_name(SQ_ERR_FORMAT),
                               "multipart/form-data needs a boundary parameter in Content-Type");
             return false;
         }
@@ -356,7 +356,7 @@ void sqd_h_quantize(struct sqd_request *req)
     struct sqd_ctx *ctx = req->ctx;
     struct sqd_job *job = sqd_job_new(ctx, false);
     if (!job) {
-        sqd_respond_error(req, 503, "nomem", "out of memory");
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
     }
     job->spec = req->spec;
@@ -385,7 +385,7 @@ void sqd_h_jobs_post(struct sqd_request *req)
     if (!job || !rec) {
         free(rec);
         sqd_job_free(job);
-        sqd_respond_error(req, 503, "nomem", "out of memory");
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
     }
     memcpy(job->id, req->job_id, SQD_JOBID_LEN + 1);
