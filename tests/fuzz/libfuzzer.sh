@@ -22,6 +22,7 @@ for p in npy safetensors; do
     if [ -n "$secs" ]; then
         mkdir -p "$out/corpus-$p"
         cp "$top/tests/fuzz/corpus/$p"/* "$out/corpus-$p/"
-        "$out/fuzz_$p" -max_total_time="$secs" -artifact_prefix="$out/" "$out/corpus-$p"
+        "$out/fuzz_$p" -max_total_time="$secs" -artifact_prefix="$out/" \
+            -dict="$top/tests/fuzz/$p.dict" "$out/corpus-$p"
     fi
 done
