@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <squant/squant.h>
+#include <squant/status.h>
 #include <squant/tensor.h>
 
 #ifdef __cplusplus

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <squant/squant.h>
+#include <squant/status.h>
 #include <squant/tensor.h>
 #include <squant/quant.h>
 #include <squant/format.h>

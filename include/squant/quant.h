@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <squant/squant.h>
+#include <squant/status.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <squant/squant.h>
+#include <squant/status.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,8 +42,6 @@ SQ_API const char *sq_dtype_name(enum sq_dtype dtype);
 SQ_API enum sq_status sq_dtype_from_name(const char *name, enum sq_dtype *out);
 /* True for the floating types that can be quantized: F32, F16, BF16, F64. */
 SQ_API bool sq_dtype_is_quantizable(enum sq_dtype dtype);
-
-#define SQ_MAX_RANK 8
 
 /*
  * One tensor. `data` points at `nbytes` bytes of little-endian elements in C

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <squant/squant.h>
+#include <squant/quant.h>
 
 #include "util.h"
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <squant/squant.h>
+#include <squant/format.h>
 
 #include "util.h"
 

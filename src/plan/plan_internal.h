@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include <squant/squant.h>
+#include <squant/plan.h>
 
 #include "util.h"
 

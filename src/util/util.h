@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <squant/squant.h>
+#include <squant/status.h>
 
 #if defined(__GNUC__)
 #define SQI_PRINTF(f, a) __attribute__((format(printf, f, a)))
