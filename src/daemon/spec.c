@@ -317,6 +317,10 @@ enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *
                 f = SQ_FORMAT_RAW;
             else if (len == 0)
                 return fail(err, SQ_ERR_FORMAT, "the request has no body");
+            else if (s->octet)
+                return fail(err, SQ_ERR_ARG,
+                            "a raw body (application/octet-stream) needs the dtype and shape "
+                            "parameters");
             else
                 return fail(err, SQ_ERR_UNSUPPORTED,
                             "unknown input format: send Content-Type application/x-npy, "
@@ -342,6 +346,8 @@ json_t *sqd_spec_to_json(const struct sqd_spec *s)
         json_object_set_new(j, "dtype", json_string(sq_dtype_name(s->dtype)));
     if (j && s->name)
         json_object_set_new(j, "name", json_string(s->name));
+    if (j && s->octet)
+        json_object_set_new(j, "octet", json_true());
     return j;
 }
 
@@ -351,6 +357,7 @@ enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error
     json_t *opts = json_object_get(j, "options"), *shape = json_object_get(j, "shape");
     if (!input || !json_is_array(opts) || !json_is_array(shape))
         return fail(err, SQ_ERR_FORMAT, "request.json is incomplete");
+    s->octet = json_is_true(json_object_get(j, "octet"));
     if (sq_format_from_name(input, &s->input) != SQ_OK)
         return fail(err, SQ_ERR_FORMAT, "request.json: bad input format");
     enum sq_status st;

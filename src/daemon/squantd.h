@@ -204,6 +204,7 @@ struct sqd_spec {
     struct sqd_kv *opts; /* in order; passed to sq_options_set */
     size_t nopts;
     bool have_format; /* a `format` option was given */
+    bool octet;       /* sent as application/octet-stream: say so if it is no known format */
 };
 
 void sqd_spec_init(struct sqd_spec *s);

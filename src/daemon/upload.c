@@ -199,6 +199,7 @@ bool sqd_upload_begin(struct sqd_request *req)
     case SQD_CT_RAW:
         /* A raw blob if dtype and shape say so; otherwise the magic bytes decide. */
         req->spec.input = req->spec.have_dtype || req->spec.rank ? SQ_FORMAT_RAW : SQ_FORMAT_AUTO;
+        req->spec.octet = true;
         break;
     default: req->spec.input = SQ_FORMAT_AUTO; break;
     }
