@@ -79,9 +79,17 @@ enum sq_status sqi_buf_printf(struct sqi_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return SQ_ERR_INTERNAL;
-    enum sq_status st = sqi_buf_reserve(b, (size_t)n + 1);
+    enum sq_status st = sqi_buf_reserve(b, (size_t)n);
     if (st != SQ_OK)
         return st;
+    if (b->cap < b->len + (size_t)n + 1) {
+        /* vsnprintf writes a NUL: room for it beyond the limit, never counted. */
+        uint8_t *p = realloc(b->data, b->len + (size_t)n + 1);
+        if (!p)
+            return SQ_ERR_NOMEM;
+        b->data = p;
+        b->cap = b->len + (size_t)n + 1;
+    }
     va_start(ap, fmt);
     vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -192,6 +200,10 @@ enum sq_status sqi_base64_decode(const char *text, size_t len, uint8_t **out, si
                 return SQ_ERR_FORMAT;
             }
             v = v << 6 | (uint32_t)d;
+        }
+        if (i + 4 == len && (pad == 2 ? (v & 0xffff) : pad == 1 ? (v & 0xff) : 0) != 0) {
+            free(p); /* non-canonical: bits beyond the data must be zero */
+            return SQ_ERR_FORMAT;
         }
         for (size_t j = 0; j < 3 && o < n; j++)
             p[o++] = (uint8_t)(v >> (16 - 8 * j));

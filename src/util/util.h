@@ -26,13 +26,21 @@
 /* *out = a * b; false (and *out untouched) on overflow. */
 static inline bool sqi_mul(size_t a, size_t b, size_t *out)
 {
-    return !__builtin_mul_overflow(a, b, out);
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        return false;
+    *out = r;
+    return true;
 }
 
-/* *out = a + b; false on overflow. */
+/* *out = a + b; false (and *out untouched) on overflow. */
 static inline bool sqi_add(size_t a, size_t b, size_t *out)
 {
-    return !__builtin_add_overflow(a, b, out);
+    size_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return false;
+    *out = r;
+    return true;
 }
 
 /* Product of `n` non-negative dimensions, false if any is negative or the product overflows. */
@@ -41,7 +49,8 @@ bool sqi_shape_product(const int64_t *shape, unsigned n, size_t *out);
 /*
  * Fill `err` (may be NULL) and return `status`, so that a failure reads
  * `return sqi_fail(err, SQ_ERR_FORMAT, "...", ...);`. Tensor, offset,
- * channel and index are left as they were (set them with the helpers below).
+ * channel and index are left as they were, so a caller may set them before
+ * or after (callers pass an error record fresh from sq_error_init).
  */
 enum sq_status sqi_fail(struct sq_error *err, enum sq_status status, const char *fmt, ...)
     SQI_PRINTF(3, 4);
@@ -68,6 +77,7 @@ void sqi_buf_free(struct sqi_buf *b);
 enum sq_status sqi_buf_reserve(struct sqi_buf *b, size_t more);
 enum sq_status sqi_buf_append(struct sqi_buf *b, const void *data, size_t n);
 enum sq_status sqi_buf_append_byte(struct sqi_buf *b, uint8_t c, size_t n);
+/* Append formatted text (no NUL is counted or kept in len). */
 enum sq_status sqi_buf_printf(struct sqi_buf *b, const char *fmt, ...) SQI_PRINTF(2, 3);
 /* Hand the contents over (malloc'ed; never NULL on success, even when empty) and reset. */
 uint8_t *sqi_buf_take(struct sqi_buf *b, size_t *len);
@@ -78,7 +88,10 @@ char *sqi_strndup(const char *s, size_t n);
 
 /* Standard base64 (RFC 4648, with padding) of n bytes, appended to b. */
 enum sq_status sqi_base64_append(struct sqi_buf *b, const uint8_t *data, size_t n);
-/* Decode standard base64; SQ_ERR_FORMAT on a bad character or length. Output malloc'ed. */
+/*
+ * Decode canonical standard base64 (padding required, unused bits zero);
+ * SQ_ERR_FORMAT otherwise. Output malloc'ed, handed to the caller.
+ */
 enum sq_status sqi_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len);
 
 /* Little-endian loads and stores from unaligned memory. */

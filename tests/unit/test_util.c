@@ -9,12 +9,10 @@ START_TEST(test_mul_add)
     size_t r = 7;
     ck_assert(sqi_mul(3, 4, &r) && r == 12);
     ck_assert(sqi_mul(SIZE_MAX, 1, &r) && r == SIZE_MAX);
-    /* util.h promises *out untouched on overflow, but __builtin_mul_overflow stores the
-     * wrapped product: callers must not read *out after a false return (reported). */
-    ck_assert(!sqi_mul(SIZE_MAX / 2 + 1, 2, &r));
+    ck_assert(!sqi_mul(SIZE_MAX / 2 + 1, 2, &r) && r == SIZE_MAX); /* untouched on overflow */
     ck_assert(sqi_mul(0, SIZE_MAX, &r) && r == 0);
     ck_assert(sqi_add(SIZE_MAX - 1, 1, &r) && r == SIZE_MAX);
-    ck_assert(!sqi_add(SIZE_MAX, 1, &r));
+    ck_assert(!sqi_add(SIZE_MAX, 1, &r) && r == SIZE_MAX);
 }
 END_TEST
 
@@ -88,6 +86,10 @@ START_TEST(test_buf_take_empty_and_printf)
     ck_assert_uint_eq(b.len, 304);
     ck_assert_int_eq(sqi_buf_printf(&b, "%0800d", 1), SQ_ERR_LIMIT);
     ck_assert_uint_eq(b.len, 304);
+    /* Text that ends exactly at the limit fits: the NUL is not counted. */
+    ck_assert_int_eq(sqi_buf_printf(&b, "%0696d", 1), SQ_OK);
+    ck_assert_uint_eq(b.len, 1000);
+    ck_assert_int_eq(sqi_buf_printf(&b, "x"), SQ_ERR_LIMIT);
     sqi_buf_free(&b);
 }
 END_TEST
@@ -155,7 +157,7 @@ END_TEST
 START_TEST(test_base64_rejects)
 {
     static const char *const bad[] = {"Zg=",   "Zm9*", "Zg==Zg==", "====", "Z===", "Zm 9",
-                                      "Zm9\n", "=Zm9", "Zm=v",     "Zg-_", "A"};
+                                      "Zm9\n", "=Zm9", "Zm=v",     "Zg-_", "A",   "Zh==", "Zm9="};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint8_t *d = (uint8_t *)"untouched";
         size_t n = 5;
