@@ -42,7 +42,7 @@ static const char usage_text[] =
     "  -t, --threads N        worker threads (default: the number of cores)\n"
     "      --impl I           auto (default), ref, generic, avx2, avx512\n"
     "  -j, --json             print the report as JSON instead of a table\n"
-    "  -q, --quiet            print nothing but errors\n"
+    "  -q, --quiet            no table and no progress line (errors and --json still print)\n"
     "  -o, --output OUT       where to write the result\n";
 
 struct input {
@@ -325,6 +325,7 @@ static int cmd_quantize(int argc, char **argv)
     const char *out_path = NULL;
     bool json = false, quiet = false;
     int c, rc = 2;
+    opterr = 0; /* one error line, ours */
     while ((c = getopt_long(argc, argv, "b:m:s:i:x:B:f:t:jqo:", longopts, NULL)) != -1) {
         const char *key = NULL;
         for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
@@ -348,7 +349,11 @@ static int cmd_quantize(int argc, char **argv)
         } else if (c == 'o') {
             out_path = optarg;
         } else {
-            fputs(usage_text, stderr);
+            fprintf(stderr, "squant quantize: %s '%s' (see squant --help)\n",
+                    c == ':' || (c == '?' && optopt && strchr("bmsixBfto", optopt))
+                        ? "missing value for"
+                        : "unknown option",
+                    argv[optind - 1]);
             goto done;
         }
     }
@@ -382,7 +387,7 @@ static int cmd_quantize(int argc, char **argv)
         else if (write_output(out_path, out, out_len) == 0)
             rc = 0;
     }
-    if (rc == 0 && json && !quiet) {
+    if (rc == 0 && json) { /* asked for explicitly: printed even with --quiet */
         char *text;
         if (sq_plan_report_json(plan, true, &text, &err) == SQ_OK) {
             printf("%s\n", text);
@@ -482,7 +487,6 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "dequantize") == 0)
         return cmd_dequantize(argc - 1, argv + 1);
-    fprintf(stderr, "squant: unknown command '%s'\n", cmd);
-    fputs(usage_text, stderr);
+    fprintf(stderr, "squant: unknown command '%s' (see squant --help)\n", cmd);
     return 2;
 }
