@@ -1,0 +1,53 @@
+#!/bin/sh
+# systemd/squantd.service passes `systemd-analyze verify`, with its paths
+# pointed at this build, and the daemon speaks the notify protocol:
+# READY=1 once it listens, STOPPING=1 on SIGTERM.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    bindir=$(cd "$(dirname "$SQUANTD")" && pwd)
+    conf=$(cd "$top_srcdir/etc" && pwd)/squantd.conf
+    mkdir -p "$T/unit"
+    sed -e "s|@sbindir@|$bindir|g" -e "s|@sysconfdir@/squantd/squantd.conf|$conf|g" \
+        -e "s|@docdir@|/usr/share/doc/squantd|g" "$top_srcdir/systemd/squantd.service.in" \
+        >"$T/unit/squantd.service"
+    rc=0
+    systemd-analyze verify "$T/unit/squantd.service" >"$T/verify.out" 2>&1 || rc=$?
+    check "systemd-analyze verify exits 0" [ "$rc" = 0 ]
+    check "and prints nothing: $(cat "$T/verify.out")" [ ! -s "$T/verify.out" ]
+    for k in Type=notify ExecStartPre= ExecReload= Restart= StateDirectory=squantd \
+        ProtectSystem=strict PrivateTmp=yes NoNewPrivileges=yes RestrictAddressFamilies= \
+        '#MemoryMax=' DynamicUser=yes; do
+        check "unit has $k" grep -q "^$k" "$T/unit/squantd.service"
+    done
+else
+    echo "systemd-analyze not found: unit not verified"
+fi
+
+# The notify protocol, over a datagram socket of our own (Python's stdlib).
+if $PYTHON -c 'import socket; socket.AF_UNIX' 2>/dev/null; then
+    $PYTHON - "$T/notify.sock" >"$T/notify.log" 2>&1 <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+seen = []
+try:
+    while "STOPPING=1" not in seen:
+        seen.append(s.recv(4096).decode())
+        print(seen[-1], flush=True)
+except socket.timeout:
+    pass
+PY
+    lp=$!
+    i=0; while [ ! -S "$T/notify.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    export NOTIFY_SOCKET="$T/notify.sock"
+    start_daemon
+    unset NOTIFY_SOCKET
+    sleep 0.2
+    check "READY=1 sent once listening" grep -q 'READY=1' "$T/notify.log"
+    stop_daemon 0
+    wait $lp || true
+    check "STOPPING=1 sent on SIGTERM" grep -q 'STOPPING=1' "$T/notify.log"
+fi
+finish
