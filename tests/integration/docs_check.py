@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Run the examples of a Markdown page and compare what they print.
+
+usage: docs_check.py PAGE.md BASE_URL WORKDIR
+
+Every ```sh block is run (all blocks in one bash, in order, so variables
+carry over) with http://127.0.0.1:8080 replaced by BASE_URL, in WORKDIR.
+The ```json or ```text block right after it is what it must print:
+ - json: the output must parse; a string "<...>" in the expected document
+   matches any value;
+ - text: line by line; a line "..." matches any number of lines, and
+   "<...>" inside a line matches any text.
+Blocks with no expected output must still succeed (exit status 0).
+"""
+import json
+import re
+import subprocess
+import sys
+
+page, base, workdir = sys.argv[1:4]
+text = open(page).read()
+blocks = re.findall(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", text, re.S | re.M)
+runs = []  # (command, kind, expected)
+for i, (lang, body) in enumerate(blocks):
+    if lang != "sh":
+        continue
+    nxt = blocks[i + 1] if i + 1 < len(blocks) else None
+    kind, expected = (nxt[0], nxt[1]) if nxt and nxt[0] in ("json", "text") else (None, None)
+    runs.append((body.replace("http://127.0.0.1:8080", base), kind, expected))
+
+script = ["set -e"]
+for n, (cmd, _, _) in enumerate(runs):
+    script.append("echo '@@@ %d'" % n)
+    script.append(cmd)
+script.append("echo '@@@ end'")
+p = subprocess.run(["bash", "-c", "\n".join(script)], cwd=workdir, capture_output=True, text=True,
+                   timeout=300)
+outs = re.split(r"^@@@ (\d+|end)\n", p.stdout, flags=re.M)
+got = {}
+for k in range(1, len(outs) - 1, 2):
+    got[outs[k]] = outs[k + 1]
+failures = 0
+if "end" not in got:
+    print("the examples stopped early (exit %d); stderr:\n%s" % (p.returncode, p.stderr[-3000:]))
+    failures += 1
+
+
+def match_json(exp, act, path="$"):
+    if isinstance(exp, str) and exp.startswith("<") and exp.endswith(">"):
+        return []
+    if isinstance(exp, str) and re.search(r"<[^<>]*>", exp):
+        ok = isinstance(act, str) and line_re(exp).match(act)
+        return [] if ok else ["%s: expected %r, got %r" % (path, exp, act)]
+    if isinstance(exp, dict):
+        if not isinstance(act, dict):
+            return ["%s: expected an object, got %r" % (path, act)]
+        errs = []
+        if set(exp) != set(act):
+            errs.append("%s: keys %s, expected %s" % (path, sorted(act), sorted(exp)))
+        for k in exp:
+            if k in act:
+                errs += match_json(exp[k], act[k], path + "." + k)
+        return errs
+    if isinstance(exp, list):
+        if not isinstance(act, list) or len(exp) != len(act):
+            return ["%s: expected %r, got %r" % (path, exp, act)]
+        return [e for i, x in enumerate(exp) for e in match_json(x, act[i], "%s[%d]" % (path, i))]
+    return [] if exp == act else ["%s: expected %r, got %r" % (path, exp, act)]
+
+
+def line_re(line):
+    parts = re.split(r"<[^<>]*>", line)
+    return re.compile("^" + ".*?".join(re.escape(x) for x in parts) + "$")
+
+
+def match_text(exp, act):
+    exp = exp.rstrip("\n").split("\n")
+    act = act.rstrip("\n").split("\n") if act.strip() else []
+
+    def m(i, j):
+        if i == len(exp):
+            return j == len(act)
+        if exp[i] == "...":
+            return any(m(i + 1, k) for k in range(j, len(act) + 1))
+        return j < len(act) and line_re(exp[i]).match(act[j]) is not None and m(i + 1, j + 1)
+
+    return m(0, 0)
+
+
+for n, (cmd, kind, expected) in enumerate(runs):
+    out = got.get(str(n))
+    if out is None:
+        break
+    first = cmd.strip().split("\n")[0][:100]
+    if kind == "json":
+        try:
+            act = json.loads(out)
+        except ValueError:
+            print("FAIL %s\n  output is not JSON:\n%s" % (first, out[:2000]))
+            failures += 1
+            continue
+        errs = match_json(json.loads(expected), act)
+        if errs:
+            print("FAIL %s\n  %s" % (first, "\n  ".join(errs[:10])))
+            failures += 1
+    elif kind == "text":
+        if not match_text(expected, out):
+            print("FAIL %s\n--- expected\n%s--- got\n%s" % (first, expected, out[:3000]))
+            failures += 1
+print("%s: %d examples, %d failed" % (page, len(runs), failures))
+sys.exit(1 if failures else 0)
