@@ -340,40 +340,47 @@ static void write_done(uv_work_t *w, int status)
     finish(job);
 }
 
+/* Count what a successful job quantized (any thread: the metrics are atomics). */
+static void count_quantized(struct sqd_job *job)
+{
+    uint64_t weights = 0;
+    for (size_t l = 0; l < job->nlayers; l++) {
+        struct sq_layer_info info;
+        sq_plan_layer_info(job->plan, l, &info);
+        weights += (uint64_t)info.layer.channels * info.layer.kernels * info.layer.ksize;
+    }
+    sqd_metrics_quantized(&job->ctx->metrics, (double)(job->t.quantized - job->t.started) / 1e9,
+                          job->nlayers, weights);
+}
+
 static void start_write(struct sqd_job *job)
 {
     if (job->t.quantized == 0)
         job->t.quantized = sqd_now_ns();
-    if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE) {
-        /* Count what was quantized, once, on success. */
-        uint64_t weights = 0;
-        for (size_t l = 0; l < job->nlayers; l++) {
-            struct sq_layer_info info;
-            sq_plan_layer_info(job->plan, l, &info);
-            weights += (uint64_t)info.layer.channels * info.layer.kernels * info.layer.ksize;
-        }
-        sqd_metrics_quantized(&job->ctx->metrics,
-                              (double)(job->t.quantized - job->t.started) / 1e9, job->nlayers,
-                              weights);
-    }
+    if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE)
+        count_quantized(job);
     job->work.data = job;
     uv_queue_work(job->ctx->loop, &job->work, write_work, write_done);
 }
 
 /* ------------------------------------------------------------ items */
 
+/* Pool thread: one work item, unless the job was cancelled meanwhile. */
+static enum sq_status run_item(struct sqd_job *job, size_t index, struct sq_error *err)
+{
+    if (job->ctx->test_item_delay_ms)
+        usleep(job->ctx->test_item_delay_ms * 1000u);
+    if (atomic_load(&job->cancel) != SQD_CANCEL_NONE)
+        return SQ_ERR_CANCELLED;
+    sq_error_init(err);
+    return sq_plan_run(job->plan, index, err);
+}
+
 static void item_work(uv_work_t *w)
 {
     struct sqd_item *it = w->data;
     struct sqd_job *job = it->job;
-    if (job->ctx->test_item_delay_ms)
-        usleep(job->ctx->test_item_delay_ms * 1000u);
-    if (atomic_load(&job->cancel) != SQD_CANCEL_NONE) {
-        it->status = SQ_ERR_CANCELLED;
-        return;
-    }
-    sq_error_init(&it->err);
-    it->status = sq_plan_run(job->plan, it->index, &it->err);
+    it->status = run_item(job, it->index, &it->err);
 }
 
 static void feed_items(struct sqd_job *job);
@@ -450,6 +457,28 @@ static void parse_work(uv_work_t *w)
         st = sq_plan_new(&job->model, &job->opt, &job->plan, &job->err);
     job->out_format = job->opt.output;
     job->status = st;
+    job->t.parsed = sqd_now_ns();
+    /*
+     * A job of one work item (one small tensor) runs and is written in this
+     * same task: one trip through the pool instead of three. Small-request
+     * throughput depends on it; a larger job is cut into items that share
+     * the pool with other jobs and report progress.
+     */
+    if (st == SQ_OK && sq_plan_item_count(job->plan) == 1) {
+        job->nitems = 1;
+        job->nlayers = sq_plan_layer_count(job->plan);
+        job->status = run_item(job, 0, &job->err);
+        if (job->status == SQ_ERR_CANCELLED)
+            job->status = SQ_OK; /* the cancel flag tells the outcome */
+        job->t.quantized = sqd_now_ns();
+        if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE) {
+            job->items_done = 1;
+            job->layers_done = job->nlayers;
+            count_quantized(job);
+        }
+        job->inline_done = true;
+        write_work(w);
+    }
 }
 
 static void parse_done(uv_work_t *w, int status)
@@ -457,7 +486,10 @@ static void parse_done(uv_work_t *w, int status)
     struct sqd_job *job = w->data;
     struct sqd_ctx *ctx = job->ctx;
     (void)status;
-    job->t.parsed = sqd_now_ns();
+    if (job->inline_done) {
+        finish(job);
+        return;
+    }
     if (job->status != SQ_OK || atomic_load(&job->cancel) != SQD_CANCEL_NONE || !job->plan) {
         start_write(job);
         return;

@@ -485,6 +485,7 @@ struct sqd_job {
     struct sqd_timings t;
     uv_work_t work;
     bool running;
+    bool inline_done; /* a one-item job ran and was written within its parse task */
 };
 
 enum { SQD_CANCEL_NONE = 0, SQD_CANCEL_USER, SQD_CANCEL_CLIENT, SQD_CANCEL_SHUTDOWN };

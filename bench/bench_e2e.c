@@ -1,0 +1,560 @@
+/*
+ * bench_e2e: squantd end to end on loopback. Not a test: it prints medians
+ * and ratios and never fails a build.
+ *
+ *  1. Writes a ResNet-50-sized safetensors file (the 53 conv and 1 linear
+ *     weight tensors of ResNet-50 with folded-BN biases: 25.5 M float32
+ *     weights), and times `squant quantize` on it.
+ *  2. Starts squantd, POSTs the same file to /v1/quantize several times and
+ *     splits each request's time into upload, queue, parse, quantize and
+ *     write (from the Server-Timing header) and the response transfer (what
+ *     the client saw beyond that); checks the answer equals the CLI's output;
+ *     reads the daemon's peak RSS (VmHWM).
+ *  3. Sends many small requests (one 64x64x3x3 layer as .npy) from many
+ *     keep-alive clients, with 1 worker thread and with one per core, and
+ *     reports requests per second.
+ *
+ * usage: bench_e2e [--squantd PATH] [--squant PATH] [--runs N] [--clients N]
+ *                  [--requests N] [--threads-max N]
+ * Loopback only; every process it starts, it stops.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *squantd_path = "src/daemon/squantd";
+static const char *squant_path = "src/cli/squant";
+static char tmpdir[256];
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench_e2e: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* ------------------------------------------------------------ the model */
+
+struct tensor {
+    char name[64];
+    int rank;
+    long shape[4];
+    size_t n;
+};
+
+static struct tensor tensors[256];
+static int ntensors;
+
+static void add(const char *name, int rank, long a, long b, long c, long d)
+{
+    struct tensor *t = &tensors[ntensors++];
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->rank = rank;
+    long s[4] = {a, b, c, d};
+    t->n = 1;
+    for (int i = 0; i < rank; i++) {
+        t->shape[i] = s[i];
+        t->n *= (size_t)s[i];
+    }
+}
+
+/* ResNet-50: conv weights [out, in, kh, kw] and their biases (BN folded), fc. */
+static void resnet50(void)
+{
+    char name[64];
+    add("conv1.weight", 4, 64, 3, 7, 7);
+    add("conv1.bias", 1, 64, 0, 0, 0);
+    static const int blocks[4] = {3, 4, 6, 3}, widths[4] = {64, 128, 256, 512};
+    long in = 64;
+    for (int s = 0; s < 4; s++) {
+        long w = widths[s], out = 4 * w;
+        for (int b = 0; b < blocks[s]; b++) {
+            long cin = b == 0 ? in : out;
+            snprintf(name, sizeof(name), "layer%d.%d.conv1.weight", s + 1, b);
+            add(name, 4, w, cin, 1, 1);
+            snprintf(name, sizeof(name), "layer%d.%d.conv1.bias", s + 1, b);
+            add(name, 1, w, 0, 0, 0);
+            snprintf(name, sizeof(name), "layer%d.%d.conv2.weight", s + 1, b);
+            add(name, 4, w, w, 3, 3);
+            snprintf(name, sizeof(name), "layer%d.%d.conv2.bias", s + 1, b);
+            add(name, 1, w, 0, 0, 0);
+            snprintf(name, sizeof(name), "layer%d.%d.conv3.weight", s + 1, b);
+            add(name, 4, out, w, 1, 1);
+            snprintf(name, sizeof(name), "layer%d.%d.conv3.bias", s + 1, b);
+            add(name, 1, out, 0, 0, 0);
+            if (b == 0) {
+                snprintf(name, sizeof(name), "layer%d.%d.downsample.weight", s + 1, b);
+                add(name, 4, out, cin, 1, 1);
+                snprintf(name, sizeof(name), "layer%d.%d.downsample.bias", s + 1, b);
+                add(name, 1, out, 0, 0, 0);
+            }
+        }
+        in = out;
+    }
+    add("fc.weight", 2, 1000, 2048, 0, 0);
+    add("fc.bias", 1, 1000, 0, 0, 0);
+}
+
+/* Deterministic weights: a sum of uniforms (roughly normal), scaled by 1/sqrt(fan-in). */
+static void fill(float *w, const struct tensor *t, uint64_t *state)
+{
+    size_t fan = t->rank > 1 ? t->n / (size_t)t->shape[0] : 1;
+    float scale = (float)(1.0 / sqrt((double)fan));
+    for (size_t i = 0; i < t->n; i++) {
+        double s = 0;
+        for (int k = 0; k < 4; k++) {
+            *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+            s += (double)(*state >> 40) / (double)(1ull << 24) - 0.5;
+        }
+        w[i] = (float)(s * 1.7) * scale;
+    }
+}
+
+/* Write the safetensors file; returns its size and the weight count. */
+static size_t write_model(const char *path, size_t *weights)
+{
+    char *header = malloc(1 << 16);
+    size_t off = 0, hl = 0;
+    hl += (size_t)sprintf(header + hl, "{");
+    *weights = 0;
+    for (int i = 0; i < ntensors; i++) {
+        const struct tensor *t = &tensors[i];
+        hl += (size_t)sprintf(header + hl, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", i ? "," : "",
+                              t->name);
+        for (int d = 0; d < t->rank; d++)
+            hl += (size_t)sprintf(header + hl, "%s%ld", d ? "," : "", t->shape[d]);
+        hl += (size_t)sprintf(header + hl, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * t->n);
+        off += 4 * t->n;
+        if (t->rank > 1)
+            *weights += t->n;
+    }
+    hl += (size_t)sprintf(header + hl, "}");
+    while (hl % 8)
+        header[hl++] = ' ';
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        die(path);
+    uint64_t len = hl;
+    fwrite(&len, 8, 1, f); /* little-endian hosts only, like libsquant */
+    fwrite(header, 1, hl, f);
+    uint64_t state = 42;
+    for (int i = 0; i < ntensors; i++) {
+        float *w = malloc(4 * tensors[i].n);
+        fill(w, &tensors[i], &state);
+        fwrite(w, 4, tensors[i].n, f);
+        free(w);
+    }
+    if (fclose(f) != 0)
+        die(path);
+    free(header);
+    return 8 + hl + off;
+}
+
+/* A .npy of one [64, 64, 3, 3] float32 layer. */
+static void write_small(const char *path)
+{
+    struct tensor t = {"w", 4, {64, 64, 3, 3}, 64 * 64 * 9};
+    char hdr[128];
+    int n = snprintf(hdr, sizeof(hdr),
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (64, 64, 3, 3), }");
+    int pad = 64 - (10 + n + 1) % 64;
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        die(path);
+    uint16_t hl = (uint16_t)(n + pad + 1);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fwrite(&hl, 2, 1, f);
+    fprintf(f, "%s%*s\n", hdr, pad, "");
+    float *w = malloc(4 * t.n);
+    uint64_t state = 7;
+    fill(w, &t, &state);
+    fwrite(w, 4, t.n, f);
+    free(w);
+    fclose(f);
+}
+
+/* ------------------------------------------------------------ processes */
+
+static int run(char *const argv[])
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static pid_t daemon_pid;
+static int daemon_port;
+
+static void start_daemon(int threads)
+{
+    char port_file[300], spool[300], th[16], log[300];
+    snprintf(port_file, sizeof(port_file), "%s/port", tmpdir);
+    snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
+    snprintf(log, sizeof(log), "%s/daemon.log", tmpdir);
+    snprintf(th, sizeof(th), "%d", threads);
+    unlink(port_file);
+    daemon_pid = fork();
+    if (daemon_pid < 0)
+        die("fork");
+    if (daemon_pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0)
+            dup2(fd, 2);
+        execl(squantd_path, squantd_path, "--listen", "127.0.0.1:0", "--port-file", port_file,
+              "--spool-dir", spool, "--threads", th, "--access-log", "no", "--max-queued-jobs",
+              "4096", "--max-connections", "1024", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 400; i++) {
+        FILE *f = fopen(port_file, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &daemon_port) == 1;
+            fclose(f);
+            if (ok)
+                return;
+        }
+        usleep(25000);
+    }
+    fprintf(stderr, "bench_e2e: squantd did not start (see %s)\n", log);
+    kill(daemon_pid, SIGKILL);
+    exit(1);
+}
+
+static long vm_hwm_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    }
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static void stop_daemon(void)
+{
+    kill(daemon_pid, SIGTERM);
+    int st;
+    waitpid(daemon_pid, &st, 0);
+    daemon_pid = 0;
+}
+
+/* ------------------------------------------------------------ HTTP client */
+
+static int connect_daemon(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)daemon_port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        die("connect");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static bool send_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+struct answer {
+    int status;
+    double timing[5]; /* upload queue parse quantize write, ms */
+    uint8_t *body;    /* when keep_body */
+    size_t len;
+};
+
+/* POST body to path on fd; read the whole answer. False on a transport error. */
+static bool post(int fd, const char *path, const char *ctype, const void *body, size_t len,
+                 bool keep_body, struct answer *a)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     path, ctype, len);
+    if (!send_all(fd, req, (size_t)n) || !send_all(fd, body, len))
+        return false;
+    /* headers */
+    static __thread char buf[1 << 16];
+    size_t have = 0;
+    char *end = NULL;
+    while (!end) {
+        if (have == sizeof(buf) - 1)
+            return false;
+        ssize_t r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (r <= 0)
+            return false;
+        have += (size_t)r;
+        buf[have] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    memset(a, 0, sizeof(*a));
+    sscanf(buf, "HTTP/1.1 %d", &a->status);
+    size_t clen = 0;
+    for (char *line = strstr(buf, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2) {
+        if (strncasecmp(line, "Content-Length:", 15) == 0)
+            clen = strtoull(line + 15, NULL, 10);
+        if (strncasecmp(line, "Server-Timing:", 14) == 0)
+            sscanf(line + 14, " upload;dur=%lf, queue;dur=%lf, parse;dur=%lf, quantize;dur=%lf, "
+                              "write;dur=%lf",
+                   &a->timing[0], &a->timing[1], &a->timing[2], &a->timing[3], &a->timing[4]);
+    }
+    size_t got = have - (size_t)(end + 4 - buf);
+    if (keep_body) {
+        a->body = malloc(clen + 1);
+        memcpy(a->body, end + 4, got);
+    }
+    while (got < clen) {
+        char *dst = keep_body ? (char *)a->body + got : buf;
+        size_t room = keep_body ? clen - got : sizeof(buf);
+        ssize_t r = recv(fd, dst, room < clen - got ? room : clen - got, 0);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    a->len = clen;
+    return true;
+}
+
+static void *map_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        die(path);
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        die("mmap");
+    *len = (size_t)st.st_size;
+    return p;
+}
+
+/* ------------------------------------------------------------ small-request load */
+
+struct load {
+    const void *body;
+    size_t len;
+    int requests;
+    int ok;
+};
+
+static void *client(void *arg)
+{
+    struct load *l = arg;
+    int fd = connect_daemon();
+    for (int i = 0; i < l->requests; i++) {
+        struct answer a;
+        if (!post(fd, "/v1/quantize?bits=4", "application/x-npy", l->body, l->len, false, &a)) {
+            close(fd);
+            fd = connect_daemon();
+            continue;
+        }
+        l->ok += a.status == 200;
+    }
+    close(fd);
+    return NULL;
+}
+
+static double small_load(const void *body, size_t len, int clients, int requests, int *ok)
+{
+    pthread_t *t = calloc((size_t)clients, sizeof(*t));
+    struct load *l = calloc((size_t)clients, sizeof(*l));
+    double t0 = now();
+    for (int i = 0; i < clients; i++) {
+        l[i] = (struct load){body, len, requests, 0};
+        pthread_create(&t[i], NULL, client, &l[i]);
+    }
+    *ok = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(t[i], NULL);
+        *ok += l[i].ok;
+    }
+    double dt = now() - t0;
+    free(t);
+    free(l);
+    return dt;
+}
+
+/* ------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+    int runs = 5, clients = 64, requests = 40, threads_max = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--squantd"))
+            squantd_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--squant"))
+            squant_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--runs"))
+            runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--clients"))
+            clients = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--requests"))
+            requests = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads-max"))
+            threads_max = atoi(argv[i + 1]);
+    }
+    if (runs < 1 || runs > 50 || clients < 1 || clients > 512 || requests < 1 || threads_max < 1) {
+        fprintf(stderr, "bench_e2e: bad arguments\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof(tmpdir), "%s/squantd-bench.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpdir))
+        die("mkdtemp");
+    char model[300], small[300], out[300];
+    snprintf(model, sizeof(model), "%s/resnet50.safetensors", tmpdir);
+    snprintf(small, sizeof(small), "%s/layer.npy", tmpdir);
+    snprintf(out, sizeof(out), "%s/cli.safetensors", tmpdir);
+
+    resnet50();
+    size_t weights, model_bytes = write_model(model, &weights);
+    write_small(small);
+    printf("model: ResNet-50 shapes, %d tensors, %.2f M weights, %.1f MB\n", ntensors,
+           (double)weights / 1e6, (double)model_bytes / 1e6);
+
+    /* 1. the CLI */
+    double *cli = calloc((size_t)runs, sizeof(double));
+    for (int r = 0; r < runs; r++) {
+        char *args[] = {(char *)squant_path, "quantize", "-q", model, "-o", out, NULL};
+        double t0 = now();
+        if (run(args) != 0) {
+            fprintf(stderr, "bench_e2e: %s failed\n", squant_path);
+            return 1;
+        }
+        cli[r] = now() - t0;
+    }
+    double cli_med = median(cli, runs);
+    printf("squant quantize (CLI, whole process): median %.3f s over %d runs\n", cli_med, runs);
+
+    /* 2. the same file over HTTP */
+    size_t mlen, clen;
+    void *mbody = map_file(model, &mlen);
+    void *cli_out = map_file(out, &clen);
+    start_daemon(threads_max);
+    double *total = calloc((size_t)runs, sizeof(double)), *ph[6];
+    for (int k = 0; k < 6; k++)
+        ph[k] = calloc((size_t)runs, sizeof(double));
+    bool identical = true;
+    for (int r = 0; r < runs; r++) {
+        int fd = connect_daemon();
+        struct answer a;
+        double t0 = now();
+        bool ok = post(fd, "/v1/quantize", "application/vnd.safetensors", mbody, mlen, true, &a);
+        total[r] = now() - t0;
+        close(fd);
+        if (!ok || a.status != 200) {
+            fprintf(stderr, "bench_e2e: large POST failed (status %d)\n", a.status);
+            return 1;
+        }
+        identical &= a.len == clen && memcmp(a.body, cli_out, clen) == 0;
+        free(a.body);
+        double server = 0;
+        for (int k = 0; k < 5; k++) {
+            ph[k][r] = a.timing[k] / 1e3;
+            server += ph[k][r];
+        }
+        ph[5][r] = total[r] - server; /* the response transfer and client overhead */
+    }
+    long hwm = vm_hwm_kib(daemon_pid);
+    stop_daemon();
+    static const char *names[6] = {"upload", "queue", "parse", "quantize", "write", "response"};
+    double http_med = median(total, runs);
+    printf("POST /v1/quantize (%d threads): median %.3f s over %d runs; answer %s the CLI's\n",
+           threads_max, http_med, runs, identical ? "byte-identical to" : "DIFFERENT from");
+    for (int k = 0; k < 6; k++)
+        printf("  %-9s median %8.1f ms\n", names[k], median(ph[k], runs) * 1e3);
+    printf("HTTP over CLI: %.2fx (overhead %+.1f%%)\n", http_med / cli_med,
+           (http_med / cli_med - 1) * 100);
+    printf("daemon peak RSS (VmHWM): %.1f MB = %.2fx the model file\n", (double)hwm / 1024,
+           (double)hwm * 1024 / (double)model_bytes);
+
+    /* 3. small requests, many clients */
+    size_t slen;
+    void *sbody = map_file(small, &slen);
+    double rps[2] = {0, 0};
+    int tcount[2] = {1, threads_max};
+    for (int i = 0; i < (threads_max > 1 ? 2 : 1); i++) {
+        start_daemon(tcount[i]);
+        int ok;
+        small_load(sbody, slen, clients, requests / 4 > 0 ? requests / 4 : 1, &ok); /* warm-up */
+        double dt = small_load(sbody, slen, clients, requests, &ok);
+        stop_daemon();
+        rps[i] = ok / dt;
+        printf("small layer 64x64x3x3 (%zu bytes), %d clients x %d requests, %d thread%s: "
+               "%.0f req/s (%d/%d ok)\n",
+               slen, clients, requests, tcount[i], tcount[i] > 1 ? "s" : "", rps[i], ok,
+               clients * requests);
+    }
+    if (threads_max > 1)
+        printf("scaling 1 -> %d threads: %.2fx\n", threads_max, rps[1] / rps[0]);
+
+    munmap(mbody, mlen);
+    munmap(cli_out, clen);
+    munmap(sbody, slen);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_e2e: could not remove %s\n", tmpdir);
+    return 0;
+}
