@@ -353,8 +353,9 @@ static bool post(int fd, const char *path, const char *ctype, const void *body, 
         if (strncasecmp(line, "Content-Length:", 15) == 0)
             clen = strtoull(line + 15, NULL, 10);
         if (strncasecmp(line, "Server-Timing:", 14) == 0)
-            sscanf(line + 14, " upload;dur=%lf, queue;dur=%lf, parse;dur=%lf, quantize;dur=%lf, "
-                              "write;dur=%lf",
+            sscanf(line + 14,
+                   " upload;dur=%lf, queue;dur=%lf, parse;dur=%lf, quantize;dur=%lf, "
+                   "write;dur=%lf",
                    &a->timing[0], &a->timing[1], &a->timing[2], &a->timing[3], &a->timing[4]);
     }
     size_t got = have - (size_t)(end + 4 - buf);

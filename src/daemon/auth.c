@@ -47,8 +47,8 @@ bool sqd_auth_load(struct sqd_auth *a, const char *path, char *msg, size_t msgsi
         char line[SQD_TOKEN_MAX + 2];
         while (fgets(line, sizeof(line), f)) {
             if (!strchr(line, '\n') && !feof(f)) {
-                snprintf(msg, msgsize, "auth-token-file %s: a token is longer than %d bytes",
-                         path, SQD_TOKEN_MAX);
+                snprintf(msg, msgsize, "auth-token-file %s: a token is longer than %d bytes", path,
+                         SQD_TOKEN_MAX);
                 goto fail;
             }
             char *s = line, *e;

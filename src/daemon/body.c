@@ -88,8 +88,7 @@ static enum sq_status spill(struct sqd_body *b, struct sq_error *err)
     return SQ_OK;
 }
 
-enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n,
-                               struct sq_error *err)
+enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, struct sq_error *err)
 {
     size_t total;
     if (__builtin_add_overflow(b->len, n, &total) || total > b->limit) {

@@ -92,11 +92,16 @@ const struct sqd_option *sqd_options(size_t *count)
 const char *sqd_opt_type_name(enum sqd_opt_type type)
 {
     switch (type) {
-    case SQD_OPT_STRING: return "string";
-    case SQD_OPT_UINT: return "integer";
-    case SQD_OPT_BYTES: return "size";
-    case SQD_OPT_SECONDS: return "duration";
-    case SQD_OPT_BOOL: return "boolean";
+    case SQD_OPT_STRING:
+        return "string";
+    case SQD_OPT_UINT:
+        return "integer";
+    case SQD_OPT_BYTES:
+        return "size";
+    case SQD_OPT_SECONDS:
+        return "duration";
+    case SQD_OPT_BOOL:
+        return "boolean";
     }
     return "?";
 }
@@ -127,7 +132,8 @@ static bool parse_scaled(const char *s, bool bytes, uint64_t *out)
         return false;
     uint64_t v = 0;
     while (isdigit((unsigned char)*s)) {
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
             return false;
         s++;
     }
@@ -187,7 +193,8 @@ static bool set_option(struct sqd_config *cfg, const struct sqd_option *o, const
     case SQD_OPT_BYTES:
     case SQD_OPT_SECONDS: {
         uint64_t v;
-        bool ok = o->type == SQD_OPT_UINT ? parse_scaled(value, false, &v) && strspn(value, "0123456789") == strlen(value)
+        bool ok = o->type == SQD_OPT_UINT ? parse_scaled(value, false, &v) &&
+                                                strspn(value, "0123456789") == strlen(value)
                                           : parse_scaled(value, o->type == SQD_OPT_BYTES, &v);
         if (!ok) {
             snprintf(msg, msgsize, "%s: %s must be %s, not \"%s\"", origin, o->name,
@@ -198,8 +205,8 @@ static bool set_option(struct sqd_config *cfg, const struct sqd_option *o, const
             return false;
         }
         if (v < o->min || v > o->max) {
-            snprintf(msg, msgsize, "%s: %s = %s is out of range [%" PRIu64 ", %" PRIu64 "]",
-                     origin, o->name, value, o->min, o->max);
+            snprintf(msg, msgsize, "%s: %s = %s is out of range [%" PRIu64 ", %" PRIu64 "]", origin,
+                     o->name, value, o->min, o->max);
             return false;
         }
         *(uint64_t *)field = v;
@@ -329,7 +336,8 @@ bool sqd_parse_listen(const char *text, struct sockaddr_storage *ss, size_t *ssl
     uint64_t p;
     if (!parse_scaled(port, false, &p) || strspn(port, "0123456789") != strlen(port) || p > 65535)
         goto bad;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
@@ -364,8 +372,10 @@ char *sqd_config_format(const struct sqd_config *cfg, const struct sqd_option *o
     const void *field = (const char *)cfg + opt->offset;
     char buf[64];
     switch (opt->type) {
-    case SQD_OPT_STRING: return strdup(*(char *const *)field ? *(char *const *)field : "");
-    case SQD_OPT_BOOL: return strdup(*(const bool *)field ? "yes" : "no");
+    case SQD_OPT_STRING:
+        return strdup(*(char *const *)field ? *(char *const *)field : "");
+    case SQD_OPT_BOOL:
+        return strdup(*(const bool *)field ? "yes" : "no");
     default:
         snprintf(buf, sizeof(buf), "%" PRIu64, *(const uint64_t *)field);
         return strdup(buf);
@@ -406,8 +416,8 @@ void sqd_config_usage(FILE *out)
     }
 }
 
-enum sqd_cli_action sqd_config_from_args(struct sqd_config *cfg, int argc, char **argv,
-                                         char *msg, size_t msgsize)
+enum sqd_cli_action sqd_config_from_args(struct sqd_config *cfg, int argc, char **argv, char *msg,
+                                         size_t msgsize)
 {
     enum sqd_cli_action action = SQD_RUN;
     if (!sqd_config_defaults(cfg)) {

@@ -103,7 +103,8 @@ int sqd_main(int argc, char **argv)
         sqd_config_free(&ctx.cfg);
         return ok ? 0 : 1;
     }
-    case SQD_RUN: break;
+    case SQD_RUN:
+        break;
     }
 
     signal(SIGPIPE, SIG_IGN);

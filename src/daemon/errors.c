@@ -37,8 +37,8 @@ unsigned sqd_http_status(enum sq_status st)
 json_t *sqd_error_json(unsigned http, const char *code, const char *message,
                        const struct sq_error *where)
 {
-    json_t *e = json_pack("{s:i, s:s, s:s}", "status", (json_int_t)http, "code", code,
-                          "message", message);
+    json_t *e =
+        json_pack("{s:i, s:s, s:s}", "status", (json_int_t)http, "code", code, "message", message);
     if (!e || !where)
         return e;
     if (where->tensor[0])

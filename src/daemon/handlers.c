@@ -61,9 +61,9 @@ static json_t *info_json(struct sqd_ctx *ctx)
                      "s:{s:[ssss], s:[sss]}, s:o, s:i, s:i}",
                      "name", "squantd", "version", SQ_VERSION_STRING, "modes", modes, "schemes",
                      schemes, "bits", "min", SQ_BITS_MIN, "max", SQ_BITS_MAX, "default",
-                     SQ_BITS_DEFAULT, "implementation", "in_use", impl_in_use(), "available",
-                     impls, "formats", "input", "safetensors", "npy", "raw", "multipart",
-                     "output", "safetensors", "npy", "json", "limits", limits, "threads",
+                     SQ_BITS_DEFAULT, "implementation", "in_use", impl_in_use(), "available", impls,
+                     "formats", "input", "safetensors", "npy", "raw", "multipart", "output",
+                     "safetensors", "npy", "json", "limits", limits, "threads",
                      (json_int_t)ctx->pool_size, "max_active_jobs", (json_int_t)ctx->max_active);
 }
 
@@ -182,8 +182,8 @@ void sqd_h_job_result(struct sqd_request *req)
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0)
             close(fd);
-        sqd_respond_error(req, 500, sq_status_name(SQ_ERR_IO), "the result of job %s cannot be read: %s", req->job_id,
-                          strerror(errno));
+        sqd_respond_error(req, 500, sq_status_name(SQ_ERR_IO),
+                          "the result of job %s cannot be read: %s", req->job_id, strerror(errno));
         return;
     }
     sqd_respond_fd(req, 200, sqd_format_mime(fmt), fd, (uint64_t)st.st_size);

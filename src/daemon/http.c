@@ -63,8 +63,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
                          void *body, size_t len, const char *const *headers)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer_with_free_callback(len, body ? body : (void *)"", body ? free : NULL);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        len, body ? body : (void *)"", body ? free : NULL);
     if (!r) {
         free(body);
         return; /* MHD closes the connection */
@@ -126,8 +126,8 @@ void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc)
     sqd_respond_json(req, status, text);
 }
 
-void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code,
-                       const char *fmt, ...)
+void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code, const char *fmt,
+                       ...)
 {
     char msg[SQ_ERROR_MESSAGE_MAX];
     va_list ap;
@@ -181,9 +181,8 @@ static void answer_job(struct sqd_request *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct sqd_ctx *ctx = cls;
     struct sqd_request *req = *con_cls;
@@ -294,11 +293,11 @@ bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         flags |= MHD_USE_IPv6;
     ctx->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, ctx, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ctx,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, ctx, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)ctx->cfg.max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ctx->cfg.connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ctx->cfg.connection_memory, MHD_OPTION_END);
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, ctx,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)ctx->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)ctx->cfg.connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)ctx->cfg.connection_memory, MHD_OPTION_END);
     if (!ctx->mhd) {
         snprintf(msg, msgsize, "cannot listen on %s (address in use or not permitted?)",
                  ctx->cfg.listen);

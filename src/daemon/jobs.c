@@ -120,10 +120,19 @@ void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job)
     uv_async_send(&ctx->inbox_async);
 }
 
-size_t sqd_jobs_queued(struct sqd_ctx *ctx) { return atomic_load(&ctx->queued_gauge); }
-size_t sqd_jobs_running(struct sqd_ctx *ctx) { return atomic_load(&ctx->running_gauge); }
+size_t sqd_jobs_queued(struct sqd_ctx *ctx)
+{
+    return atomic_load(&ctx->queued_gauge);
+}
+size_t sqd_jobs_running(struct sqd_ctx *ctx)
+{
+    return atomic_load(&ctx->running_gauge);
+}
 
-static double ms_between(uint64_t a, uint64_t b) { return a && b >= a ? (double)(b - a) / 1e6 : 0; }
+static double ms_between(uint64_t a, uint64_t b)
+{
+    return a && b >= a ? (double)(b - a) / 1e6 : 0;
+}
 
 static void schedule(struct sqd_ctx *ctx);
 static void start_write(struct sqd_job *job);
@@ -644,7 +653,8 @@ static void on_tick(uv_timer_t *t)
     }
     bool idle = ctx->running == 0 && ctx->waiting == 0 && atomic_load(&ctx->metrics.in_flight) == 0;
     /* In-flight requests get a little longer than the jobs: their answers are being sent. */
-    if (idle || (ctx->running == 0 && ctx->waiting == 0 && now >= ctx->drain_deadline + 2000000000u))
+    if (idle ||
+        (ctx->running == 0 && ctx->waiting == 0 && now >= ctx->drain_deadline + 2000000000u))
         close_all(ctx);
 }
 

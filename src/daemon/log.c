@@ -70,7 +70,6 @@ void sqd_access_log(struct sqd_ctx *ctx, const struct sqd_request *req)
     escape(path, sizeof(path), req->path);
     escape(method, sizeof(method), req->method);
     double ms = (double)(sqd_now_ns() - req->t_start) / 1e6;
-    sqd_log(ctx, "access id=%s method=%s path=%s status=%u in=%" PRIu64 " out=%" PRIu64
-                 " ms=%.3f",
+    sqd_log(ctx, "access id=%s method=%s path=%s status=%u in=%" PRIu64 " out=%" PRIu64 " ms=%.3f",
             req->id, method, path, req->status, req->bytes_in, req->bytes_out, ms);
 }

@@ -11,8 +11,8 @@
 #include "util.h"
 
 /* The HTTP statuses the daemon answers with; anything else lands in "other". */
-static const unsigned status_slots[] = {200, 202, 204, 400, 401, 404, 405, 406,
-                                        409, 413, 415, 422, 500, 503};
+static const unsigned status_slots[] = {200, 202, 204, 400, 401, 404, 405,
+                                        406, 409, 413, 415, 422, 500, 503};
 #define NSLOTS (sizeof(status_slots) / sizeof(status_slots[0]) + 1)
 
 /* Upper bounds of the quantization-seconds histogram (the last bucket is +Inf). */
@@ -89,8 +89,10 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
                 snprintf(code, sizeof(code), "%u", status_slots[s]);
             else
                 snprintf(code, sizeof(code), "other");
-            sqi_buf_printf(&b, "squantd_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} %" PRIu64 "\n",
-                           path, method, code, v);
+            sqi_buf_printf(
+                &b,
+                "squantd_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"} %" PRIu64 "\n",
+                path, method, code, v);
         }
     }
     sqi_buf_printf(&b,
@@ -117,8 +119,7 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
                    "# TYPE squantd_queue_rejected_total counter\n"
                    "squantd_queue_rejected_total %" PRIu64 "\n",
                    (size_t)atomic_load(&ctx->queued_gauge),
-                   (size_t)atomic_load(&ctx->running_gauge),
-                   (uint64_t)atomic_load(&m->rejected));
+                   (size_t)atomic_load(&ctx->running_gauge), (uint64_t)atomic_load(&m->rejected));
     sqi_buf_printf(&b, "# HELP squantd_jobs_total Jobs (sync and async) that ended, by final "
                        "state.\n# TYPE squantd_jobs_total counter\n");
     for (int s = SQD_DONE; s < SQD_STATES; s++)

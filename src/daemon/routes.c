@@ -66,7 +66,8 @@ const struct sqd_route *sqd_route_find(const char *method, const char *path, boo
     const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
     for (size_t i = 0; i < NROUTES; i++) {
         char scratch[SQD_JOBID_LEN + 2];
-        if (!match(routes[i].path, path, scratch, sizeof(scratch) < idsize ? sizeof(scratch) : idsize))
+        if (!match(routes[i].path, path, scratch,
+                   sizeof(scratch) < idsize ? sizeof(scratch) : idsize))
             continue;
         *path_known = true;
         if (strcmp(routes[i].method, m) == 0) {

@@ -98,8 +98,10 @@ static enum sq_status parse_shape(struct sqd_spec *s, const char *v, struct sq_e
     s->rank = rank;
     return SQ_OK;
 bad:
-    return fail(err, SQ_ERR_ARG, "shape must be dimensions separated by commas (e.g. 64,64,3,3), "
-                                 "not '%.64s'", v);
+    return fail(err, SQ_ERR_ARG,
+                "shape must be dimensions separated by commas (e.g. 64,64,3,3), "
+                "not '%.64s'",
+                v);
 }
 
 enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *value,
@@ -110,8 +112,7 @@ enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *v
     if (strcmp(key, "dtype") == 0) {
         enum sq_dtype d;
         if (sq_dtype_from_name(value, &d) != SQ_OK || !sq_dtype_is_quantizable(d))
-            return fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'",
-                        value);
+            return fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'", value);
         s->dtype = d;
         s->have_dtype = true;
         return SQ_OK;
@@ -150,8 +151,7 @@ static enum sq_status json_param(struct sqd_spec *s, const char *key, json_t *v,
     return fail(err, SQ_ERR_ARG, "options: '%.64s' must be a string or an integer", key);
 }
 
-enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
-                             struct sq_error *err)
+enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, struct sq_error *err)
 {
     json_error_t je;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -165,7 +165,8 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
     }
     const char *key;
     json_t *v;
-    json_object_foreach(doc, key, v) {
+    json_object_foreach(doc, key, v)
+    {
         if (json_is_array(v) && strcmp(key, "shape") == 0) {
             /* [64, 64, 3, 3] */
             char buf[SQ_MAX_RANK * 21 + 1] = "";
@@ -176,7 +177,8 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
                           SQ_MAX_RANK);
                 goto out;
             }
-            json_array_foreach(v, i, d) {
+            json_array_foreach(v, i, d)
+            {
                 if (!json_is_integer(d) || json_integer_value(d) < 1) {
                     st = fail(err, SQ_ERR_ARG, "options: shape dimensions must be integers >= 1");
                     goto out;
@@ -189,7 +191,8 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
             /* include/exclude lists: one option per element */
             size_t i;
             json_t *e;
-            json_array_foreach(v, i, e) {
+            json_array_foreach(v, i, e)
+            {
                 if ((st = json_param(s, key, e, err)) != SQ_OK)
                     goto out;
             }
@@ -197,7 +200,8 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
             /* {"fc.*": 8} */
             const char *pat;
             json_t *bits;
-            json_object_foreach(v, pat, bits) {
+            json_object_foreach(v, pat, bits)
+            {
                 char rule[1100];
                 if (!json_is_integer(bits)) {
                     st = fail(err, SQ_ERR_ARG, "options: bits_for values must be integers");
@@ -257,10 +261,14 @@ enum sqd_ctype sqd_ctype_parse(const char *ct)
 const char *sqd_format_mime(enum sq_format f)
 {
     switch (f) {
-    case SQ_FORMAT_NPY: return "application/x-npy";
-    case SQ_FORMAT_JSON: return "application/json";
-    case SQ_FORMAT_SAFETENSORS: return "application/vnd.safetensors";
-    default: return "application/octet-stream";
+    case SQ_FORMAT_NPY:
+        return "application/x-npy";
+    case SQ_FORMAT_JSON:
+        return "application/json";
+    case SQ_FORMAT_SAFETENSORS:
+        return "application/vnd.safetensors";
+    default:
+        return "application/octet-stream";
     }
 }
 
@@ -369,13 +377,15 @@ enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error
         return st;
     size_t i;
     json_t *e;
-    json_array_foreach(shape, i, e) {
+    json_array_foreach(shape, i, e)
+    {
         if (i >= SQ_MAX_RANK || !json_is_integer(e) || json_integer_value(e) < 1)
             return fail(err, SQ_ERR_FORMAT, "request.json: bad shape");
         s->shape[i] = json_integer_value(e);
         s->rank = (unsigned)i + 1;
     }
-    json_array_foreach(opts, i, e) {
+    json_array_foreach(opts, i, e)
+    {
         const char *k = json_string_value(json_array_get(e, 0));
         const char *v = json_string_value(json_array_get(e, 1));
         if (!k || !v)

@@ -439,8 +439,7 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         char *dir = path_join(ctx->jobs_dir, e->d_name);
         json_t *state = dir ? load_json(dir, "state.json") : NULL;
         struct sqd_jobrec *rec = calloc(1, sizeof(*rec));
-        bool ok = state && rec && rec_from_json(rec, state) &&
-                  strcmp(rec->id, e->d_name) == 0;
+        bool ok = state && rec && rec_from_json(rec, state) && strcmp(rec->id, e->d_name) == 0;
         json_decref(state);
         bool keep = false;
         if (ok && (rec->state == SQD_QUEUED || rec->state == SQD_RUNNING)) {
@@ -477,13 +476,13 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
 void sqd_spool_expire(struct sqd_ctx *ctx)
 {
     int64_t now = (int64_t)time(NULL);
-    char (*ids)[SQD_JOBID_LEN + 1] = NULL;
+    char(*ids)[SQD_JOBID_LEN + 1] = NULL;
     size_t n = 0;
     uv_mutex_lock(&ctx->reg_lock);
     for (size_t i = 0; i < ctx->nrecs;) {
         struct sqd_jobrec *rec = ctx->recs[i];
         if (!rec->live && rec->finished && now - rec->finished >= (int64_t)ctx->cfg.result_ttl) {
-            char (*grown)[SQD_JOBID_LEN + 1] = realloc(ids, (n + 1) * sizeof(*ids));
+            char(*grown)[SQD_JOBID_LEN + 1] = realloc(ids, (n + 1) * sizeof(*ids));
             if (!grown)
                 break;
             ids = grown;

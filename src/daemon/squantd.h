@@ -77,7 +77,8 @@ enum sqd_opt_type { SQD_OPT_STRING, SQD_OPT_UINT, SQD_OPT_BYTES, SQD_OPT_SECONDS
 /* Row flags. */
 #define SQD_OPT_LIMIT 1u /* reported under "limits" by GET /v1/info */
 
-/* One configuration key. The table is the single source for the file, the flags, /v1/info and docs. */
+/* One configuration key. The table is the single source for the file, the flags, /v1/info and docs.
+ */
 struct sqd_option {
     const char *name; /* as written in squantd.conf and as --name on the command line */
     enum sqd_opt_type type;
@@ -116,8 +117,8 @@ enum sqd_cli_action { SQD_RUN, SQD_CHECK_CONFIG, SQD_PRINT_HELP, SQD_PRINT_VERSI
  * then --key value / --key=value for every table key, and --check-config,
  * --version, --help. Fills cfg (defaults included).
  */
-enum sqd_cli_action sqd_config_from_args(struct sqd_config *cfg, int argc, char **argv,
-                                         char *msg, size_t msgsize);
+enum sqd_cli_action sqd_config_from_args(struct sqd_config *cfg, int argc, char **argv, char *msg,
+                                         size_t msgsize);
 /* Print --help (generated from the table) to `out`. */
 void sqd_config_usage(FILE *out);
 /* The effective pool size: threads, or the number of usable cores when 0. */
@@ -161,8 +162,8 @@ struct sqd_body {
     size_t limit;     /* hard limit on len */
     size_t mem_limit; /* past this, spill to a file */
     const char *tmp_dir;
-    int fd;     /* -1 while in memory */
-    void *map;  /* mmap of the file after sqd_body_map */
+    int fd;    /* -1 while in memory */
+    void *map; /* mmap of the file after sqd_body_map */
     size_t map_len;
 };
 
@@ -200,7 +201,7 @@ struct sqd_spec {
     enum sq_dtype dtype;
     unsigned rank; /* 0 = no shape given */
     int64_t shape[SQ_MAX_RANK];
-    char *name;         /* tensor name for raw and npy input (NULL = "weight") */
+    char *name;          /* tensor name for raw and npy input (NULL = "weight") */
     struct sqd_kv *opts; /* in order; passed to sq_options_set */
     size_t nopts;
     bool have_format; /* a `format` option was given */
@@ -220,8 +221,15 @@ enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *v
 enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len,
                              struct sq_error *err);
 /* Input format from a Content-Type (media type only, parameters ignored). */
-enum sqd_ctype { SQD_CT_NONE, SQD_CT_NPY, SQD_CT_SAFETENSORS, SQD_CT_RAW, SQD_CT_MULTIPART,
-                 SQD_CT_OTHER, SQD_CT_UNSUPPORTED };
+enum sqd_ctype {
+    SQD_CT_NONE,
+    SQD_CT_NPY,
+    SQD_CT_SAFETENSORS,
+    SQD_CT_RAW,
+    SQD_CT_MULTIPART,
+    SQD_CT_OTHER,
+    SQD_CT_UNSUPPORTED
+};
 enum sqd_ctype sqd_ctype_parse(const char *content_type);
 /* Output format named by an Accept header, or AUTO when it names none we write. */
 enum sq_format sqd_accept_format(const char *accept);
@@ -307,8 +315,8 @@ void sqd_notify(const char *state);
 typedef void (*sqd_handler_fn)(struct sqd_request *req);
 
 enum sqd_route_flags {
-    SQD_ROUTE_BODY = 1,    /* takes a model upload */
-    SQD_ROUTE_NOAUTH = 2,  /* answered without a token (health probes) */
+    SQD_ROUTE_BODY = 1,   /* takes a model upload */
+    SQD_ROUTE_NOAUTH = 2, /* answered without a token (health probes) */
 };
 
 struct sqd_route {
@@ -350,7 +358,7 @@ struct sqd_request {
     const struct sqd_route *route;
     char job_id[SQD_JOBID_LEN + 2];
     uint64_t t_start;
-    uint64_t t_body;  /* body complete */
+    uint64_t t_body; /* body complete */
     uint64_t bytes_in;
     uint64_t bytes_out;
     unsigned status;
@@ -384,8 +392,8 @@ void sqd_respond(struct sqd_request *req, unsigned status, const char *content_t
 /* Answer with a JSON document (the text is consumed). */
 void sqd_respond_json(struct sqd_request *req, unsigned status, char *text);
 void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc);
-void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code,
-                       const char *fmt, ...) SQD_PRINTF(4, 5);
+void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code, const char *fmt,
+                       ...) SQD_PRINTF(4, 5);
 void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err);
 /* Queue an answer with extra headers (NULL-terminated name/value list). */
 void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
@@ -444,8 +452,8 @@ struct sqd_jobrec {
     double ms_queued, ms_parse, ms_quantize, ms_write;
     enum sq_format out_format;
     uint64_t result_bytes;
-    json_t *error; /* the error object, or NULL */
-    bool forget;   /* DELETE of a job that was ending: removed when the loop lets go */
+    json_t *error;        /* the error object, or NULL */
+    bool forget;          /* DELETE of a job that was ending: removed when the loop lets go */
     struct sqd_job *live; /* while queued or running (loop-owned) */
 };
 
@@ -463,7 +471,7 @@ struct sqd_job {
     int client_fd;           /* sync: polled for a disconnect */
     struct sqd_spec spec;
     struct sqd_body body;
-    char *dir; /* async: spool directory (owned) */
+    char *dir;              /* async: spool directory (owned) */
     struct sqd_jobrec *rec; /* async: registry record (owned by the registry) */
 
     /* pool-thread results, read by the loop thread after each stage */

@@ -18,7 +18,7 @@
 #include "squantd.h"
 
 #define SQD_OPTIONS_MAX (64 * 1024) /* the multipart options part */
-#define SQD_FIELD_MAX 4096         /* any other small form field */
+#define SQD_FIELD_MAX 4096          /* any other small form field */
 #define SQD_PP_BUFFER (64 * 1024)
 
 /* Remember the first failure while receiving; it is answered at the end. */
@@ -154,7 +154,8 @@ static bool parse_content_length(const char *s, uint64_t *out)
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return false;
-        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+        if (__builtin_mul_overflow(v, 10, &v) ||
+            __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
             return false;
     }
     *out = v;
@@ -194,14 +195,20 @@ bool sqd_upload_begin(struct sqd_request *req)
                           "multipart/form-data",
                           ctype);
         return false;
-    case SQD_CT_NPY: req->spec.input = SQ_FORMAT_NPY; break;
-    case SQD_CT_SAFETENSORS: req->spec.input = SQ_FORMAT_SAFETENSORS; break;
+    case SQD_CT_NPY:
+        req->spec.input = SQ_FORMAT_NPY;
+        break;
+    case SQD_CT_SAFETENSORS:
+        req->spec.input = SQ_FORMAT_SAFETENSORS;
+        break;
     case SQD_CT_RAW:
         /* A raw blob if dtype and shape say so; otherwise the magic bytes decide. */
         req->spec.input = req->spec.have_dtype || req->spec.rank ? SQ_FORMAT_RAW : SQ_FORMAT_AUTO;
         req->spec.octet = true;
         break;
-    default: req->spec.input = SQ_FORMAT_AUTO; break;
+    default:
+        req->spec.input = SQ_FORMAT_AUTO;
+        break;
     }
     if (!sqd_jobs_admit(ctx)) {
         atomic_fetch_add(&ctx->metrics.rejected, 1);
@@ -228,8 +235,7 @@ bool sqd_upload_begin(struct sqd_request *req)
         }
         sqd_body_init_file(&req->body, ctx->cfg.max_body_size, fd);
     } else {
-        sqd_body_init(&req->body, ctx->cfg.max_body_size, ctx->cfg.memory_body_limit,
-                      ctx->tmp_dir);
+        sqd_body_init(&req->body, ctx->cfg.max_body_size, ctx->cfg.memory_body_limit, ctx->tmp_dir);
     }
     if (ct == SQD_CT_MULTIPART) {
         struct pp_state *ps = pp_states_new(req);
@@ -306,8 +312,8 @@ void sqd_upload_end(struct sqd_request *req)
         return;
     }
     if (!req->spec.have_format) {
-        enum sq_format f = sqd_accept_format(
-            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"));
+        enum sq_format f =
+            sqd_accept_format(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"));
         if (f != SQ_FORMAT_AUTO &&
             sqd_spec_param(&req->spec, "format", sq_format_name(f), &req->upload_err) != SQ_OK) {
             req->upload_status = req->upload_err.status;

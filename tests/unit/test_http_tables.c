@@ -82,8 +82,8 @@ START_TEST(test_params)
     ck_assert_int_eq(s.shape[1], 64);
     ck_assert_int_eq(sqd_spec_param(&s, "shape", "8x3", &err), SQ_OK);
     ck_assert_uint_eq(s.rank, 2);
-    const char *bad_shapes[] = {"", ",", "1,,2", "0", "-1", "1,2,", "a", "1 2",
-                                "1,1,1,1,1,1,1,1,1", "9223372036854775808"};
+    const char *bad_shapes[] = {
+        "", ",", "1,,2", "0", "-1", "1,2,", "a", "1 2", "1,1,1,1,1,1,1,1,1", "9223372036854775808"};
     for (size_t i = 0; i < sizeof(bad_shapes) / sizeof(bad_shapes[0]); i++)
         ck_assert_msg(sqd_spec_param(&s, "shape", bad_shapes[i], &err) == SQ_ERR_ARG, "%s",
                       bad_shapes[i]);
@@ -126,8 +126,8 @@ START_TEST(test_options_json)
     json_decref(j);
     sqd_spec_free(&back);
     sqd_spec_free(&s);
-    const char *bad[] = {"[]", "{\"bits\":1.5}", "{\"bits\":true}", "{\"a\":1,\"a\":2}", "{",
-                         "{\"shape\":[]}", "{\"shape\":[0]}", "{\"bits_for\":{\"x\":\"8\"}}"};
+    const char *bad[] = {"[]", "{\"bits\":1.5}", "{\"bits\":true}", "{\"a\":1,\"a\":2}",
+                         "{",  "{\"shape\":[]}", "{\"shape\":[0]}", "{\"bits_for\":{\"x\":\"8\"}}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         sqd_spec_init(&s);
         ck_assert_msg(sqd_spec_json(&s, bad[i], strlen(bad[i]), &err) == SQ_ERR_ARG, "%s", bad[i]);
