@@ -52,22 +52,20 @@ json_t *sqd_error_json(unsigned http, const char *code, const char *message,
     return e;
 }
 
-char *sqd_error_body(unsigned http, const char *code, const char *message,
-                     const struct sq_error *where)
+char *sqd_json_text(json_t *doc, size_t flags, size_t *len)
 {
-    json_t *e = sqd_error_json(http, code, message, where);
-    if (!e)
-        return NULL;
-    json_t *doc = json_pack("{s:o}", "error", e);
-    if (!doc)
-        return NULL;
-    char *text = json_dumps(doc, JSON_COMPACT);
+    char *text = doc ? json_dumps(doc, flags) : NULL;
     json_decref(doc);
-    return text;
-}
-
-char *sqd_error_body_sq(const struct sq_error *err)
-{
-    const char *msg = err->message[0] ? err->message : sq_strerror(err->status);
-    return sqd_error_body(sqd_http_status(err->status), sq_status_name(err->status), msg, err);
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *t = realloc(text, n + 2);
+    if (!t) {
+        free(text);
+        return NULL;
+    }
+    t[n++] = '\n';
+    t[n] = '\0';
+    *len = n;
+    return t;
 }

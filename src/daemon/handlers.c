@@ -12,9 +12,15 @@
 
 #include "squantd.h"
 
+/* A constant JSON answer. */
+static void respond_const(struct sqd_request *req, const char *text)
+{
+    sqd_respond(req, 200, "application/json", strdup(text), strlen(text));
+}
+
 void sqd_h_healthz(struct sqd_request *req)
 {
-    sqd_respond_json(req, 200, strdup("{\"status\":\"ok\"}"));
+    respond_const(req, "{\"status\":\"ok\"}\n");
 }
 
 void sqd_h_readyz(struct sqd_request *req)
@@ -23,7 +29,7 @@ void sqd_h_readyz(struct sqd_request *req)
         sqd_respond_error(req, 503, "draining", "the daemon is shutting down");
         return;
     }
-    sqd_respond_json(req, 200, strdup("{\"status\":\"ready\"}"));
+    respond_const(req, "{\"status\":\"ready\"}\n");
 }
 
 static const char *impl_in_use(void)

@@ -93,37 +93,33 @@ void sqd_respond(struct sqd_request *req, unsigned status, const char *content_t
     sqd_respond_headers(req, status, content_type, body, len, NULL);
 }
 
-/* Answer with JSON text (consumed) and optional extra headers. */
-static void respond_json_h(struct sqd_request *req, unsigned status, char *text,
-                           const char *const *headers)
+static const char oom_body[] = "{\"error\":{\"status\":503,\"code\":\"out_of_memory\","
+                               "\"message\":\"out of memory\"}}\n";
+
+/* Answer with a JSON document (consumed) and optional extra headers. */
+static void respond_doc(struct sqd_request *req, unsigned status, json_t *doc, size_t flags,
+                        const char *const *headers)
 {
+    size_t n = 0;
+    char *text = sqd_json_text(doc, flags, &n);
     if (!text) {
-        static const char oom[] = "{\"error\":{\"status\":503,\"code\":\"out_of_memory\","
-                                  "\"message\":\"out of memory\"}}\n";
-        sqd_respond(req, 503, "application/json", strdup(oom), sizeof(oom) - 1);
+        sqd_respond(req, 503, "application/json", strdup(oom_body), sizeof(oom_body) - 1);
         return;
-    }
-    size_t n = strlen(text);
-    /* A newline ends every JSON answer, so curl output reads well in a terminal. */
-    char *t = realloc(text, n + 2);
-    if (t) {
-        t[n++] = '\n';
-        t[n] = '\0';
-        text = t;
     }
     sqd_respond_headers(req, status, "application/json", text, n, headers);
 }
 
-void sqd_respond_json(struct sqd_request *req, unsigned status, char *text)
+/* An error answer, with optional extra headers. */
+static void respond_err_h(struct sqd_request *req, unsigned status, const char *code,
+                          const char *msg, const struct sq_error *where, const char *const *headers)
 {
-    respond_json_h(req, status, text, NULL);
+    json_t *e = sqd_error_json(status, code, msg, where);
+    respond_doc(req, status, e ? json_pack("{s:o}", "error", e) : NULL, JSON_COMPACT, headers);
 }
 
 void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc)
 {
-    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
-    json_decref(doc);
-    sqd_respond_json(req, status, text);
+    respond_doc(req, status, doc, SQD_JSON_FLAGS, NULL);
 }
 
 void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code, const char *fmt,
@@ -134,12 +130,13 @@ void sqd_respond_error(struct sqd_request *req, unsigned status, const char *cod
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sqd_respond_json(req, status, sqd_error_body(status, code, msg, NULL));
+    respond_err_h(req, status, code, msg, NULL, NULL);
 }
 
 void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err)
 {
-    sqd_respond_json(req, sqd_http_status(err->status), sqd_error_body_sq(err));
+    const char *msg = err->message[0] ? err->message : sq_strerror(err->status);
+    respond_err_h(req, sqd_http_status(err->status), sq_status_name(err->status), msg, err, NULL);
 }
 
 void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
@@ -206,7 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 char msg[200];
                 snprintf(msg, sizeof(msg), "%s does not accept %s; allowed: %s", req->path,
                          req->method, allow);
-                respond_json_h(req, 405, sqd_error_body(405, "method_not_allowed", msg, NULL), h);
+                respond_err_h(req, 405, "method_not_allowed", msg, NULL, h);
             } else {
                 sqd_respond_error(req, 404, "not_found", "no such endpoint: %.200s", url);
             }
@@ -216,12 +213,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             !sqd_auth_check(&ctx->auth,
                             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
             const char *h[] = {"WWW-Authenticate", "Bearer realm=\"squantd\"", NULL};
-            respond_json_h(req, 401,
-                           sqd_error_body(401, "unauthorized",
-                                          "this endpoint needs Authorization: Bearer TOKEN "
-                                          "with a valid token",
-                                          NULL),
-                           h);
+            respond_err_h(req, 401, "unauthorized",
+                          "this endpoint needs Authorization: Bearer TOKEN with a valid token",
+                          NULL, h);
             return MHD_YES;
         }
         if (req->route->flags & SQD_ROUTE_BODY) {

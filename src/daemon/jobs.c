@@ -275,7 +275,8 @@ static void finish(struct sqd_job *job)
     struct sqd_ctx *ctx = job->ctx;
     unlink_active(ctx, job);
     enum sqd_job_state st = final_state(job);
-    atomic_fetch_add(&ctx->metrics.jobs_finished[st == SQD_QUEUED ? SQD_CANCELLED : st], 1);
+    if (st != SQD_QUEUED) /* not an end: a job stopped by shutdown runs again at the next start */
+        atomic_fetch_add(&ctx->metrics.jobs_finished[st], 1);
     if (job->async) {
         uv_mutex_lock(&ctx->reg_lock);
         struct sqd_jobrec *rec = job->rec;
@@ -293,7 +294,6 @@ static void finish(struct sqd_job *job)
             sqd_spool_remove(job->dir);
     } else {
         struct sqd_request *req = job->req;
-        json_t *err = NULL;
         if (st == SQD_DONE) {
             req->ans_status = 200;
             req->ans_body = job->out;
@@ -302,23 +302,11 @@ static void finish(struct sqd_job *job)
             job->out = NULL;
             snprintf(req->ans_layers, sizeof(req->ans_layers), "%zu", job->nlayers);
         } else {
-            err = job_error_json(job);
-            json_t *doc = err ? json_pack("{s:o}", "error", err) : NULL;
-            char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-            json_decref(doc);
+            json_t *err = job_error_json(job);
             req->ans_status = job_http_status(job);
             req->ans_type = "application/json";
-            if (text) {
-                size_t n = strlen(text);
-                char *t = realloc(text, n + 2);
-                if (t) {
-                    t[n++] = '\n';
-                    t[n] = '\0';
-                    text = t;
-                }
-                req->ans_len = n;
-            }
-            req->ans_body = (uint8_t *)text;
+            req->ans_body = (uint8_t *)sqd_json_text(err ? json_pack("{s:o}", "error", err) : NULL,
+                                                     JSON_COMPACT, &req->ans_len);
         }
         snprintf(req->ans_timing, sizeof(req->ans_timing),
                  "upload;dur=%.3f, queue;dur=%.3f, parse;dur=%.3f, quantize;dur=%.3f, "

@@ -135,15 +135,16 @@ bool sqd_parse_listen(const char *text, struct sockaddr_storage *ss, size_t *ssl
 unsigned sqd_http_status(enum sq_status st);
 
 /*
- * An error document: {"error":{"status":N,"code":C,"message":M, ...where}}.
- * `where` (may be NULL) adds tensor/offset/channel/index when set.
- * Returns malloc'ed text (caller frees) or NULL when memory runs out.
+ * A JSON answer's text: `doc` (consumed) dumped with `flags` and a final
+ * newline, so that curl output ends its line. malloc'ed (caller frees), or
+ * NULL when memory runs out.
  */
-char *sqd_error_body(unsigned http, const char *code, const char *message,
-                     const struct sq_error *where);
-/* The same, built from a libsquant error. */
-char *sqd_error_body_sq(const struct sq_error *err);
-/* The JSON object inside "error" (new reference), for job status documents. */
+char *sqd_json_text(json_t *doc, size_t flags, size_t *len);
+/*
+ * The object inside an error document {"error": {...}}: status, code,
+ * message, and tensor/offset/channel/index from `where` (may be NULL) when
+ * set. New reference, or NULL when memory runs out.
+ */
 json_t *sqd_error_json(unsigned http, const char *code, const char *message,
                        const struct sq_error *where);
 
@@ -389,8 +390,9 @@ struct sqd_request {
 /* Queue an answer; `body` (malloc'ed, may be NULL) is handed to MHD, which frees it. */
 void sqd_respond(struct sqd_request *req, unsigned status, const char *content_type, void *body,
                  size_t len);
-/* Answer with a JSON document (the text is consumed). */
-void sqd_respond_json(struct sqd_request *req, unsigned status, char *text);
+/* Indented, with times to the microsecond: how every JSON document is answered. */
+#define SQD_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(6))
+/* Answer with a JSON document (consumed). */
 void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc);
 void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code, const char *fmt,
                        ...) SQD_PRINTF(4, 5);

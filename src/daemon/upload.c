@@ -442,17 +442,8 @@ void sqd_h_jobs_post(struct sqd_request *req)
 
     char location[64];
     snprintf(location, sizeof(location), "/v1/jobs/%s", req->job_id);
-    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
-    json_decref(doc);
-    size_t n = text ? strlen(text) : 0;
-    if (text) {
-        char *t = realloc(text, n + 2);
-        if (t) {
-            t[n++] = '\n';
-            t[n] = '\0';
-            text = t;
-        }
-    }
+    size_t n = 0;
+    char *text = sqd_json_text(doc, SQD_JSON_FLAGS, &n);
     const char *h[] = {"Location", location, NULL};
     sqd_respond_headers(req, 202, "application/json", text, n, h);
 }

@@ -124,7 +124,7 @@ codes = set(re.findall(r'\[SQ_ERR_\w+\] = \{"(\w+)"', open(os.path.join(top, "sr
 for f in os.listdir(os.path.join(top, "src/daemon")):
     if f.endswith(".c"):
         text = open(os.path.join(top, "src/daemon", f)).read()
-        codes |= set(re.findall(r'sqd_respond_error\(req, \d+, "(\w+)"', text))
+        codes |= set(re.findall(r'(?:sqd_respond_error|respond_err_h)\(req, \d+, "(\w+)"', text))
         codes |= set(re.findall(r'sqd_error_(?:body|json)\(\d+, "(\w+)"', text))
 codes.discard("ok")
 for c in sorted(codes - enum):

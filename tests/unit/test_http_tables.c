@@ -63,10 +63,12 @@ START_TEST(test_status_table)
     strcpy(err.tensor, "fc.weight");
     err.channel = 3;
     err.index = 77;
-    char *body = sqd_error_body_sq(&err);
-    ck_assert_str_eq(body, "{\"error\":{\"status\":422,\"code\":\"nonfinite_weight\",\"message\":"
+    json_t *e = sqd_error_json(422, sq_status_name(err.status), err.message, &err);
+    char *body = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    ck_assert_str_eq(body, "{\"status\":422,\"code\":\"nonfinite_weight\",\"message\":"
                            "\"NaN at channel 3\",\"tensor\":\"fc.weight\",\"channel\":3,"
-                           "\"index\":77}}");
+                           "\"index\":77}");
     free(body);
 }
 END_TEST
