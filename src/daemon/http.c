@@ -177,6 +177,41 @@ static void answer_job(struct sqd_request *req)
     sqd_respond_headers(req, req->ans_status, req->ans_type, body, req->ans_len, hdrs);
 }
 
+static bool authorized(struct sqd_request *req)
+{
+    if (req->route->flags & SQD_ROUTE_NOAUTH)
+        return true;
+    return sqd_auth_check(&req->ctx->auth,
+                          MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization"));
+}
+
+/* Answer a request that carries no model: 404, 405, 401, or the route's handler. */
+static void answer_now(struct sqd_request *req)
+{
+    if (!req->route) {
+        if (req->path_known) {
+            const char *h[] = {"Allow", req->allow, NULL};
+            char msg[SQ_ERROR_MESSAGE_MAX];
+            snprintf(msg, sizeof(msg), "%.100s does not accept %s; allowed: %s", req->path,
+                     req->method, req->allow);
+            respond_err_h(req, 405, "method_not_allowed", msg, NULL, h);
+        } else {
+            sqd_respond_error(req, 404, "not_found", "no such endpoint: %.200s", req->path);
+        }
+        return;
+    }
+    if (!authorized(req)) {
+        const char *h[] = {"WWW-Authenticate", "Bearer realm=\"squantd\"", NULL};
+        respond_err_h(req, 401, "unauthorized",
+                      "this endpoint needs Authorization: Bearer TOKEN with a valid token", NULL,
+                      h);
+        return;
+    }
+    req->route->handler(req);
+    if (req->phase != SQD_PH_ANSWERED)
+        sqd_respond_error(req, 500, sq_status_name(SQ_ERR_INTERNAL), "no answer");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -193,41 +228,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (rid && sqd_request_id_valid(rid))
             snprintf(req->id, sizeof(req->id), "%s", rid);
-        bool known;
-        char allow[128];
-        req->route = sqd_route_find(method, url, &known, allow, sizeof(allow), req->job_id,
-                                    sizeof(req->job_id));
-        if (!req->route) {
-            if (known) {
-                const char *h[] = {"Allow", allow, NULL};
-                char msg[200];
-                snprintf(msg, sizeof(msg), "%s does not accept %s; allowed: %s", req->path,
-                         req->method, allow);
-                respond_err_h(req, 405, "method_not_allowed", msg, NULL, h);
-            } else {
-                sqd_respond_error(req, 404, "not_found", "no such endpoint: %.200s", url);
-            }
-            return MHD_YES;
-        }
-        if (!(req->route->flags & SQD_ROUTE_NOAUTH) &&
-            !sqd_auth_check(&ctx->auth,
-                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"))) {
-            const char *h[] = {"WWW-Authenticate", "Bearer realm=\"squantd\"", NULL};
-            respond_err_h(req, 401, "unauthorized",
-                          "this endpoint needs Authorization: Bearer TOKEN with a valid token",
-                          NULL, h);
-            return MHD_YES;
-        }
-        if (req->route->flags & SQD_ROUTE_BODY) {
+        req->route = sqd_route_find(method, url, &req->path_known, req->allow, sizeof(req->allow),
+                                    req->job_id, sizeof(req->job_id));
+        if (req->route && (req->route->flags & SQD_ROUTE_BODY) && authorized(req)) {
             req->phase = SQD_PH_BODY;
             sqd_upload_begin(req);
             return MHD_YES;
         }
-        req->route->handler(req);
-        if (req->phase != SQD_PH_ANSWERED)
-            sqd_respond_error(req, 500, sq_status_name(SQ_ERR_INTERNAL), "no answer");
+        /*
+         * Anything else is answered once the request is complete: an answer
+         * queued before that makes libmicrohttpd close the connection, which
+         * would cost keep-alive clients (pollers of /v1/jobs/{id}) a new
+         * connection per request. A request that declares a body is the
+         * exception: it is answered now and its body is never read.
+         */
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length") ||
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding")) {
+            answer_now(req);
+            return MHD_YES;
+        }
+        req->phase = SQD_PH_DEFER;
         return MHD_YES;
     }
+    case SQD_PH_DEFER:
+        if (*upload_data_size) {
+            *upload_data_size = 0; /* no body was declared; MHD will not deliver one */
+            return MHD_YES;
+        }
+        answer_now(req);
+        return MHD_YES;
     case SQD_PH_BODY:
         if (*upload_data_size) {
             size_t n = *upload_data_size;

@@ -342,7 +342,9 @@ size_t sqd_route_index(const struct sqd_route *r);
 
 #define SQD_JOBID_LEN 32
 
-enum sqd_phase { SQD_PH_NEW, SQD_PH_BODY, SQD_PH_WAIT, SQD_PH_ANSWERED };
+/* NEW: headers in; DEFER: no body, answered when complete; BODY: receiving a model;
+ * WAIT: a sync job runs (or has just resumed the connection); ANSWERED. */
+enum sqd_phase { SQD_PH_NEW, SQD_PH_DEFER, SQD_PH_BODY, SQD_PH_WAIT, SQD_PH_ANSWERED };
 
 /*
  * One HTTP request. Created by the URI log callback, freed by the
@@ -357,6 +359,8 @@ struct sqd_request {
     char method[16];
     char *path; /* owned; without the query string */
     const struct sqd_route *route;
+    bool path_known; /* no route, but the path exists: 405 */
+    char allow[128]; /* the path's methods, for 405 */
     char job_id[SQD_JOBID_LEN + 2];
     uint64_t t_start;
     uint64_t t_body; /* body complete */

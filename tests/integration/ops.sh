@@ -87,6 +87,42 @@ check "exit status 0 after SIGTERM ($rc)" [ "$rc" = 0 ]
 check "draining logged" grep -q 'draining' "$T/daemon.log"
 check_log_clean
 
+# --- /readyz turns 503 on a connection that was open before SIGTERM
+export SQUANTD_TEST_ITEM_DELAY_MS=300
+start_daemon --threads 1 --drain-timeout 30
+unset SQUANTD_TEST_ITEM_DELAY_MS
+curl -s -o /dev/null -H 'Content-Type: application/vnd.safetensors' --data-binary @"$MODEL" \
+    "$BASE/v1/quantize" &
+pc=$!
+wait_running
+$PYTHON - "$PORT" "$SQD_PID" >"$T/ready.out" 2>&1 <<'PY' || true
+import http.client, os, signal, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+c.request("GET", "/readyz"); r = c.getresponse(); r.read(); print("before", r.status)
+os.kill(int(sys.argv[2]), signal.SIGTERM); time.sleep(0.5)
+c.request("GET", "/readyz"); r = c.getresponse(); body = r.read().decode(); print("after", r.status, body.strip())
+c.request("POST", "/v1/quantize", body=b"x", headers={"Content-Type": "application/x-npy"})
+r = c.getresponse(); print("post", r.status, r.getheader("Retry-After"))
+PY
+wait $pc || true
+rc=0
+wait "$SQD_WRAPPER" || rc=$?
+SQD_PID=; SQD_WRAPPER=
+check "readyz 200 before SIGTERM" grep -q '^before 200' "$T/ready.out"
+check "readyz 503 draining after ($(cat "$T/ready.out" | tr '\n' ' '))" grep -q '^after 503 .*"draining"' "$T/ready.out"
+check "new work refused with 503 + Retry-After while draining" grep -q '^post 503 [0-9]' "$T/ready.out"
+check "exit 0 after the drain" [ "$rc" = 0 ]
+check_log_clean
+
+# --- large sync bodies go through a spool file and give the same bytes
+start_daemon --memory-body-limit 4K
+http POST /v1/quantize -H 'Content-Type: application/vnd.safetensors' --data-binary @"$MODEL"
+expect_status 200 "body spilled to a file"
+"$SQUANT" quantize -q "$MODEL" -o "$T/cli.out"
+check "spilled body: same result" cmp -s "$T/body" "$T/cli.out"
+check "no upload file left behind" [ -z "$(ls "$T/spool/tmp")" ]
+stop_daemon 0
+
 # --- the command line
 "$SQUANTD" --help >"$T/help" 2>&1
 check "--help lists the keys" grep -q -- '--max-body-size' "$T/help"
