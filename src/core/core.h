@@ -230,6 +230,14 @@ void sqi_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan *ch, fl
                         uint64_t *flips);
 
 /*
+ * The surplus flips of a channel stage after a kernel stage: they go to the
+ * lowest positions whose priority in direction `up` is 0, that is every
+ * position but the positive offers of list o (ascending positions).
+ */
+void sqi_channel_surplus(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                         const struct sqi_offers *o, size_t surplus, bool up, uint64_t *flips);
+
+/*
  * Channel stage without a kernel stage: flip the k best of the m candidate
  * keys (which must include the k best candidates of the channel in direction
  * up/down; surplus flips would hit non-candidates, which keep their code).

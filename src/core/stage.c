@@ -91,6 +91,20 @@ void sqi_top_k(uint64_t *keys, size_t n, size_t k)
     }
 }
 
+void sqi_channel_surplus(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                         const struct sqi_offers *o, size_t surplus, bool up, uint64_t *flips)
+{
+    size_t next = 0;
+    for (size_t j = 0; surplus > 0 && j < ctx->len; j++) {
+        while (next < o->n && (o->pos[next] < j || o->val[next] <= 0.0f))
+            next++;
+        if (next < o->n && o->pos[next] == j)
+            continue;
+        sqi_flip(ctx, ch, j, up, flips);
+        surplus--;
+    }
+}
+
 void sqi_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan *ch, float s,
                         const struct sqi_offers *up, const struct sqi_offers *down, uint64_t *keys,
                         uint64_t *flips)
@@ -105,17 +119,7 @@ void sqi_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan *ch, fl
     sqi_top_k(keys, m, take);
     for (size_t t = 0; t < take; t++)
         sqi_flip(ctx, ch, sqi_key_pos(keys[t]), p.up, flips);
-    /* Surplus flips go to the lowest positions whose priority is 0: every
-     * position but the positive offers, which are in ascending order. */
-    size_t surplus = p.k - take, next = 0;
-    for (size_t j = 0; surplus > 0 && j < ctx->len; j++) {
-        while (next < o->n && (o->pos[next] < j || o->val[next] <= 0.0f))
-            next++;
-        if (next < o->n && o->pos[next] == j)
-            continue;
-        sqi_flip(ctx, ch, j, p.up, flips);
-        surplus--;
-    }
+    sqi_channel_surplus(ctx, ch, o, p.k - take, p.up, flips);
 }
 
 void sqi_flip_best(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys, size_t m,

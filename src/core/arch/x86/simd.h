@@ -10,12 +10,14 @@
  * vf_max, vf_abs, vf_neg, vf_round, vf_blend(m, a, b) (m ? b : a),
  * vf_gather(base, idx, n); vm_lt, vm_gt, vm_ge, vm_eq, vm_and, vm_or,
  * vm_andnot(a, b) (a & ~b), vm_xor, vm_first(n) (lanes < n), vm_bits; vi_set1,
- * vi_lanes (0, 1, ..., W-1), vi_add, vi_mul_small, vi_inc(acc, m),
+ * vi_lanes (0, 1, ..., W-1), vi_add, vi_mul_small, vi_inc(acc, m), vi_dec(acc, m),
  * vi_blend, vm_ilt, vm_ieq, vi_from_vf, vi_store, vi_hsum; store_codes(q, v, n);
  * vf_compress(dst, m, v) and vi_compress(dst, m, v) (store the lanes of m
  * contiguously, writing a whole vector: dst needs W slack; return the count);
- * count_greater(keys, n, key) over u64 keys (n a multiple of 8, padded with 0);
- * and SIMD_NAME, the name of the entry point.
+ * keys_max_below(keys, n, bound) over u64 keys (n a multiple of 8) and
+ * make_keys(keys, pos, val) (W rank keys, any order); vi_load;
+ * optionally load_kernels(base, K, out) (transpose W full kernels, K <= 16)
+ * with SIMD_HAVE_LOAD_KERNELS; and SIMD_NAME, the name of the entry point.
  *
  * The kernel stage puts W kernels side by side, one per lane, and ranks each
  * kernel's priorities with W-wide compares: no sort, no branch per element.
@@ -304,9 +306,20 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     const float *base = ch->w + b * K;
     vf e[SIMD_KMAX], p[SIMD_KMAX], r[SIMD_KMAX];
     vm cu[SIMD_KMAX], cd[SIMD_KMAX];
+    vf wt[SIMD_KMAX];
+#ifdef SIMD_HAVE_LOAD_KERNELS
+    if (nk == W && K <= 16) {
+        load_kernels(base, K, wt);
+    } else
+#endif
+    {
+        _Pragma("GCC unroll 64")
+        for (size_t t = 0; t < K; t++)
+            wt[t] = vf_gather(base + t, stride, nk);
+    }
     _Pragma("GCC unroll 64")
     for (size_t t = 0; t < K; t++) {
-        vf x = vf_sub(vf_mul(vs, vf_gather(base + t, stride, nk)), vz);
+        vf x = vf_sub(vf_mul(vs, wt[t]), vz);
         r[t] = vf_round(x);
         e[t] = vf_sub(r[t], x);
         cu[t] = vm_and(vm_lt(e[t], zero), vm_lt(x, hi));
@@ -321,18 +334,24 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     for (size_t t = 0; t < K; t++)
         p[t] = vf_blend(up, vf_blend(cd[t], zero, e[t]), vf_blend(cu[t], zero, vf_neg(e[t])));
 
-    /* rank[t] = how many elements come before t in the stable descending order. */
+    /*
+     * rank[t] = how many elements come before t in the stable descending
+     * order: those u < t with p[u] >= p[t] and those u > t with p[u] > p[t].
+     * The second count is (K - 1 - t) minus those u > t with p[t] >= p[u], so
+     * each pair needs one compare: start at K - 1 - t, then for u < t with
+     * p[u] >= p[t] add one to rank[t] and take one from rank[u].
+     */
     vi rank[SIMD_KMAX];
     _Pragma("GCC unroll 64")
     for (size_t t = 0; t < K; t++)
-        rank[t] = vi_set1(0);
+        rank[t] = vi_set1((int)(K - 1 - t));
     _Pragma("GCC unroll 64")
     for (size_t t = 1; t < K; t++)
         _Pragma("GCC unroll 64")
         for (size_t u = 0; u < t; u++) {
-            vm before = vm_ge(p[u], p[t]); /* u < t: u first unless t is strictly larger */
+            vm before = vm_ge(p[u], p[t]);
             rank[t] = vi_inc(rank[t], before);
-            rank[u] = vi_inc(rank[u], vm_andnot(active, before));
+            rank[u] = vi_dec(rank[u], before);
         }
     /* The offered rank: k - 1 if over (K - 1 when k = 0), else k. */
     vi target = vi_blend(over, k, vi_add(k, vi_set1(-1)));
@@ -397,20 +416,55 @@ static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *
     *flips += (uint64_t)vi_hsum(changed);
 }
 
-/* Flip the k best of m keys: with few keys, rank each by counting larger ones. */
-static void simd_flip_best(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys,
-                           size_t m, size_t k, bool up, uint64_t *flips)
+/*
+ * Flip the `take` largest of keys[0..m) (distinct but for zeros, which are
+ * never taken). Few flips are found by
+ * repeated passes for the largest key below the previous one: vector max,
+ * no branch on the data. keys needs room for m rounded up to 8.
+ */
+#define SIMD_SELECT_MAX 32
+
+static void simd_flip_top(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys,
+                          size_t m, size_t take, bool up, uint64_t *flips)
 {
-    if (m > 64 || k >= m) {
-        sqi_flip_best(ctx, ch, keys, m, k, up, flips);
+    if (take > SIMD_SELECT_MAX || take >= m) {
+        sqi_flip_best(ctx, ch, keys, m, take, up, flips);
         return;
     }
     size_t padded = (m + 7) & ~(size_t)7;
     for (size_t i = m; i < padded; i++)
         keys[i] = 0;
-    for (size_t i = 0; i < m; i++)
-        if (count_greater(keys, padded, keys[i]) < k)
-            sqi_flip(ctx, ch, sqi_key_pos(keys[i]), up, flips);
+    uint64_t bound = UINT64_MAX;
+    for (size_t t = 0; t < take; t++) {
+        bound = keys_max_below(keys, padded, bound);
+        sqi_flip(ctx, ch, sqi_key_pos(bound), up, flips);
+    }
+}
+
+/* Channel stage after the kernel stage: the offers of the channel's direction. */
+static void simd_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                                const struct sqi_offers *up, const struct sqi_offers *down,
+                                uint64_t *keys, uint64_t *flips)
+{
+    struct sqi_row p = sqi_row_plan(simd_rowsum(ch->err, ctx->len), ctx->len);
+    const struct sqi_offers *o = p.up ? up : down;
+    if (p.k == 0)
+        return;
+    /* Keys of every offer, W at a time (make_keys may permute them within
+     * the W). Zero priorities rank last and are never taken; lanes past the
+     * list get key 0. */
+    vf zero = vf_zero();
+    vi npos = vi_set1(0), none = vi_set1(-1);
+    size_t m = 0;
+    for (; m < o->n; m += W) {
+        vm valid = vm_first(o->n - m);
+        vf val = vf_blend(valid, zero, vf_loadu(o->val + m));
+        make_keys(keys + m, vi_blend(valid, none, vi_load((const int32_t *)o->pos + m)), val);
+        npos = vi_inc(npos, vm_gt(val, zero));
+    }
+    size_t positive = (size_t)vi_hsum(npos), take = p.k < positive ? p.k : positive;
+    simd_flip_top(ctx, ch, keys, m, take, p.up, flips);
+    sqi_channel_surplus(ctx, ch, o, p.k - take, p.up, flips);
 }
 
 /*
@@ -427,29 +481,45 @@ static void simd_channel_plain(const struct sqi_ctx *ctx, const struct sqi_chan 
     size_t nd = p.up ? n_up : n_dn;
     if (p.k == 0 || nd == 0)
         return;
+    /* Survivors expected: nd * (1 - 2 tau) = k + slack; too few (rare) -> tau = 0. */
     float tau = 0.0f;
     if (p.k < nd) {
-        float frac = (float)(p.k + 16 + p.k / 2) / (float)nd;
+        float frac = (float)(p.k + 6 + p.k / 4) / (float)nd;
         tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
     }
     vf zero = vf_zero();
     vi lanes = vi_lanes();
+    /* Two output streams (even and odd chunks), so that the running counts
+     * that address the compressed stores form two independent chains. */
+    size_t half = len / 2 + 3 * W;
     for (;;) {
         vf vt = vf_set1(tau);
-        size_t m = 0;
-        for (size_t i = 0; i < len; i += W) {
-            size_t n = len - i < W ? len - i : W;
-            vf c = n == W ? vf_loadu(cand + i) : vf_load_n(cand + i, n);
-            vf pri = p.up ? vf_neg(c) : c;
-            vm pass = vm_and(vm_and(vm_gt(pri, zero), vm_ge(pri, vt)), vm_first(n));
-            size_t got = (size_t)vi_compress(pos + m, pass, vi_add(lanes, vi_set1((int)i)));
-            vf_compress(pri_out + m, pass, pri);
-            m += got;
+        size_t ma = 0, mb = 0, i = 0;
+        for (; i + 2 * W <= len; i += 2 * W) {
+            vf ca = vf_loadu(cand + i), cb = vf_loadu(cand + i + W);
+            vf pa = p.up ? vf_neg(ca) : ca, pb = p.up ? vf_neg(cb) : cb;
+            vm ka = vm_and(vm_gt(pa, zero), vm_ge(pa, vt));
+            vm kb = vm_and(vm_gt(pb, zero), vm_ge(pb, vt));
+            vf_compress(pri_out + ma, ka, pa);
+            ma += (size_t)vi_compress(pos + ma, ka, vi_add(lanes, vi_set1((int)i)));
+            vf_compress(pri_out + half + mb, kb, pb);
+            mb += (size_t)vi_compress(pos + half + mb, kb, vi_add(lanes, vi_set1((int)(i + W))));
         }
+        for (; i < len; i += W) {
+            size_t n = len - i < W ? len - i : W;
+            vf c = vf_load_n(cand + i, n);
+            vf pri = p.up ? vf_neg(c) : c;
+            vm k = vm_and(vm_and(vm_gt(pri, zero), vm_ge(pri, vt)), vm_first(n));
+            vf_compress(pri_out + ma, k, pri);
+            ma += (size_t)vi_compress(pos + ma, k, vi_add(lanes, vi_set1((int)i)));
+        }
+        size_t m = ma + mb;
         if (m >= p.k || tau == 0.0f) {
-            for (size_t i = 0; i < m; i++)
-                keys[i] = sqi_rank_key(pri_out[i], (size_t)pos[i]);
-            simd_flip_best(ctx, ch, keys, m, p.k, p.up, flips);
+            for (size_t j = 0; j < ma; j++)
+                keys[j] = sqi_rank_key(pri_out[j], (size_t)pos[j]);
+            for (size_t j = 0; j < mb; j++)
+                keys[ma + j] = sqi_rank_key(pri_out[half + j], (size_t)pos[half + j]);
+            simd_flip_top(ctx, ch, keys, m, p.k, p.up, flips);
             return;
         }
         tau = 0.0f;
@@ -461,9 +531,9 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
 {
     if (ctx->kernel_stage && !simd_kernel_size_supported(ctx->ksize))
         return sqi_quantize_generic(ctx, n, w, q, scale, zp, scratch, flips);
-    /* Scratch: 8-byte keys first, then 4-byte arrays; lists get W slack for
+    /* Scratch: 8-byte keys first, then 4-byte arrays; lists get slack for
      * the whole-vector stores of vf_compress/vi_compress. */
-    size_t len = ctx->len, lw = len + W, kw = ctx->kernels + W;
+    size_t len = ctx->len, lw = len + 4 * W, kw = ctx->kernels + W;
     uint64_t *keys = scratch;
     float *err = (float *)(keys + lw);
     float *cand = err + len;
@@ -493,8 +563,7 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
             simd_pass1(ctx, &ch, len, NULL, NULL, NULL);
             simd_kernel_stage(ctx, &ch, &pt, &up, &down, &flips->kernel);
             if (ctx->channel_stage)
-                sqi_channel_offers(ctx, &ch, simd_rowsum(err, len), &up, &down, keys,
-                                   &flips->channel);
+                simd_channel_offers(ctx, &ch, &up, &down, keys, &flips->channel);
         }
     }
     return n;

@@ -59,6 +59,7 @@ static inline vi vi_lanes(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 
 static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
 static inline vi vi_mul_small(vi a, int k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
 static inline vi vi_inc(vi acc, vm m) { return _mm256_sub_epi32(acc, _mm256_castps_si256(m)); }
+static inline vi vi_dec(vi acc, vm m) { return _mm256_add_epi32(acc, _mm256_castps_si256(m)); }
 static inline vi vi_blend(vm m, vi a, vi b)
 {
     return _mm256_blendv_epi8(a, b, _mm256_castps_si256(m));
@@ -67,6 +68,7 @@ static inline vm vm_ilt(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpgt_ep
 static inline vm vm_ieq(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
 static inline vi vi_from_vf(vf a) { return _mm256_cvttps_epi32(a); }
 static inline void vi_store(int *p, vi v) { _mm256_storeu_si256((__m256i *)p, v); }
+static inline vi vi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline int vi_hsum(vi v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -97,17 +99,31 @@ static inline int vi_compress(int32_t *dst, vm m, vi v)
     _mm256_storeu_si256((__m256i *)dst, _mm256_permutevar8x32_epi32(v, compress_perm(bits)));
     return __builtin_popcount(bits);
 }
-/* How many of keys[0..n) (n a multiple of 8) are greater than key (keys < 2^63). */
-static inline size_t count_greater(const uint64_t *keys, size_t n, uint64_t key)
+/* The largest of keys[0..n) (n a multiple of 8, keys < 2^63) below bound, or 0. */
+static inline uint64_t keys_max_below(const uint64_t *keys, size_t n, uint64_t bound)
 {
-    __m256i k = _mm256_set1_epi64x((long long)key);
-    size_t c = 0;
+    __m256i b = _mm256_set1_epi64x((long long)(bound > INT64_MAX ? INT64_MAX : bound));
+    __m256i best = _mm256_setzero_si256();
     for (size_t i = 0; i < n; i += 4) {
-        __m256i g = _mm256_cmpgt_epi64(_mm256_loadu_si256((const __m256i *)(keys + i)), k);
-        c += (size_t)__builtin_popcount((unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(g)));
+        __m256i v = _mm256_loadu_si256((const __m256i *)(keys + i));
+        v = _mm256_and_si256(v, _mm256_cmpgt_epi64(b, v)); /* keys >= bound count as 0 */
+        best = _mm256_blendv_epi8(best, v, _mm256_cmpgt_epi64(v, best));
     }
-    return c;
+    uint64_t l[4];
+    _mm256_storeu_si256((__m256i *)l, best);
+    uint64_t m = l[0];
+    for (int i = 1; i < 4; i++)
+        m = l[i] > m ? l[i] : m;
+    return m;
 }
+/* Rank keys of 8 (position, priority) pairs: (priority bits << 32 | ~position), any order. */
+static inline void make_keys(uint64_t *keys, vi pos, vf val)
+{
+    __m256i np = _mm256_xor_si256(pos, _mm256_set1_epi32(-1)), v = _mm256_castps_si256(val);
+    _mm256_storeu_si256((__m256i *)keys, _mm256_unpacklo_epi32(np, v));
+    _mm256_storeu_si256((__m256i *)(keys + 4), _mm256_unpackhi_epi32(np, v));
+}
+
 /* n codes from floats already clamped to [t_min, t_max]. */
 static inline void store_codes(int8_t *q, vf v, size_t n)
 {

@@ -52,11 +52,13 @@ static inline vi vi_lanes(void)
 static inline vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
 static inline vi vi_mul_small(vi a, int k) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(k)); }
 static inline vi vi_inc(vi acc, vm m) { return _mm512_mask_add_epi32(acc, m, acc, _mm512_set1_epi32(1)); }
+static inline vi vi_dec(vi acc, vm m) { return _mm512_mask_sub_epi32(acc, m, acc, _mm512_set1_epi32(1)); }
 static inline vi vi_blend(vm m, vi a, vi b) { return _mm512_mask_blend_epi32(m, a, b); }
 static inline vm vm_ilt(vi a, vi b) { return _mm512_cmplt_epi32_mask(a, b); }
 static inline vm vm_ieq(vi a, vi b) { return _mm512_cmpeq_epi32_mask(a, b); }
 static inline vi vi_from_vf(vf a) { return _mm512_cvttps_epi32(a); }
 static inline void vi_store(int *p, vi v) { _mm512_storeu_si512(p, v); }
+static inline vi vi_load(const int32_t *p) { return _mm512_loadu_si512(p); }
 static inline int vi_hsum(vi v) { return _mm512_reduce_add_epi32(v); }
 static inline int vf_compress(float *dst, vm m, vf v)
 {
@@ -68,15 +70,65 @@ static inline int vi_compress(int32_t *dst, vm m, vi v)
     _mm512_storeu_si512(dst, _mm512_maskz_compress_epi32(m, v));
     return __builtin_popcount(m);
 }
-/* How many of keys[0..n) (n a multiple of 8) are greater than key. */
-static inline size_t count_greater(const uint64_t *keys, size_t n, uint64_t key)
+/* The largest of keys[0..n) (n a multiple of 8) below bound, or 0. */
+static inline uint64_t keys_max_below(const uint64_t *keys, size_t n, uint64_t bound)
 {
-    __m512i k = _mm512_set1_epi64((long long)key);
-    size_t c = 0;
-    for (size_t i = 0; i < n; i += 8)
-        c += (size_t)__builtin_popcount(_mm512_cmpgt_epu64_mask(_mm512_loadu_si512(keys + i), k));
-    return c;
+    __m512i b = _mm512_set1_epi64((long long)bound), best = _mm512_setzero_si512();
+    for (size_t i = 0; i < n; i += 8) {
+        __m512i v = _mm512_loadu_si512(keys + i);
+        best = _mm512_mask_max_epu64(best, _mm512_cmplt_epu64_mask(v, b), best, v);
+    }
+    return (uint64_t)_mm512_reduce_max_epu64(best);
 }
+/* Rank keys of 16 (position, priority) pairs: (priority bits << 32 | ~position), any order. */
+static inline void make_keys(uint64_t *keys, vi pos, vf val)
+{
+    __m512i np = _mm512_xor_si512(pos, _mm512_set1_epi32(-1)), v = _mm512_castps_si512(val);
+    _mm512_storeu_si512(keys, _mm512_unpacklo_epi32(np, v));
+    _mm512_storeu_si512(keys + 8, _mm512_unpackhi_epi32(np, v));
+}
+
+/*
+ * Transpose 16 consecutive kernels of K <= 16 floats (16 * K contiguous floats
+ * at base) so that out[t] holds element t of each kernel, one kernel per
+ * lane: K loads and, per element, one two-register permute per pair of
+ * loaded registers it draws from, merged under constant masks. With K a
+ * compile-time constant every index and mask folds to a constant.
+ */
+#define SIMD_HAVE_LOAD_KERNELS 1
+static inline __attribute__((always_inline)) void load_kernels(const float *base, const size_t K,
+                                                               vf *out)
+{
+    vf z[17];
+    _Pragma("GCC unroll 16")
+    for (size_t j = 0; j < K; j++)
+        z[j] = _mm512_loadu_ps(base + 16 * j);
+    z[K] = z[K - 1];
+    __m512i lanes_k = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)K));
+    _Pragma("GCC unroll 16")
+    for (size_t t = 0; t < K; t++) {
+        vf acc = _mm512_setzero_ps();
+        _Pragma("GCC unroll 8")
+        for (size_t j = 0; 32 * j < 16 * K; j++) {
+            /* lanes i whose element K*i + t lies in registers 2j, 2j+1 */
+            long lo = (long)(32 * j) - (long)t, hi = lo + 31;
+            long imin = lo <= 0 ? 0 : (lo + (long)K - 1) / (long)K;
+            long imax = hi < 0 ? -1 : hi / (long)K;
+            if (imax > 15)
+                imax = 15;
+            if (imin > imax)
+                continue;
+            __mmask16 m = (__mmask16)(((1u << (imax + 1)) - 1u) & ~((1u << imin) - 1u));
+            __m512i idx = _mm512_add_epi32(lanes_k, _mm512_set1_epi32((int)t - (int)(32 * j)));
+            vf p = _mm512_permutex2var_ps(z[2 * j], idx, z[2 * j + 1]);
+            acc = _mm512_mask_mov_ps(acc, m, p);
+        }
+        out[t] = acc;
+    }
+}
+
 /* n codes from floats already clamped to [t_min, t_max]. */
 static inline void store_codes(int8_t *q, vf v, size_t n)
 {
