@@ -120,15 +120,6 @@ void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job)
     uv_async_send(&ctx->inbox_async);
 }
 
-size_t sqd_jobs_queued(struct sqd_ctx *ctx)
-{
-    return atomic_load(&ctx->queued_gauge);
-}
-size_t sqd_jobs_running(struct sqd_ctx *ctx)
-{
-    return atomic_load(&ctx->running_gauge);
-}
-
 static double ms_between(uint64_t a, uint64_t b)
 {
     return a && b >= a ? (double)(b - a) / 1e6 : 0;

@@ -524,8 +524,6 @@ bool sqd_jobs_init(struct sqd_ctx *ctx);
 void sqd_jobs_close(struct sqd_ctx *ctx);
 /* Begin draining (loop thread). */
 void sqd_jobs_drain(struct sqd_ctx *ctx);
-size_t sqd_jobs_queued(struct sqd_ctx *ctx);
-size_t sqd_jobs_running(struct sqd_ctx *ctx);
 /* Random hex id of SQD_JOBID_LEN chars. */
 void sqd_random_id(char out[SQD_JOBID_LEN + 1]);
 bool sqd_job_id_valid(const char *id);

@@ -290,7 +290,6 @@ static void answer_upload_error(struct sqd_request *req)
 
 void sqd_upload_end(struct sqd_request *req)
 {
-    struct sqd_ctx *ctx = req->ctx;
     if (req->pp) {
         struct pp_state *ps = req->pp_state;
         flush_field(req, &ps->field);
@@ -334,7 +333,6 @@ void sqd_upload_end(struct sqd_request *req)
         return;
     }
     req->t_body = sqd_now_ns();
-    (void)ctx;
     req->route->handler(req);
 }
 
