@@ -120,6 +120,11 @@ case "$STATUS" in 400|422) pass ;; *) fail "multipart cut short: $STATUS" ;; esa
 # Raw bytes that are not HTTP at all.
 head -c 5000 /dev/urandom | timeout 5 curl -s --max-time 2 telnet://127.0.0.1:"$PORT" >/dev/null 2>&1 || true
 still_serving "truncated and garbage connections"
+sleep 0.3
+http GET /metrics
+check "abandoned uploads hold nothing: only this request in flight" grep -q '^squantd_requests_in_flight 1$' "$T/body"
+check "and no job" grep -q '^squantd_jobs_running 0$' "$T/body"
+check "no upload file left" [ -z "$(ls "$T/spool/tmp")" ]
 
 # Inputs that are fine: a BF16/F16 model passes, and the daemon still answers correctly.
 http POST /v1/quantize -H "$ST" --data-binary @"$T/bf.st"
