@@ -57,6 +57,9 @@ size_t sqi_quantize_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, 
                            float *scale, float *zp, void *scratch, struct sqi_flips *flips);
 bool sqi_cpu_has_avx2(void);
 bool sqi_cpu_has_avx512(void);
+/* sqi_rowsum computed with the SIMD code (the same order), for tests. */
+float sqi_rowsum_avx2(const float *v, size_t n);
+float sqi_rowsum_avx512(const float *v, size_t n);
 #endif
 
 /* Bytes of scratch each implementation may use for a channel of `len` elements. */

@@ -420,6 +420,43 @@ START_TEST(test_ranges)
 }
 END_TEST
 
+/*
+ * Long channels, where PyTorch's cascade sum uses its upper levels (a level
+ * closes every 16 groups of 32 elements, the next every 256 groups): every
+ * implementation must still give the reference's codes.
+ */
+START_TEST(test_long_rows)
+{
+    static const int64_t lens[] = {8191, 8192 * 2 + 37, 65536 + 8, 140001};
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        rng = 900 + li;
+        int64_t shape[2] = {2, lens[li]};
+        size_t n = 2 * (size_t)lens[li];
+        float *w = malloc(n * sizeof(float));
+        fill(w, 2, (size_t)lens[li], D_NORMAL);
+        struct sq_params p;
+        sq_params_init(&p);
+        p.mode = SQ_MODE_SQUANT_C;
+        p.bits = 3;
+        struct result ref;
+        p.impl = SQ_IMPL_REF;
+        ck_assert(quantize(&p, 2, shape, w, &ref, NULL) == SQ_OK);
+        for (enum sq_impl impl = SQ_IMPL_GENERIC; impl < SQ_IMPL_COUNT; impl++) {
+            if (!sq_impl_available(impl))
+                continue;
+            struct result other;
+            p.impl = impl;
+            ck_assert(quantize(&p, 2, shape, w, &other, NULL) == SQ_OK);
+            ck_assert_msg(memcmp(ref.q, other.q, n) == 0, "length %lld: %s differs from ref",
+                          (long long)lens[li], sq_impl_name(impl));
+            result_free(&other);
+        }
+        result_free(&ref);
+        free(w);
+    }
+}
+END_TEST
+
 /* SQUANT-SPEC section 11: one channel, three kernels of 3, 4 bits, every mode. */
 START_TEST(test_worked_example)
 {
@@ -640,6 +677,37 @@ START_TEST(test_rowsum_order)
 }
 END_TEST
 
+#ifdef SQ_ARCH_X86_64
+/* The SIMD row sums add in exactly sqi_rowsum's order: bit for bit, every length. */
+START_TEST(test_rowsum_simd)
+{
+    size_t cap = 300000;
+    float *x = malloc(cap * sizeof(float));
+    rng = 11;
+    for (size_t i = 0; i < cap; i++)
+        x[i] = (float)(normal() * pow(10.0, (double)pick(7) - 3.0)); /* order-sensitive */
+    static const size_t extra[] = {8191, 8192, 16384 + 5, 65535, 65536 + 33, 131072 + 7, 299999};
+    for (size_t n = 1; n < 2100 + sizeof extra / sizeof *extra; n++) {
+        size_t len = n < 2100 ? n : extra[n - 2100];
+        float want = sqi_rowsum(x, len);
+        uint32_t a, b;
+        memcpy(&a, &want, 4);
+        if (sqi_cpu_has_avx2()) {
+            float got = sqi_rowsum_avx2(x, len);
+            memcpy(&b, &got, 4);
+            EXPECT(a == b, "avx2 row sum of %zu: %a, not %a", len, (double)got, (double)want);
+        }
+        if (sqi_cpu_has_avx512()) {
+            float got = sqi_rowsum_avx512(x, len);
+            memcpy(&b, &got, 4);
+            EXPECT(a == b, "avx512 row sum of %zu: %a, not %a", len, (double)got, (double)want);
+        }
+    }
+    free(x);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *s = suite_create("squant");
@@ -647,6 +715,7 @@ int main(void)
     tcase_set_timeout(props, 300);
     tcase_add_loop_test(props, test_properties, 0, PROPERTY_ROUNDS);
     tcase_add_test(props, test_ranges);
+    tcase_add_test(props, test_long_rows);
     suite_add_tcase(s, props);
     TCase *edge = tcase_create("edge cases");
     tcase_add_test(edge, test_worked_example);
@@ -654,6 +723,9 @@ int main(void)
     tcase_add_test(edge, test_halves);
     tcase_add_test(edge, test_nonfinite);
     tcase_add_test(edge, test_rowsum_order);
+#ifdef SQ_ARCH_X86_64
+    tcase_add_test(edge, test_rowsum_simd);
+#endif
     suite_add_tcase(s, edge);
     TCase *api = tcase_create("api");
     tcase_add_test(api, test_api_errors);

@@ -17,7 +17,8 @@
  * keys_max_below(keys, n, bound) over u64 keys (n a multiple of 8) and
  * make_keys(keys, pos, val) (W rank keys, any order); vi_load;
  * optionally load_kernels(base, K, out) (transpose W full kernels, K <= 16)
- * with SIMD_HAVE_LOAD_KERNELS; and SIMD_NAME, the name of the entry point.
+ * with SIMD_HAVE_LOAD_KERNELS; and SIMD_NAME and SIMD_ROWSUM_NAME, the
+ * names of the entry point and of the row sum exported for tests.
  *
  * The kernel stage puts W kernels side by side, one per lane, and ranks each
  * kernel's priorities with W-wide compares: no sort, no branch per element.
@@ -100,40 +101,76 @@ static inline void simd_rtn(const struct sqi_ctx *ctx, const struct sqi_chan *ch
     }
 }
 
-/*
- * Pass 1: err[i] = e, q[i] = clamp(r); with cand != NULL also cand[i] = e
- * for candidates (else 0), counting up and down candidates.
- */
-static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len,
-                              float *cand, size_t *n_up, size_t *n_dn)
+/* One chunk of pass 1: err = e and q = clamp(r); returns e, x through *xo. */
+static inline __attribute__((always_inline)) vf pass1_chunk(const struct sqi_ctx *ctx,
+                                                            const struct sqi_chan *ch, size_t i,
+                                                            size_t n, vf *xo)
 {
-    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp), zero = vf_zero();
-    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
-    vi cu = vi_set1(0), cd = vi_set1(0);
-    for (size_t i = 0; i < len; i += W) {
-        size_t n = len - i < W ? len - i : W;
-        vf w = n == W ? vf_loadu(ch->w + i) : vf_load_n(ch->w + i, n);
-        vf x = vf_sub(vf_mul(vs, w), vz);
-        vf r = vf_round(x);
-        vf e = vf_sub(r, x);
+    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp);
+    vf w = n == W ? vf_loadu(ch->w + i) : vf_load_n(ch->w + i, n);
+    vf x = vf_sub(vf_mul(vs, w), vz);
+    vf r = vf_round(x);
+    vf e = vf_sub(r, x);
+    vf c = vf_min(vf_max(r, vf_set1(ctx->t_min)), vf_set1(ctx->t_max));
+    if (n == W) {
+        vf_storeu(ch->err + i, e);
+        store_codes(ch->q + i, c, W);
+    } else {
         vf_store_n(ch->err + i, e, n);
-        store_codes(ch->q + i, vf_min(vf_max(r, lo), hi), n);
-        if (cand) {
-            vm valid = vm_first(n);
-            vm up = vm_and(vm_and(vm_lt(e, zero), vm_lt(x, hi)), valid);
-            vm dn = vm_and(vm_and(vm_gt(e, zero), vm_gt(x, lo)), valid);
-            vf_store_n(cand + i, vf_blend(vm_or(up, dn), zero, e), n);
-            cu = vi_inc(cu, up);
-            cd = vi_inc(cd, dn);
-        }
+        store_codes(ch->q + i, c, n);
     }
-    if (cand) {
-        *n_up = (size_t)vi_hsum(cu);
-        *n_dn = (size_t)vi_hsum(cd);
-    }
+    *xo = x;
+    return e;
 }
 
-/* The reference's row sum over a channel, 8 lanes at a time (same order as sqi_rowsum). */
+/* Pass 1 before a kernel stage: err[i] = e, q[i] = clamp(r). */
+static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len)
+{
+    vf x;
+    size_t i = 0;
+    for (; i + W <= len; i += W)
+        pass1_chunk(ctx, ch, i, W, &x);
+    if (i < len)
+        pass1_chunk(ctx, ch, i, len - i, &x);
+}
+
+/* Candidate value of a chunk (e for a candidate in e's direction, else 0), counting them. */
+static inline __attribute__((always_inline)) vf cand_chunk(const struct sqi_ctx *ctx, vf e, vf x,
+                                                           vm valid, vi *cu, vi *cd)
+{
+    vf zero = vf_zero();
+    vm up = vm_and(vm_and(vm_lt(e, zero), vm_lt(x, vf_set1(ctx->t_max))), valid);
+    vm dn = vm_and(vm_and(vm_gt(e, zero), vm_gt(x, vf_set1(ctx->t_min))), valid);
+    *cu = vi_inc(*cu, up);
+    *cd = vi_inc(*cd, dn);
+    return vf_blend(vm_or(up, dn), zero, e);
+}
+
+/* Pass 1 without a kernel stage: also cand[i], and the candidates of each direction. */
+static inline void simd_pass1_cand(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                                   size_t len, float *cand, size_t *n_up, size_t *n_dn)
+{
+    vi cu = vi_set1(0), cd = vi_set1(0);
+    vm all = vm_first(W);
+    vf x;
+    size_t i = 0;
+    for (; i + W <= len; i += W) {
+        vf e = pass1_chunk(ctx, ch, i, W, &x);
+        vf_storeu(cand + i, cand_chunk(ctx, e, x, all, &cu, &cd));
+    }
+    if (i < len) {
+        vf e = pass1_chunk(ctx, ch, i, len - i, &x);
+        vf_store_n(cand + i, cand_chunk(ctx, e, x, vm_first(len - i), &cu, &cd), len - i);
+    }
+    *n_up = (size_t)vi_hsum(cu);
+    *n_dn = (size_t)vi_hsum(cd);
+}
+
+/*
+ * The reference's row sum over a channel, 8 lanes at a time: sqi_rowsum's
+ * order exactly, with the four level-0 accumulators in registers and the
+ * cascade's upper levels touched once per block.
+ */
 static inline float simd_rowsum(const float *v, size_t n)
 {
     if (n < 8)
@@ -141,31 +178,48 @@ static inline float simd_rowsum(const float *v, size_t n)
     size_t nv = n / 8, g = nv / 4, block;
     unsigned p;
     sqi_cascade_params(g, &block, &p);
-    __m256 acc[4][4];
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < 4; l++)
-            acc[k][l] = _mm256_setzero_ps();
+    size_t mask1 = p < 64 ? (block - 1) << p : 0, mask2 = 2 * p < 64 ? (block - 1) << (2 * p) : 0;
+    __m256 z = _mm256_setzero_ps();
+    __m256 a0 = z, a1 = z, a2 = z, a3 = z, up[3][4];
+    for (int l = 0; l < 3; l++)
+        for (int k = 0; k < 4; k++)
+            up[l][k] = z;
     size_t i = 0;
     while (i + block <= g) {
-        for (size_t j = 0; j < block; j++, i++)
-            for (int k = 0; k < 4; k++)
-                acc[k][0] = _mm256_add_ps(acc[k][0], _mm256_loadu_ps(v + 32 * i + 8 * k));
-        for (unsigned lev = 1; lev < 4; lev++) {
+        for (size_t j = 0; j < block; j++, i++) {
+            const float *x = v + 32 * i;
+            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x));
+            a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + 8));
+            a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + 16));
+            a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + 24));
+        }
+        /* Level carries: 1 always, then 2 and 3 while i is a multiple of their span. */
+        __m256 a[4] = {a0, a1, a2, a3};
+        for (int k = 0; k < 4; k++)
+            up[0][k] = _mm256_add_ps(up[0][k], a[k]);
+        a0 = a1 = a2 = a3 = z;
+        if ((i & mask1) == 0) {
             for (int k = 0; k < 4; k++) {
-                acc[k][lev] = _mm256_add_ps(acc[k][lev], acc[k][lev - 1]);
-                acc[k][lev - 1] = _mm256_setzero_ps();
+                up[1][k] = _mm256_add_ps(up[1][k], up[0][k]);
+                up[0][k] = z;
             }
-            if (lev * p < sizeof(size_t) * 8 && (i & ((block - 1) << (lev * p))) != 0)
-                break;
+            if ((i & mask2) == 0)
+                for (int k = 0; k < 4; k++) {
+                    up[2][k] = _mm256_add_ps(up[2][k], up[1][k]);
+                    up[1][k] = z;
+                }
         }
     }
-    for (; i < g; i++)
-        for (int k = 0; k < 4; k++)
-            acc[k][0] = _mm256_add_ps(acc[k][0], _mm256_loadu_ps(v + 32 * i + 8 * k));
-    __m256 a[4];
+    for (; i < g; i++) {
+        const float *x = v + 32 * i;
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + 24));
+    }
+    __m256 a[4] = {a0, a1, a2, a3};
     for (int k = 0; k < 4; k++)
-        a[k] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][1]), acc[k][2]),
-                             acc[k][3]);
+        a[k] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[k], up[0][k]), up[1][k]), up[2][k]);
     for (size_t j = 4 * g; j < nv; j++)
         a[0] = _mm256_add_ps(a[0], _mm256_loadu_ps(v + 8 * j));
     a[0] = _mm256_add_ps(a[0], a[1]);
@@ -526,6 +580,12 @@ static void simd_channel_plain(const struct sqi_ctx *ctx, const struct sqi_chan 
     }
 }
 
+/* The channel row sum on its own, for tests. */
+float SIMD_ROWSUM_NAME(const float *v, size_t n)
+{
+    return simd_rowsum(v, n);
+}
+
 size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q, float *scale,
                  float *zp, void *scratch, struct sqi_flips *flips)
 {
@@ -555,12 +615,12 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
             simd_rtn(ctx, &ch, len);
         } else if (!ctx->kernel_stage) {
             size_t n_up = 0, n_dn = 0;
-            simd_pass1(ctx, &ch, len, cand, &n_up, &n_dn);
+            simd_pass1_cand(ctx, &ch, len, cand, &n_up, &n_dn);
             /* The patch arrays are free in this mode: they hold the survivors. */
             simd_channel_plain(ctx, &ch, cand, n_up, n_dn, keys, (int32_t *)pt.pos, pt.err,
                                &flips->channel);
         } else {
-            simd_pass1(ctx, &ch, len, NULL, NULL, NULL);
+            simd_pass1(ctx, &ch, len);
             simd_kernel_stage(ctx, &ch, &pt, &up, &down, &flips->kernel);
             if (ctx->channel_stage)
                 simd_channel_offers(ctx, &ch, &up, &down, keys, &flips->channel);

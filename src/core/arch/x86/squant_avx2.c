@@ -8,6 +8,7 @@
 
 #define W 8
 #define SIMD_NAME sqi_quantize_avx2
+#define SIMD_ROWSUM_NAME sqi_rowsum_avx2
 typedef __m256 vf;
 typedef __m256i vi;
 typedef __m256 vm;

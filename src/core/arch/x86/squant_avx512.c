@@ -8,6 +8,7 @@
 
 #define W 16
 #define SIMD_NAME sqi_quantize_avx512
+#define SIMD_ROWSUM_NAME sqi_rowsum_avx512
 typedef __m512 vf;
 typedef __m512i vi;
 typedef __mmask16 vm;
