@@ -121,9 +121,25 @@ static inline int8_t sqi_clamp_code(const struct sqi_ctx *ctx, float code)
     return (int8_t)code;
 }
 
-/* Report of n channels (see struct sq_report), from the inputs and the outputs. */
+/*
+ * Report of n channels (see struct sq_report), from the inputs and the
+ * outputs; tmp holds 2 * len doubles. A report implementation.
+ */
+typedef void (*sqi_report_fn)(const struct sqi_ctx *ctx, size_t n, const float *w,
+                              const int8_t *q, const float *scale, const float *zp, double *tmp,
+                              struct sq_report *report);
 void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
-                         const float *scale, const float *zp, struct sq_report *report);
+                         const float *scale, const float *zp, double *tmp,
+                         struct sq_report *report);
+#ifdef SQ_ARCH_X86_64
+void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                       const float *scale, const float *zp, double *tmp, struct sq_report *report);
+#endif
+/* Sum of 8 lanes in lane order: how every report folds its per-lane sums of squares. */
+double sqi_fold8(const double *lanes);
+/* The kernel and channel residuals of one channel from its per-element q - x (and RTN's). */
+void sqi_report_residuals(const struct sqi_ctx *ctx, const double *res, const double *rtn_res,
+                          struct sq_report *report);
 
 /* ---------------------------------------------------------------------------
  * Pieces shared by the optimized implementations (generic and SIMD). They all

@@ -74,16 +74,17 @@ enum sq_status sq_impl_from_name(const char *name, enum sq_impl *out)
     return SQ_OK;
 }
 
-/* The implementation table: one row per enum sq_impl. */
+/* The implementation table: one row per enum sq_impl. Every report gives the same bits. */
 static const struct {
     sqi_range_fn fn;
+    sqi_report_fn report;
     bool (*available)(void);
 } impls[SQ_IMPL_COUNT] = {
-    [SQ_IMPL_REF] = {sqi_quantize_ref, NULL},
-    [SQ_IMPL_GENERIC] = {sqi_quantize_generic, NULL},
+    [SQ_IMPL_REF] = {sqi_quantize_ref, sqi_report_channels, NULL},
+    [SQ_IMPL_GENERIC] = {sqi_quantize_generic, sqi_report_channels, NULL},
 #ifdef SQ_ARCH_X86_64
-    [SQ_IMPL_AVX2] = {sqi_quantize_avx2, sqi_cpu_has_avx2},
-    [SQ_IMPL_AVX512] = {sqi_quantize_avx512, sqi_cpu_has_avx512},
+    [SQ_IMPL_AVX2] = {sqi_quantize_avx2, sqi_report_channels, sqi_cpu_has_avx2},
+    [SQ_IMPL_AVX512] = {sqi_quantize_avx512, sqi_report_avx512, sqi_cpu_has_avx512},
 #endif
 };
 
@@ -96,15 +97,16 @@ bool sq_impl_available(enum sq_impl impl)
     return !impls[impl].available || impls[impl].available();
 }
 
-static sqi_range_fn bind_impl(enum sq_impl impl)
+/* The one place an implementation is chosen. */
+static enum sq_impl bind_impl(enum sq_impl impl)
 {
     if (impl == SQ_IMPL_AUTO) {
         static const enum sq_impl preference[] = {SQ_IMPL_AVX512, SQ_IMPL_AVX2, SQ_IMPL_GENERIC};
         for (size_t i = 0; i < sizeof preference / sizeof *preference; i++)
             if (sq_impl_available(preference[i]))
-                return impls[preference[i]].fn;
+                return preference[i];
     }
-    return impls[impl].fn;
+    return impl;
 }
 
 void sq_params_init(struct sq_params *params)
@@ -235,11 +237,15 @@ enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq
         return sqi_fail(err, SQ_ERR_ARG, "scratch of %zu bytes is smaller than the %zu needed",
                         scratch_size, need);
 
+    /* Implementations keep 8-byte items at the start: align the scratch. */
+    uintptr_t aligned = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;
+    scratch = (void *)aligned;
     struct sqi_ctx ctx;
     ctx_init(&ctx, params, layer);
     size_t n = c1 - c0, len = ctx.len;
     struct sqi_flips flips = {0, 0};
-    size_t done = bind_impl(params->impl)(&ctx, n, w, codes, scale, zero_point, scratch, &flips);
+    enum sq_impl impl = bind_impl(params->impl);
+    size_t done = impls[impl].fn(&ctx, n, w, codes, scale, zero_point, scratch, &flips);
     if (done < n) {
         const float *cw = w + done * len;
         size_t i = 0;
@@ -256,7 +262,7 @@ enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq
     }
     if (report) {
         sq_report_init(report);
-        sqi_report_channels(&ctx, n, w, codes, scale, zero_point, report);
+        impls[impl].report(&ctx, n, w, codes, scale, zero_point, scratch, report);
         report->kernel_flips = flips.kernel;
         report->channel_flips = flips.channel;
     }

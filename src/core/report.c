@@ -3,46 +3,72 @@
  * to nearest, residuals sum(q - x) per kernel and channel, and flips. It
  * recomputes x from the reference scale and zero point, so it is an
  * independent check of what the implementation wrote.
+ *
+ * Every implementation of the report gives the same bits: the sums of
+ * squares of a channel go into eight accumulators, element i into i % 8,
+ * folded in lane order (so eight lanes of doubles can compute them), and the
+ * residual sums are sequential over a kernel's elements, and a channel's
+ * kernel sums go into eight accumulators the same way (sqi_report_residuals).
  */
 #include "core.h"
 
-void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
-                         const float *scale, const float *zp, struct sq_report *rep)
+/* max without fmax's NaN rules (none occur here), so it compiles to one instruction. */
+static inline double dmax(double a, double b) { return b > a ? b : a; }
+
+double sqi_fold8(const double *lanes)
+{
+    double s = lanes[0];
+    for (int l = 1; l < 8; l++)
+        s += lanes[l];
+    return s;
+}
+
+void sqi_report_residuals(const struct sqi_ctx *ctx, const double *res, const double *rtn_res,
+                          struct sq_report *rep)
 {
     size_t len = ctx->len, ks = ctx->ksize;
+    double chan[8] = {0}, rtn_chan[8] = {0};
+    for (size_t b = 0, j = 0; b < len; b += ks, j++) {
+        double kern = 0.0, rtn_kern = 0.0;
+        for (size_t i = b; i < b + ks; i++) {
+            kern += res[i];
+            rtn_kern += rtn_res[i];
+        }
+        rep->max_kernel_residual = dmax(rep->max_kernel_residual, fabs(kern));
+        rep->rtn_max_kernel_residual = dmax(rep->rtn_max_kernel_residual, fabs(rtn_kern));
+        chan[j & 7] += kern;
+        rtn_chan[j & 7] += rtn_kern;
+    }
+    rep->max_channel_residual = dmax(rep->max_channel_residual, fabs(sqi_fold8(chan)));
+    rep->rtn_max_channel_residual = dmax(rep->rtn_max_channel_residual, fabs(sqi_fold8(rtn_chan)));
+}
+
+void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                         const float *scale, const float *zp, double *tmp, struct sq_report *rep)
+{
+    size_t len = ctx->len;
+    double *res = tmp, *rtn_res = tmp + len;
     for (size_t c = 0; c < n; c++) {
         const float *cw = w + c * len;
         const int8_t *cq = q + c * len;
         double step = sqi_public_step(scale[c]), z = sqi_public_zero_point(zp[c]);
-        double chan = 0.0, rtn_chan = 0.0;
-        for (size_t b = 0; b < len; b += ks) {
-            double kern = 0.0, rtn_kern = 0.0;
-            for (size_t i = b; i < b + ks; i++) {
-                float x = sqi_code_x(scale[c], zp[c], cw[i]);
-                int8_t rq = sqi_clamp_code(ctx, sqi_rne(x));
-                double d = (double)sqi_dequant(cq[i], step, z) - (double)cw[i];
-                double rd = (double)sqi_dequant(rq, step, z) - (double)cw[i];
-                rep->sse += d * d;
-                rep->rtn_sse += rd * rd;
-                if (fabs(d) > rep->max_abs)
-                    rep->max_abs = fabs(d);
-                if (fabs(rd) > rep->rtn_max_abs)
-                    rep->rtn_max_abs = fabs(rd);
-                kern += (double)cq[i] - (double)x;
-                rtn_kern += (double)rq - (double)x;
-                rep->flips += cq[i] != rq;
-            }
-            if (fabs(kern) > rep->max_kernel_residual)
-                rep->max_kernel_residual = fabs(kern);
-            if (fabs(rtn_kern) > rep->rtn_max_kernel_residual)
-                rep->rtn_max_kernel_residual = fabs(rtn_kern);
-            chan += kern;
-            rtn_chan += rtn_kern;
+        double acc[8] = {0}, rtn_acc[8] = {0};
+        for (size_t i = 0; i < len; i++) {
+            float x = sqi_code_x(scale[c], zp[c], cw[i]);
+            int8_t rq = sqi_clamp_code(ctx, sqi_rne(x));
+            double d = (double)sqi_dequant(cq[i], step, z) - (double)cw[i];
+            double rd = (double)sqi_dequant(rq, step, z) - (double)cw[i];
+            acc[i & 7] += d * d;
+            rtn_acc[i & 7] += rd * rd;
+            rep->max_abs = dmax(rep->max_abs, fabs(d));
+            rep->rtn_max_abs = dmax(rep->rtn_max_abs, fabs(rd));
+            res[i] = (double)cq[i] - (double)x;
+            rtn_res[i] = (double)rq - (double)x;
+            rep->flips += cq[i] != rq;
         }
-        if (fabs(chan) > rep->max_channel_residual)
-            rep->max_channel_residual = fabs(chan);
-        if (fabs(rtn_chan) > rep->rtn_max_channel_residual)
-            rep->rtn_max_channel_residual = fabs(rtn_chan);
+        rep->sse += sqi_fold8(acc);
+        rep->rtn_sse += sqi_fold8(rtn_acc);
+        sqi_report_residuals(ctx, res, rtn_res, rep);
     }
     rep->weights += (uint64_t)n * len;
 }

@@ -38,7 +38,8 @@ static void ref_layout(void *scratch, size_t len, struct ref_arrays *a)
 size_t sqi_scratch_bytes(size_t len)
 {
     /* The reference's arrays are the largest need of any implementation
-     * (64 bytes per element); the constant covers the SIMD lists' slack. */
+     * (64 bytes per element); the constant covers the SIMD lists' slack and
+     * the alignment sq_quantize_range applies. */
     return len * (REF_FLOAT_ARRAYS * sizeof(float) + REF_INDEX_ARRAYS * sizeof(uint32_t)) + 4096;
 }
 

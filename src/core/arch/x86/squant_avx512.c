@@ -139,6 +139,90 @@ static inline void store_codes(int8_t *q, vf v, size_t n)
 
 #include "simd.h"
 
+/*
+ * The report (report.c) sixteen weights at a time: floats for the codes,
+ * doubles (two halves of eight lanes) for the errors. Element i of a channel
+ * adds into lane i % 8, as the scalar report does, so the bits agree.
+ */
+void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                       const float *scale, const float *zp, double *tmp, struct sq_report *rep)
+{
+    size_t len = ctx->len;
+    double *res = tmp, *rtn_res = tmp + len;
+    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    for (size_t c = 0; c < n; c++) {
+        const float *cw = w + c * len;
+        const int8_t *cq = q + c * len;
+        vf vs = vf_set1(scale[c]), vz = vf_set1(zp[c]);
+        __m512d step = _mm512_set1_pd(sqi_public_step(scale[c]));
+        __m512d z = _mm512_set1_pd(sqi_public_zero_point(zp[c]));
+        __m512d acc = _mm512_setzero_pd(), rtn_acc = acc, mx = acc, rtn_mx = acc;
+        /* With one element per kernel, the residuals need no second pass. */
+        bool k1 = ctx->ksize == 1;
+        __m512d chan = acc, rtn_chan = acc, kmx = acc, rtn_kmx = acc;
+        uint64_t flips = 0;
+        for (size_t i = 0; i < len; i += 16) {
+            size_t m = len - i < 16 ? len - i : 16;
+            __mmask16 valid = vm_first(m);
+            vf wf = _mm512_maskz_loadu_ps(valid, cw + i);
+            vf x = vf_sub(vf_mul(vs, wf), vz);
+            vf rq = vf_min(vf_max(vf_round(x), lo), hi);
+            vf qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(valid, cq + i)));
+            flips += (uint64_t)__builtin_popcount(_mm512_mask_cmp_ps_mask(valid, qf, rq, _CMP_NEQ_OQ));
+            for (int h = 0; h < 2; h++) {
+                __mmask8 hv = (__mmask8)(valid >> (8 * h));
+                if (!hv)
+                    break;
+#define HALF(v) _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v))
+                __m512d wd = HALF(wf), xd = HALF(x), qd = HALF(qf), rqd = HALF(rq);
+#undef HALF
+                __m512d dq = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, z), step)));
+                __m512d dr = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, z), step)));
+                __m512d d = _mm512_sub_pd(dq, wd), rd = _mm512_sub_pd(dr, wd);
+                acc = _mm512_mask_add_pd(acc, hv, acc, _mm512_mul_pd(d, d));
+                rtn_acc = _mm512_mask_add_pd(rtn_acc, hv, rtn_acc, _mm512_mul_pd(rd, rd));
+                mx = _mm512_mask_max_pd(mx, hv, mx, _mm512_abs_pd(d));
+                rtn_mx = _mm512_mask_max_pd(rtn_mx, hv, rtn_mx, _mm512_abs_pd(rd));
+                __m512d r = _mm512_sub_pd(qd, xd), rr = _mm512_sub_pd(rqd, xd);
+                if (k1) {
+                    chan = _mm512_mask_add_pd(chan, hv, chan, r);
+                    rtn_chan = _mm512_mask_add_pd(rtn_chan, hv, rtn_chan, rr);
+                    kmx = _mm512_mask_max_pd(kmx, hv, kmx, _mm512_abs_pd(r));
+                    rtn_kmx = _mm512_mask_max_pd(rtn_kmx, hv, rtn_kmx, _mm512_abs_pd(rr));
+                } else {
+                    _mm512_mask_storeu_pd(res + i + 8 * h, hv, r);
+                    _mm512_mask_storeu_pd(rtn_res + i + 8 * h, hv, rr);
+                }
+            }
+        }
+        double lanes[8];
+        _mm512_storeu_pd(lanes, acc);
+        rep->sse += sqi_fold8(lanes);
+        _mm512_storeu_pd(lanes, rtn_acc);
+        rep->rtn_sse += sqi_fold8(lanes);
+        double m = _mm512_reduce_max_pd(mx), rm = _mm512_reduce_max_pd(rtn_mx);
+        rep->max_abs = m > rep->max_abs ? m : rep->max_abs;
+        rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
+        rep->flips += flips;
+        if (!k1) {
+            sqi_report_residuals(ctx, res, rtn_res, rep);
+            continue;
+        }
+        double k = _mm512_reduce_max_pd(kmx), rk = _mm512_reduce_max_pd(rtn_kmx);
+        rep->max_kernel_residual = k > rep->max_kernel_residual ? k : rep->max_kernel_residual;
+        rep->rtn_max_kernel_residual =
+            rk > rep->rtn_max_kernel_residual ? rk : rep->rtn_max_kernel_residual;
+        _mm512_storeu_pd(lanes, chan);
+        double s = fabs(sqi_fold8(lanes));
+        _mm512_storeu_pd(lanes, rtn_chan);
+        double rs = fabs(sqi_fold8(lanes));
+        rep->max_channel_residual = s > rep->max_channel_residual ? s : rep->max_channel_residual;
+        rep->rtn_max_channel_residual =
+            rs > rep->rtn_max_channel_residual ? rs : rep->rtn_max_channel_residual;
+    }
+    rep->weights += (uint64_t)n * len;
+}
+
 bool sqi_cpu_has_avx512(void)
 {
     __builtin_cpu_init();
