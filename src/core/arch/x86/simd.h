@@ -7,9 +7,10 @@
  *
  * Wrappers the includer defines: W, vf, vi, vm; vf_loadu, vf_load_n,
  * vf_storeu, vf_store_n, vf_set1, vf_zero, vf_add, vf_sub, vf_mul, vf_min,
- * vf_max, vf_abs, vf_neg, vf_round, vf_blend(m, a, b) (m ? b : a),
+ * vf_max, vf_abs, vf_neg, vf_xor, vf_round, vf_blend(m, a, b) (m ? b : a),
  * vf_gather(base, idx, n); vm_lt, vm_gt, vm_ge, vm_eq, vm_and, vm_or,
- * vm_andnot(a, b) (a & ~b), vm_xor, vm_first(n) (lanes < n), vm_bits; vi_set1,
+ * vm_andnot(a, b) (a & ~b), vm_xor, vm_first(n), vm_gt_m, vm_lt_m, vm_ilt_m, vm_ieq_m
+ * (compares whose result is and-ed with a mask) (lanes < n), vm_bits; vi_set1,
  * vi_lanes (0, 1, ..., W-1), vi_add, vi_mul_small, vi_inc(acc, m), vi_dec(acc, m),
  * vi_blend, vm_ilt, vm_ieq, vi_from_vf, vi_store, vi_hsum; store_codes(q, v, n);
  * vf_compress(dst, m, v) and vi_compress(dst, m, v) (store the lanes of m
@@ -101,23 +102,40 @@ static inline void simd_rtn(const struct sqi_ctx *ctx, const struct sqi_chan *ch
     }
 }
 
-/* One chunk of pass 1: err = e and q = clamp(r); returns e, x through *xo. */
-static inline __attribute__((always_inline)) vf pass1_chunk(const struct sqi_ctx *ctx,
-                                                            const struct sqi_chan *ch, size_t i,
+/*
+ * The channel's constants as vectors, made once: inline helpers take them
+ * as values, because stores to the float lists could alias the struct fields
+ * they come from, which would make the compiler reload them per chunk.
+ */
+struct simd_consts {
+    vf scale, zp, lo, hi;
+};
+
+static inline struct simd_consts simd_consts(const struct sqi_ctx *ctx, const struct sqi_chan *ch)
+{
+    struct simd_consts k = {vf_set1(ch->scale), vf_set1(ch->zp), vf_set1(ctx->t_min),
+                            vf_set1(ctx->t_max)};
+    return k;
+}
+
+/* One chunk of pass 1: q = clamp(r), err = e if err is not NULL; returns e, and x in *xo. */
+static inline __attribute__((always_inline)) vf pass1_chunk(struct simd_consts k, const float *w,
+                                                            int8_t *q, float *err, size_t i,
                                                             size_t n, vf *xo)
 {
-    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp);
-    vf w = n == W ? vf_loadu(ch->w + i) : vf_load_n(ch->w + i, n);
-    vf x = vf_sub(vf_mul(vs, w), vz);
+    vf wv = n == W ? vf_loadu(w + i) : vf_load_n(w + i, n);
+    vf x = vf_sub(vf_mul(k.scale, wv), k.zp);
     vf r = vf_round(x);
     vf e = vf_sub(r, x);
-    vf c = vf_min(vf_max(r, vf_set1(ctx->t_min)), vf_set1(ctx->t_max));
+    vf c = vf_min(vf_max(r, k.lo), k.hi);
     if (n == W) {
-        vf_storeu(ch->err + i, e);
-        store_codes(ch->q + i, c, W);
+        if (err)
+            vf_storeu(err + i, e);
+        store_codes(q + i, c, W);
     } else {
-        vf_store_n(ch->err + i, e, n);
-        store_codes(ch->q + i, c, n);
+        if (err)
+            vf_store_n(err + i, e, n);
+        store_codes(q + i, c, n);
     }
     *xo = x;
     return e;
@@ -126,112 +144,110 @@ static inline __attribute__((always_inline)) vf pass1_chunk(const struct sqi_ctx
 /* Pass 1 before a kernel stage: err[i] = e, q[i] = clamp(r). */
 static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len)
 {
+    struct simd_consts k = simd_consts(ctx, ch);
+    const float *w = ch->w;
+    int8_t *q = ch->q;
+    float *err = ch->err;
     vf x;
     size_t i = 0;
     for (; i + W <= len; i += W)
-        pass1_chunk(ctx, ch, i, W, &x);
+        pass1_chunk(k, w, q, err, i, W, &x);
     if (i < len)
-        pass1_chunk(ctx, ch, i, len - i, &x);
-}
-
-/* Candidate value of a chunk (e for a candidate in e's direction, else 0), counting them. */
-static inline __attribute__((always_inline)) vf cand_chunk(const struct sqi_ctx *ctx, vf e, vf x,
-                                                           vm valid, vi *cu, vi *cd)
-{
-    vf zero = vf_zero();
-    vm up = vm_and(vm_and(vm_lt(e, zero), vm_lt(x, vf_set1(ctx->t_max))), valid);
-    vm dn = vm_and(vm_and(vm_gt(e, zero), vm_gt(x, vf_set1(ctx->t_min))), valid);
-    *cu = vi_inc(*cu, up);
-    *cd = vi_inc(*cd, dn);
-    return vf_blend(vm_or(up, dn), zero, e);
-}
-
-/* Pass 1 without a kernel stage: also cand[i], and the candidates of each direction. */
-static inline void simd_pass1_cand(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
-                                   size_t len, float *cand, size_t *n_up, size_t *n_dn)
-{
-    vi cu = vi_set1(0), cd = vi_set1(0);
-    vm all = vm_first(W);
-    vf x;
-    size_t i = 0;
-    for (; i + W <= len; i += W) {
-        vf e = pass1_chunk(ctx, ch, i, W, &x);
-        vf_storeu(cand + i, cand_chunk(ctx, e, x, all, &cu, &cd));
-    }
-    if (i < len) {
-        vf e = pass1_chunk(ctx, ch, i, len - i, &x);
-        vf_store_n(cand + i, cand_chunk(ctx, e, x, vm_first(len - i), &cu, &cd), len - i);
-    }
-    *n_up = (size_t)vi_hsum(cu);
-    *n_dn = (size_t)vi_hsum(cd);
+        pass1_chunk(k, w, q, err, i, len - i, &x);
 }
 
 /*
- * The reference's row sum over a channel, 8 lanes at a time: sqi_rowsum's
- * order exactly, with the four level-0 accumulators in registers and the
- * cascade's upper levels touched once per block.
+ * PyTorch's row sum (sqi_rowsum's order exactly), fed one group of 32
+ * elements (four 8-lane vectors) at a time: four level-0 accumulators in
+ * registers, the cascade's upper levels touched once per block of groups.
+ * Only complete blocks carry, as in the reference, so feeding groups one by
+ * one is the same as its block loop.
  */
-static inline float simd_rowsum(const float *v, size_t n)
+struct rowsum_acc {
+    __m256 a0, a1, a2, a3; /* fields, not an array: kept in registers */
+    __m256 up[3][4];
+    size_t groups, block, mask1, mask2;
+};
+
+static inline __attribute__((always_inline)) void rowsum_init(struct rowsum_acc *r, size_t n)
 {
-    if (n < 8)
-        return sqi_rowsum(v, n);
-    size_t nv = n / 8, g = nv / 4, block;
     unsigned p;
-    sqi_cascade_params(g, &block, &p);
-    size_t mask1 = p < 64 ? (block - 1) << p : 0, mask2 = 2 * p < 64 ? (block - 1) << (2 * p) : 0;
-    __m256 z = _mm256_setzero_ps();
-    __m256 a0 = z, a1 = z, a2 = z, a3 = z, up[3][4];
+    sqi_cascade_params(n / 32, &r->block, &p);
+    r->mask1 = p < 64 ? (r->block - 1) << p : 0;
+    r->mask2 = 2 * p < 64 ? (r->block - 1) << (2 * p) : 0;
+    r->groups = 0;
+    r->a0 = r->a1 = r->a2 = r->a3 = _mm256_setzero_ps();
     for (int l = 0; l < 3; l++)
         for (int k = 0; k < 4; k++)
-            up[l][k] = z;
-    size_t i = 0;
-    while (i + block <= g) {
-        for (size_t j = 0; j < block; j++, i++) {
-            const float *x = v + 32 * i;
-            a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x));
-            a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + 8));
-            a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + 16));
-            a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + 24));
-        }
-        /* Level carries: 1 always, then 2 and 3 while i is a multiple of their span. */
-        __m256 a[4] = {a0, a1, a2, a3};
-        for (int k = 0; k < 4; k++)
-            up[0][k] = _mm256_add_ps(up[0][k], a[k]);
-        a0 = a1 = a2 = a3 = z;
-        if ((i & mask1) == 0) {
-            for (int k = 0; k < 4; k++) {
-                up[1][k] = _mm256_add_ps(up[1][k], up[0][k]);
-                up[0][k] = z;
-            }
-            if ((i & mask2) == 0)
-                for (int k = 0; k < 4; k++) {
-                    up[2][k] = _mm256_add_ps(up[2][k], up[1][k]);
-                    up[1][k] = z;
-                }
-        }
-    }
-    for (; i < g; i++) {
-        const float *x = v + 32 * i;
-        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x));
-        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + 8));
-        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + 16));
-        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + 24));
-    }
-    __m256 a[4] = {a0, a1, a2, a3};
+            r->up[l][k] = _mm256_setzero_ps();
+}
+
+/* Level carries after a complete block: 1 always, then 2 and 3 while i is a multiple of their span. */
+static void rowsum_carry(struct rowsum_acc *r, size_t i)
+{
+    __m256 z = _mm256_setzero_ps(), a[4] = {r->a0, r->a1, r->a2, r->a3};
     for (int k = 0; k < 4; k++)
-        a[k] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[k], up[0][k]), up[1][k]), up[2][k]);
-    for (size_t j = 4 * g; j < nv; j++)
-        a[0] = _mm256_add_ps(a[0], _mm256_loadu_ps(v + 8 * j));
+        r->up[0][k] = _mm256_add_ps(r->up[0][k], a[k]);
+    r->a0 = r->a1 = r->a2 = r->a3 = z;
+    if ((i & r->mask1) != 0)
+        return;
+    for (int k = 0; k < 4; k++) {
+        r->up[1][k] = _mm256_add_ps(r->up[1][k], r->up[0][k]);
+        r->up[0][k] = z;
+    }
+    if ((i & r->mask2) != 0)
+        return;
+    for (int k = 0; k < 4; k++) {
+        r->up[2][k] = _mm256_add_ps(r->up[2][k], r->up[1][k]);
+        r->up[1][k] = z;
+    }
+}
+
+static inline __attribute__((always_inline)) void rowsum_group(struct rowsum_acc *r, __m256 v0,
+                                                               __m256 v1, __m256 v2, __m256 v3)
+{
+    r->a0 = _mm256_add_ps(r->a0, v0);
+    r->a1 = _mm256_add_ps(r->a1, v1);
+    r->a2 = _mm256_add_ps(r->a2, v2);
+    r->a3 = _mm256_add_ps(r->a3, v3);
+    if (++r->groups % r->block == 0)
+        rowsum_carry(r, r->groups);
+}
+
+/* The sum, given the elements after the last whole group (fewer than 32). Needs n >= 8. */
+static inline float rowsum_finish(struct rowsum_acc *r, const float *rest, size_t n_rest)
+{
+    __m256 a[4] = {r->a0, r->a1, r->a2, r->a3};
+    for (int k = 0; k < 4; k++)
+        a[k] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[k], r->up[0][k]), r->up[1][k]),
+                             r->up[2][k]);
+    size_t nv = n_rest / 8;
+    for (size_t j = 0; j < nv; j++)
+        a[0] = _mm256_add_ps(a[0], _mm256_loadu_ps(rest + 8 * j));
     a[0] = _mm256_add_ps(a[0], a[1]);
     a[0] = _mm256_add_ps(a[0], a[2]);
     a[0] = _mm256_add_ps(a[0], a[3]);
     float lanes[8], s = 0.0f;
     _mm256_storeu_ps(lanes, a[0]);
-    for (size_t j = 8 * nv; j < n; j++)
-        s += v[j];
+    for (size_t j = 8 * nv; j < n_rest; j++)
+        s += rest[j];
     for (int l = 0; l < 8; l++)
         s += lanes[l];
     return s;
+}
+
+/* The row sum over a stored row (the channel's errors after a kernel stage). */
+static inline float simd_rowsum(const float *v, size_t n)
+{
+    if (n < 8)
+        return sqi_rowsum(v, n);
+    struct rowsum_acc r;
+    rowsum_init(&r, n);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        rowsum_group(&r, _mm256_loadu_ps(v + i), _mm256_loadu_ps(v + i + 8),
+                     _mm256_loadu_ps(v + i + 16), _mm256_loadu_ps(v + i + 24));
+    return rowsum_finish(&r, v + i, n - i);
 }
 
 /* Cascade sum of g items (vectors v[t*stride + l], lane by lane): rowsum.c, W kernels wide. */
@@ -351,15 +367,14 @@ struct simd_patches {
 static inline __attribute__((always_inline)) void
 simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b, size_t nk,
                   const size_t K, struct simd_patches *pt, struct sqi_offers *off_up,
-                  struct sqi_offers *off_dn, vi *changed)
+                  struct sqi_offers *off_dn)
 {
     vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp), zero = vf_zero(), one = vf_set1(1.0f);
     vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
     vm active = vm_first(nk);
     vi stride = vi_mul_small(vi_lanes(), (int)K);
     const float *base = ch->w + b * K;
-    vf e[SIMD_KMAX], p[SIMD_KMAX], r[SIMD_KMAX];
-    vm cu[SIMD_KMAX], cd[SIMD_KMAX];
+    vf e[SIMD_KMAX], p[SIMD_KMAX], x[SIMD_KMAX];
     vf wt[SIMD_KMAX];
 #ifdef SIMD_HAVE_LOAD_KERNELS
     if (nk == W && K <= 16) {
@@ -373,67 +388,70 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     }
     _Pragma("GCC unroll 64")
     for (size_t t = 0; t < K; t++) {
-        vf x = vf_sub(vf_mul(vs, wt[t]), vz);
-        r[t] = vf_round(x);
-        e[t] = vf_sub(r[t], x);
-        cu[t] = vm_and(vm_lt(e[t], zero), vm_lt(x, hi));
-        cd[t] = vm_and(vm_gt(e[t], zero), vm_gt(x, lo));
+        x[t] = vf_sub(vf_mul(vs, wt[t]), vz);
+        e[t] = vf_sub(vf_round(x[t]), x[t]); /* exact; so is r = x + e below */
     }
     vf s = simd_kernel_rowsum(e, K);
     vm up = vm_lt(s, zero);
     vf mag = vf_abs(s), kf = vf_round(mag);
     vm over = vm_ge(kf, mag);
     vi k = vi_from_vf(kf);
-    _Pragma("GCC unroll 64")
-    for (size_t t = 0; t < K; t++)
-        p[t] = vf_blend(up, vf_blend(cd[t], zero, e[t]), vf_blend(cu[t], zero, vf_neg(e[t])));
-
     /*
-     * rank[t] = how many elements come before t in the stable descending
-     * order: those u < t with p[u] >= p[t] and those u > t with p[u] > p[t].
-     * The second count is (K - 1 - t) minus those u > t with p[t] >= p[u], so
-     * each pair needs one compare: start at K - 1 - t, then for u < t with
-     * p[u] >= p[t] add one to rank[t] and take one from rank[u].
+     * Priorities in each kernel's direction: with the sign flipped for "up",
+     * a candidate is p = -e > 0 with x < t_max (up) or p = e > 0 with
+     * -x < -t_min (down); everything else has priority 0.
      */
-    vi rank[SIMD_KMAX];
+    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
+    vf bound = vf_blend(up, vf_neg(lo), hi);
     _Pragma("GCC unroll 64")
-    for (size_t t = 0; t < K; t++)
-        rank[t] = vi_set1((int)(K - 1 - t));
-    _Pragma("GCC unroll 64")
-    for (size_t t = 1; t < K; t++)
-        _Pragma("GCC unroll 64")
-        for (size_t u = 0; u < t; u++) {
-            vm before = vm_ge(p[u], p[t]);
-            rank[t] = vi_inc(rank[t], before);
-            rank[u] = vi_dec(rank[u], before);
-        }
+    for (size_t t = 0; t < K; t++) {
+        vf pr = vf_xor(e[t], flip_e);
+        p[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(x[t], flip_x), bound), zero, pr);
+    }
+
     /* The offered rank: k - 1 if over (K - 1 when k = 0), else k. */
     vi target = vi_blend(over, k, vi_add(k, vi_set1(-1)));
     target = vi_blend(vm_and(over, vm_ieq(k, vi_set1(0))), target, vi_set1((int)K - 1));
 
-    vi off_pos = vi_set1(-1);
+    /* Locals, not pt->n: stores through the lists could alias it otherwise. */
+    int32_t *patch_pos = (int32_t *)pt->pos;
+    float *patch_err = pt->err, *patch_code = pt->code;
+    size_t np = pt->n;
+    vi off_pos = vi_set1(-1), pos = vi_add(stride, vi_set1((int)(b * K))), one_i = vi_set1(1);
     vf off_val = zero;
     vm has_offer = vm_and(active, vm_ilt(target, vi_set1((int)K)));
     vf step = vf_blend(up, vf_set1(-1.0f), one);
     _Pragma("GCC unroll 64")
     for (size_t t = 0; t < K; t++) {
-        vm flip = vm_and(vm_ilt(rank[t], k), active);
-        vm real = vm_and(flip, vm_gt(p[t], zero));
-        /* Flipped candidates move one step; surplus flips of non-candidates get err 0. */
+        /*
+         * rank = how many elements come before t in the stable descending
+         * order: u < t with p[u] >= p[t], and u > t with p[u] > p[t]. Made
+         * and used here, one element at a time, so that only the priorities
+         * stay in registers.
+         */
+        vi rank = vi_set1(0);
+        _Pragma("GCC unroll 64")
+        for (size_t u = 0; u < K; u++)
+            if (u != t)
+                rank = vi_inc(rank, u < t ? vm_ge(p[u], p[t]) : vm_gt(p[u], p[t]));
+        vm flip = vm_ilt_m(active, rank, k);
+        vm real = vm_gt_m(flip, p[t], zero);
+        /* Flipped candidates move one step; surplus flips of non-candidates
+         * keep their code and get err 0. */
         vf err = vf_blend(flip, e[t], zero);
         err = vf_blend(real, err, vf_add(e[t], step));
-        vf old = vf_min(vf_max(r[t], lo), hi);
-        vf code = vf_blend(real, old, vf_min(vf_max(vf_add(r[t], step), lo), hi));
-        vi pos = vi_add(stride, vi_set1((int)(b * K + t)));
-        size_t n = (size_t)vi_compress((int32_t *)pt->pos + pt->n, flip, pos);
-        vf_compress(pt->err + pt->n, flip, err);
-        vf_compress(pt->code + pt->n, flip, code);
-        pt->n += n;
-        *changed = vi_inc(*changed, vm_andnot(real, vm_eq(code, old)));
-        vm is = vm_and(vm_ieq(rank[t], target), active);
+        vf r = vf_add(x[t], e[t]);
+        vf code = vf_min(vf_max(vf_add(r, vf_blend(real, zero, step)), lo), hi);
+        size_t n = (size_t)vi_compress(patch_pos + np, flip, pos);
+        vf_compress(patch_err + np, flip, err);
+        vf_compress(patch_code + np, flip, code);
+        np += n;
+        vm is = vm_ieq_m(active, rank, target);
         off_pos = vi_blend(is, off_pos, pos);
         off_val = vf_blend(is, off_val, vf_abs(err));
+        pos = vi_add(pos, one_i);
     }
+    pt->n = np;
     vm dir_up = vm_and(has_offer, vm_xor(up, over)); /* over: offered the other way */
     vm dir_dn = vm_andnot(has_offer, dir_up);
     size_t nu = (size_t)vi_compress((int32_t *)off_up->pos + off_up->n, dir_up, off_pos);
@@ -449,7 +467,6 @@ static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *
                               struct sqi_offers *off_dn, uint64_t *flips)
 {
     size_t K = ctx->ksize, I = ctx->kernels;
-    vi changed = vi_set1(0);
     pt->n = off_up->n = off_dn->n = 0;
     for (size_t b = 0; b < I; b += W) {
         size_t nk = I - b < W ? I - b : W;
@@ -457,17 +474,20 @@ static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *
         switch (K) {
 #define SIMD_K(k)                                                                                  \
     case k:                                                                                        \
-        simd_kernel_block(ctx, ch, b, nk, k, pt, off_up, off_dn, &changed);                        \
+        simd_kernel_block(ctx, ch, b, nk, k, pt, off_up, off_dn);                                  \
         break;
             SIMD_KERNEL_SIZES(SIMD_K)
 #undef SIMD_K
         }
     }
+    uint64_t changed = 0;
     for (size_t i = 0; i < pt->n; i++) {
+        int8_t code = (int8_t)pt->code[i];
+        changed += ch->q[pt->pos[i]] != code;
         ch->err[pt->pos[i]] = pt->err[i];
-        ch->q[pt->pos[i]] = (int8_t)pt->code[i];
+        ch->q[pt->pos[i]] = code;
     }
-    *flips += (uint64_t)vi_hsum(changed);
+    *flips += changed;
 }
 
 /*
@@ -521,63 +541,125 @@ static void simd_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan
     sqi_channel_surplus(ctx, ch, o, p.k - take, p.up, flips);
 }
 
+/* Where the channel-only pass collects its candidates (position, error). */
+struct simd_cands {
+    int32_t *pos;
+    float *val;
+    size_t n;
+};
+
 /*
- * Channel stage without a kernel stage. The k best of nd candidates are
- * found among those with priority >= tau, where tau is guessed from the
- * typical (uniform) spread of priorities; if fewer than k pass, tau = 0.
+ * One chunk of the channel-only pass: pass 1, plus the candidates of each
+ * direction counted (cu, cd) and those with priority |e| >= tau appended to
+ * the list (position, e), without a branch.
  */
-static void simd_channel_plain(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
-                               const float *cand, size_t n_up, size_t n_dn, uint64_t *keys,
-                               int32_t *pos, float *pri_out, uint64_t *flips)
+static inline __attribute__((always_inline)) vf only_chunk(struct simd_consts k, const float *w,
+                                                           int8_t *q, size_t i, size_t n, vf tau,
+                                                           vi *cu, vi *cd, int32_t *pos_out,
+                                                           float *e_out, size_t *m)
+{
+    vf x, zero = vf_zero();
+    vf e = pass1_chunk(k, w, q, NULL, i, n, &x);
+    vm valid = vm_first(n);
+    vm u = vm_lt_m(vm_and(vm_lt(e, zero), valid), x, k.hi);
+    vm d = vm_gt_m(vm_and(vm_gt(e, zero), valid), x, k.lo);
+    *cu = vi_inc(*cu, u);
+    *cd = vi_inc(*cd, d);
+    /* One list for both directions: e's sign tells which. */
+    vm keep = vm_and(vm_or(u, d), vm_ge(vf_abs(e), tau));
+    vf_compress(e_out + *m, keep, e);
+    *m += (size_t)vi_compress(pos_out + *m, keep, vi_add(vi_lanes(), vi_set1((int)i)));
+    return e;
+}
+
+/* The low and high 8 lanes of a vector (for W = 8: the vector, and nothing). */
+static inline __attribute__((always_inline)) __m256 lo8(vf v)
+{
+#if W == 16
+    return _mm512_castps512_ps256(v);
+#else
+    return v;
+#endif
+}
+#if W == 16
+static inline __attribute__((always_inline)) __m256 hi8(vf v) { return _mm512_extractf32x8_ps(v, 1); }
+#endif
+
+/*
+ * Channel stage without a kernel stage, fused with pass 1 and the row sum:
+ * one pass over the weights writes round-to-nearest codes, adds the errors
+ * in PyTorch's order, and keeps the candidates with priority >= tau, where
+ * tau leaves about 4 standard deviations of |S| plus 16 candidates per
+ * direction (errors are close to uniform). Then the k best are flipped. If
+ * fewer than k passed tau (rare), every candidate is collected again.
+ */
+static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                              uint64_t *keys, struct simd_cands *c, uint64_t *flips)
 {
     size_t len = ctx->len;
-    struct sqi_row p = sqi_row_plan(simd_rowsum(ch->err, len), len);
-    size_t nd = p.up ? n_up : n_dn;
-    if (p.k == 0 || nd == 0)
+    float half = 0.5f * (float)len, target = 4.0f * sqrtf((float)len / 12.0f) + 16.0f;
+    float tau_s = target < half ? 0.5f * (1.0f - target / half) : 0.0f;
+    vf tau = vf_set1(tau_s), zero = vf_zero();
+    vi cu = vi_set1(0), cd = vi_set1(0);
+    struct simd_consts k = simd_consts(ctx, ch);
+    const float *w = ch->w;
+    int8_t *q = ch->q;
+    int32_t *pos = c->pos;
+    float *val = c->val;
+    size_t m = 0; /* a local: kept in a register, not reloaded after each store */
+#define ONLY(at, n) only_chunk(k, w, q, at, n, tau, &cu, &cd, pos, val, &m)
+    struct rowsum_acc rs;
+    rowsum_init(&rs, len);
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+#if W == 16
+        vf e0 = ONLY(i, W), e1 = ONLY(i + 16, W);
+        rowsum_group(&rs, lo8(e0), hi8(e0), lo8(e1), hi8(e1));
+#else
+        vf e0 = ONLY(i, W), e1 = ONLY(i + 8, W), e2 = ONLY(i + 16, W), e3 = ONLY(i + 24, W);
+        rowsum_group(&rs, e0, e1, e2, e3);
+#endif
+    }
+    float rest[32 + W];
+    for (size_t j = i; j < len; j += W)
+        vf_storeu(rest + (j - i), ONLY(j, len - j < W ? len - j : W));
+#undef ONLY
+    float s = len < 8 ? sqi_rowsum(rest, len) : rowsum_finish(&rs, rest, len - i);
+
+    struct sqi_row p = sqi_row_plan(s, len);
+    size_t cands = (size_t)vi_hsum(p.up ? cu : cd), ours = 0;
+    if (p.k == 0 || cands == 0)
         return;
-    /* Survivors expected: nd * (1 - 2 tau) = k + slack; too few (rare) -> tau = 0. */
-    float tau = 0.0f;
-    if (p.k < nd) {
-        float frac = (float)(p.k + 6 + p.k / 4) / (float)nd;
-        tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
+    /* Keys of the direction's candidates (priority -e for up, e for down); others 0. */
+    vf sign = p.up ? vf_set1(-0.0f) : zero;
+    size_t nk = 0;
+    for (; nk < m; nk += W) {
+        vf pri = vf_xor(vf_loadu(val + nk), sign);
+        vm ok = vm_gt_m(vm_first(m - nk), pri, zero);
+        make_keys(keys + nk, vi_blend(ok, vi_set1(-1), vi_load(pos + nk)), vf_blend(ok, zero, pri));
+        ours += (size_t)__builtin_popcount(vm_bits(ok));
     }
-    vf zero = vf_zero();
-    vi lanes = vi_lanes();
-    /* Two output streams (even and odd chunks), so that the running counts
-     * that address the compressed stores form two independent chains. */
-    size_t half = len / 2 + 3 * W;
-    for (;;) {
-        vf vt = vf_set1(tau);
-        size_t ma = 0, mb = 0, i = 0;
-        for (; i + 2 * W <= len; i += 2 * W) {
-            vf ca = vf_loadu(cand + i), cb = vf_loadu(cand + i + W);
-            vf pa = p.up ? vf_neg(ca) : ca, pb = p.up ? vf_neg(cb) : cb;
-            vm ka = vm_and(vm_gt(pa, zero), vm_ge(pa, vt));
-            vm kb = vm_and(vm_gt(pb, zero), vm_ge(pb, vt));
-            vf_compress(pri_out + ma, ka, pa);
-            ma += (size_t)vi_compress(pos + ma, ka, vi_add(lanes, vi_set1((int)i)));
-            vf_compress(pri_out + half + mb, kb, pb);
-            mb += (size_t)vi_compress(pos + half + mb, kb, vi_add(lanes, vi_set1((int)(i + W))));
+    if (ours < p.k && ours < cands) {
+        /* Too few above tau (rare): the keys of every candidate of the direction. */
+        m = 0;
+        for (size_t j = 0; j < len; j += W) {
+            size_t n = len - j < W ? len - j : W;
+            vf x = vf_sub(vf_mul(k.scale, vf_load_n(w + j, n)), k.zp);
+            vf pri = vf_xor(vf_sub(vf_round(x), x), sign);
+            vm ok = p.up ? vm_lt(x, k.hi) : vm_gt(x, k.lo);
+            vm take = vm_and(vm_and(ok, vm_gt(pri, zero)), vm_first(n));
+            vf_compress(val + m, take, pri);
+            m += (size_t)vi_compress(pos + m, take, vi_add(vi_lanes(), vi_set1((int)j)));
         }
-        for (; i < len; i += W) {
-            size_t n = len - i < W ? len - i : W;
-            vf c = vf_load_n(cand + i, n);
-            vf pri = p.up ? vf_neg(c) : c;
-            vm k = vm_and(vm_and(vm_gt(pri, zero), vm_ge(pri, vt)), vm_first(n));
-            vf_compress(pri_out + ma, k, pri);
-            ma += (size_t)vi_compress(pos + ma, k, vi_add(lanes, vi_set1((int)i)));
+        for (nk = 0; nk < m; nk += W) {
+            vm valid = vm_first(m - nk);
+            make_keys(keys + nk, vi_blend(valid, vi_set1(-1), vi_load(pos + nk)),
+                      vf_blend(valid, zero, vf_loadu(val + nk)));
         }
-        size_t m = ma + mb;
-        if (m >= p.k || tau == 0.0f) {
-            for (size_t j = 0; j < ma; j++)
-                keys[j] = sqi_rank_key(pri_out[j], (size_t)pos[j]);
-            for (size_t j = 0; j < mb; j++)
-                keys[ma + j] = sqi_rank_key(pri_out[half + j], (size_t)pos[half + j]);
-            simd_flip_top(ctx, ch, keys, m, p.k, p.up, flips);
-            return;
-        }
-        tau = 0.0f;
+        ours = m;
     }
+    /* Surplus flips would hit non-candidates, whose code stays: take at most the candidates. */
+    simd_flip_top(ctx, ch, keys, nk, p.k < ours ? p.k : ours, p.up, flips);
 }
 
 /* The channel row sum on its own, for tests. */
@@ -592,15 +674,15 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
     if (ctx->kernel_stage && !simd_kernel_size_supported(ctx->ksize))
         return sqi_quantize_generic(ctx, n, w, q, scale, zp, scratch, flips);
     /* Scratch: 8-byte keys first, then 4-byte arrays; lists get slack for
-     * the whole-vector stores of vf_compress/vi_compress. */
+     * the whole-vector stores of vf_compress/vi_compress. The channel-only
+     * pass uses the patch arrays for its candidate lists. */
     size_t len = ctx->len, lw = len + 4 * W, kw = ctx->kernels + W;
     uint64_t *keys = scratch;
     float *err = (float *)(keys + lw);
-    float *cand = err + len;
-    struct simd_patches pt = {(uint32_t *)(cand + len), NULL, NULL, 0};
-    pt.err = (float *)(pt.pos + lw);
-    pt.code = pt.err + lw;
-    struct sqi_offers up = {(uint32_t *)(pt.code + lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
+    float *f = err + lw; /* four more arrays of lw */
+    struct simd_patches pt = {(uint32_t *)f, f + lw, f + 2 * lw, 0};
+    struct simd_cands cands = {(int32_t *)f, f + lw, 0};
+    struct sqi_offers up = {(uint32_t *)(f + 4 * lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
     up.val = (float *)(down.pos + kw);
     down.val = up.val + kw;
     for (size_t c = 0; c < n; c++) {
@@ -614,11 +696,7 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
         if (!ctx->kernel_stage && !ctx->channel_stage) {
             simd_rtn(ctx, &ch, len);
         } else if (!ctx->kernel_stage) {
-            size_t n_up = 0, n_dn = 0;
-            simd_pass1_cand(ctx, &ch, len, cand, &n_up, &n_dn);
-            /* The patch arrays are free in this mode: they hold the survivors. */
-            simd_channel_plain(ctx, &ch, cand, n_up, n_dn, keys, (int32_t *)pt.pos, pt.err,
-                               &flips->channel);
+            simd_channel_only(ctx, &ch, keys, &cands, &flips->channel);
         } else {
             simd_pass1(ctx, &ch, len);
             simd_kernel_stage(ctx, &ch, &pt, &up, &down, &flips->kernel);

@@ -37,6 +37,7 @@ static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
 static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
 static inline vf vf_abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
 static inline vf vf_neg(vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline vf vf_xor(vf a, vf b) { return _mm256_xor_ps(a, b); }
 static inline vf vf_round(vf a)
 {
     return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -51,6 +52,16 @@ static inline vm vm_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
 static inline vm vm_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
 static inline vm vm_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
 static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
+static inline vm vm_gt_m(vm m, vf a, vf b) { return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
+static inline vm vm_lt_m(vm m, vf a, vf b) { return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+static inline vm vm_ilt_m(vm m, vi a, vi b)
+{
+    return _mm256_and_ps(m, _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)));
+}
+static inline vm vm_ieq_m(vm m, vi a, vi b)
+{
+    return _mm256_and_ps(m, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)));
+}
 static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
 static inline vm vm_andnot(vm a, vm b) { return _mm256_andnot_ps(b, a); }
 static inline vm vm_xor(vm a, vm b) { return _mm256_xor_ps(a, b); }

@@ -27,6 +27,7 @@ static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
 static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 static inline vf vf_abs(vf a) { return _mm512_abs_ps(a); }
 static inline vf vf_neg(vf a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
+static inline vf vf_xor(vf a, vf b) { return _mm512_xor_ps(a, b); }
 static inline vf vf_round(vf a)
 {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -41,6 +42,10 @@ static inline vm vm_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
 static inline vm vm_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 static inline vm vm_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline vm vm_and(vm a, vm b) { return (vm)(a & b); }
+static inline vm vm_gt_m(vm m, vf a, vf b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_GT_OQ); }
+static inline vm vm_lt_m(vm m, vf a, vf b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_LT_OQ); }
+static inline vm vm_ilt_m(vm m, vi a, vi b) { return _mm512_mask_cmplt_epi32_mask(m, a, b); }
+static inline vm vm_ieq_m(vm m, vi a, vi b) { return _mm512_mask_cmpeq_epi32_mask(m, a, b); }
 static inline vm vm_or(vm a, vm b) { return (vm)(a | b); }
 static inline vm vm_andnot(vm a, vm b) { return (vm)(a & ~b); }
 static inline vm vm_xor(vm a, vm b) { return (vm)(a ^ b); }
