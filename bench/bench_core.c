@@ -9,8 +9,10 @@
  * rtn:    libsquant, mode rtn (per-channel min/max, then round to nearest);
  * squant: libsquant, mode squant (E+K+C).
  * Work is cut into the same channel-range items as the plan and shared by
- * the threads through an atomic counter. Medians over R repetitions; the
- * last lines (one per model and thread count) are for scripts:
+ * the threads through an atomic counter. Each repetition runs the three
+ * back to back; printed are the medians over R repetitions of the times and
+ * of the per-repetition ratios. The last lines (one per model and thread
+ * count) are for scripts:
  *   resnet50 threads=2 floor_ms=4.1 rtn_ms=4.3 squant_ms=9.8
  * This is a benchmark, not a test: it never fails on timings.
  */
@@ -174,19 +176,46 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median_ms(struct job *job, int threads, int reps)
+static double median(double *v, int n)
 {
-    double t[101];
-    run_once(job, threads); /* warm-up: page faults, caches */
-    for (int r = 0; r < reps; r++)
-        t[r] = run_once(job, threads);
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    return t[reps / 2] * 1e3;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct result {
-    double floor_ms, rtn_ms, squant_ms;
+    double floor_ms, rtn_ms, squant_ms; /* medians */
+    double sq_rtn, sq_floor;            /* medians of the per-repetition ratios */
 };
+
+/*
+ * floor, rtn and squant run back to back in every repetition, so that a
+ * noisy neighbour slows all three alike; ratios are taken per repetition.
+ */
+static void measure(struct job *job, int threads, int reps, struct result *res)
+{
+    double f[101], r[101], q[101], qr[101], qf[101];
+    for (int i = -1; i < reps; i++) { /* i = -1: warm-up (page faults, caches) */
+        job->floor = 1;
+        double tf = run_once(job, threads);
+        job->floor = 0;
+        job->params.mode = SQ_MODE_RTN;
+        double tr = run_once(job, threads);
+        job->params.mode = SQ_MODE_SQUANT;
+        double tq = run_once(job, threads);
+        if (i < 0)
+            continue;
+        f[i] = tf * 1e3;
+        r[i] = tr * 1e3;
+        q[i] = tq * 1e3;
+        qr[i] = tq / tr;
+        qf[i] = tq / tf;
+    }
+    res->floor_ms = median(f, reps);
+    res->rtn_ms = median(r, reps);
+    res->squant_ms = median(q, reps);
+    res->sq_rtn = median(qr, reps);
+    res->sq_floor = median(qf, reps);
+}
 
 static void bench_model(const char *name, const struct shape *shapes, size_t n_shapes,
                         const int *threads, int n_threads, enum sq_impl impl, int reps,
@@ -237,16 +266,10 @@ static void bench_model(const char *name, const struct shape *shapes, size_t n_s
         struct job job = {.items = items, .n_items = n_items};
         sq_params_init(&job.params);
         job.params.impl = impl;
-        job.floor = 1;
-        res[t].floor_ms = median_ms(&job, threads[t], reps);
-        job.floor = 0;
-        job.params.mode = SQ_MODE_RTN;
-        res[t].rtn_ms = median_ms(&job, threads[t], reps);
-        job.params.mode = SQ_MODE_SQUANT;
-        res[t].squant_ms = median_ms(&job, threads[t], reps);
+        measure(&job, threads[t], reps, &res[t]);
         printf("  %-8d %10.2f %10.2f %10.2f %12.3f %10.2f %10.2f\n", threads[t], res[t].floor_ms,
                res[t].rtn_ms, res[t].squant_ms, res[t].squant_ms * 1e6 / (double)weights,
-               res[t].squant_ms / res[t].rtn_ms, res[t].squant_ms / res[t].floor_ms);
+               res[t].sq_rtn, res[t].sq_floor);
     }
     for (li = 0; li < n_layers; li++) {
         free(layers[li].w);
@@ -313,7 +336,9 @@ int main(int argc, char **argv)
     }
     for (int m = 0; m < 2; m++)
         for (int t = 0; ran[m] && t < n_threads; t++)
-            printf("%s threads=%d floor_ms=%.2f rtn_ms=%.2f squant_ms=%.2f\n", models[m].name,
-                   threads[t], res[m][t].floor_ms, res[m][t].rtn_ms, res[m][t].squant_ms);
+            printf("%s threads=%d floor_ms=%.2f rtn_ms=%.2f squant_ms=%.2f sq_rtn=%.2f "
+                   "sq_floor=%.2f\n",
+                   models[m].name, threads[t], res[m][t].floor_ms, res[m][t].rtn_ms,
+                   res[m][t].squant_ms, res[m][t].sq_rtn, res[m][t].sq_floor);
     return 0;
 }
