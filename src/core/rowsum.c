@@ -52,8 +52,42 @@ static void cascade(const float *v, size_t g, size_t stride, size_t lanes, float
         out[l] = ((acc[0][l] + acc[1][l]) + acc[2][l]) + acc[3][l];
 }
 
+/*
+ * Rows under 32 elements (every kernel up to 5x5) have no cascade levels:
+ * the same additions as the general code below, written out (the +0.0 of
+ * the empty accumulators included: they turn -0.0 into +0.0).
+ */
+static float rowsum_short(const float *v, size_t n)
+{
+    if (n >= 8) {
+        size_t nv = n / 8;
+        float a[8];
+        for (size_t l = 0; l < 8; l++) {
+            a[l] = 0.0f;
+            for (size_t j = 0; j < nv; j++)
+                a[l] += v[8 * j + l];
+            a[l] = ((a[l] + 0.0f) + 0.0f) + 0.0f; /* A0 += A1, A2, A3 (all zero) */
+        }
+        float s = 0.0f;
+        for (size_t i = 8 * nv; i < n; i++)
+            s += v[i];
+        for (size_t l = 0; l < 8; l++)
+            s += a[l];
+        return s;
+    }
+    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    size_t first = n >= 4 ? 4 : 0;
+    for (size_t k = 0; k < first; k++)
+        a[k] += v[k];
+    for (size_t i = first; i < n; i++)
+        a[0] += v[i];
+    return ((a[0] + a[1]) + a[2]) + a[3];
+}
+
 float sqi_rowsum(const float *v, size_t n)
 {
+    if (n < 32)
+        return rowsum_short(v, n);
     if (n >= 8) {
         size_t nv = n / 8, g = nv / 4;
         float a[4][8];

@@ -29,6 +29,71 @@ static inline float dir_pri(float cand, bool up)
     return up ? (cand < 0.0f ? -cand : 0.0f) : (cand > 0.0f ? cand : 0.0f);
 }
 
+/* Flip element j of a kernel (surplus flips of non-candidates only set err to 0). */
+static void kernel_flip(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                        const struct gen_arrays *a, size_t j, bool up, uint64_t *flips)
+{
+    if (dir_pri(a->cand[j], up) > 0.0f) {
+        sqi_flip(ctx, ch, j, up, flips);
+        ch->err[j] = up ? ch->err[j] + 1.0f : ch->err[j] - 1.0f;
+    } else {
+        ch->err[j] = 0.0f;
+    }
+}
+
+/*
+ * The kernel at b, ks <= 16 elements: each element's rank in the stable
+ * descending order counted directly (ks^2 compares, no branch on the data
+ * but the flips), as the SIMD code does. Returns the offered element's index.
+ */
+static size_t kernel_small(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                           const struct gen_arrays *a, size_t b, size_t ks, struct sqi_row p,
+                           uint64_t *flips)
+{
+    float pri[16];
+    size_t rank[16], offer = SIZE_MAX;
+    size_t target = p.over ? (p.k ? p.k - 1 : ks - 1) : p.k;
+    for (size_t i = 0; i < ks; i++)
+        pri[i] = dir_pri(a->cand[b + i], p.up);
+    for (size_t i = 0; i < ks; i++) {
+        size_t r = 0;
+        for (size_t u = 0; u < i; u++)
+            r += pri[u] >= pri[i];
+        for (size_t u = i + 1; u < ks; u++)
+            r += pri[u] > pri[i];
+        rank[i] = r;
+    }
+    for (size_t i = 0; i < ks; i++) {
+        if (rank[i] < p.k)
+            kernel_flip(ctx, ch, a, b + i, p.up, flips);
+        if (rank[i] == target)
+            offer = b + i;
+    }
+    return offer;
+}
+
+/* The kernel at b, any size: the k best by selection on rank keys. */
+static size_t kernel_large(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
+                           const struct gen_arrays *a, size_t b, size_t ks, struct sqi_row p,
+                           uint64_t *flips)
+{
+    uint64_t *keys = a->keys;
+    for (size_t i = 0; i < ks; i++)
+        keys[i] = sqi_rank_key(dir_pri(a->cand[b + i], p.up), i);
+    sqi_top_k(keys, ks, p.k);
+    for (size_t t = 0; t < p.k; t++)
+        kernel_flip(ctx, ch, a, b + sqi_key_pos(keys[t]), p.up, flips);
+    /* The offer: rank k-1 if over (rank ks-1 when k = 0), else rank k. */
+    size_t lo = p.over ? 0 : p.k, hi = p.over ? (p.k ? p.k : ks) : ks;
+    if (lo >= hi)
+        return SIZE_MAX;
+    uint64_t pick = keys[lo];
+    for (size_t t = lo + 1; t < hi; t++)
+        if (p.over ? keys[t] < pick : keys[t] > pick)
+            pick = keys[t];
+    return b + sqi_key_pos(pick);
+}
+
 static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
                          struct gen_arrays *a, uint64_t *flips)
 {
@@ -36,28 +101,10 @@ static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
     a->up.n = a->down.n = 0;
     for (size_t b = 0; b < ctx->len; b += ks) {
         struct sqi_row p = sqi_row_plan(sqi_rowsum(ch->err + b, ks), ks);
-        uint64_t *keys = a->keys;
-        for (size_t i = 0; i < ks; i++)
-            keys[i] = sqi_rank_key(dir_pri(a->cand[b + i], p.up), i);
-        sqi_top_k(keys, ks, p.k);
-        for (size_t t = 0; t < p.k; t++) {
-            size_t j = b + sqi_key_pos(keys[t]);
-            if (dir_pri(a->cand[j], p.up) > 0.0f) {
-                sqi_flip(ctx, ch, j, p.up, flips);
-                ch->err[j] = p.up ? ch->err[j] + 1.0f : ch->err[j] - 1.0f;
-            } else {
-                ch->err[j] = 0.0f; /* a surplus flip of a non-candidate */
-            }
-        }
-        /* The offer: rank k-1 if over (rank ks-1 when k = 0), else rank k. */
-        size_t lo = p.over ? 0 : p.k, hi = p.over ? (p.k ? p.k : ks) : ks;
-        if (lo >= hi)
-            continue;
-        uint64_t pick = keys[lo];
-        for (size_t t = lo + 1; t < hi; t++)
-            if (p.over ? keys[t] < pick : keys[t] > pick)
-                pick = keys[t];
-        size_t j = b + sqi_key_pos(pick);
+        size_t j = ks <= 16 ? kernel_small(ctx, ch, a, b, ks, p, flips)
+                            : kernel_large(ctx, ch, a, b, ks, p, flips);
+        if (j == SIZE_MAX)
+            continue; /* k = ks and not over: nothing left to offer */
         struct sqi_offers *o = p.up != p.over ? &a->up : &a->down;
         o->pos[o->n] = (uint32_t)j;
         o->val[o->n++] = fabsf(ch->err[j]);
