@@ -5,21 +5,29 @@
  * the same IEEE f32 operation as the scalar reference, so codes are
  * identical, and the reduction orders are the reference's.
  *
- * Wrappers the includer defines: W, vf, vi, vm; vf_loadu, vf_load_n,
- * vf_storeu, vf_store_n, vf_set1, vf_zero, vf_add, vf_sub, vf_mul, vf_min,
- * vf_max, vf_abs, vf_neg, vf_xor, vf_round, vf_blend(m, a, b) (m ? b : a),
- * vf_gather(base, idx, n); vm_lt, vm_gt, vm_ge, vm_eq, vm_and, vm_or,
- * vm_andnot(a, b) (a & ~b), vm_xor, vm_first(n), vm_gt_m, vm_lt_m, vm_ilt_m, vm_ieq_m
- * (compares whose result is and-ed with a mask) (lanes < n), vm_bits; vi_set1,
- * vi_lanes (0, 1, ..., W-1), vi_add, vi_mul_small, vi_inc(acc, m), vi_dec(acc, m),
- * vi_blend, vm_ilt, vm_ieq, vi_from_vf, vi_store, vi_hsum; store_codes(q, v, n);
- * vf_compress(dst, m, v) and vi_compress(dst, m, v) (store the lanes of m
- * contiguously, writing a whole vector: dst needs W slack; return the count);
- * keys_max_below(keys, n, bound) over u64 keys (n a multiple of 8) and
- * make_keys(keys, pos, val) (W rank keys, any order); vi_load;
- * optionally load_kernels(base, K, out) (transpose W full kernels, K <= 16)
- * with SIMD_HAVE_LOAD_KERNELS; and SIMD_NAME and SIMD_ROWSUM_NAME, the
- * names of the entry point and of the row sum exported for tests.
+ * Wrappers the includer defines (vf: float vector, vi: int32 vector,
+ * vm: lane mask, W lanes):
+ *   loads/stores  vf_loadu, vf_load_n (n < W lanes, rest 0), vf_storeu,
+ *                 vf_store_n, vi_load, vf_gather(base, idx, n),
+ *                 store_codes(q, v, n) (int8 codes from clamped floats)
+ *   arithmetic    vf_set1, vf_zero, vf_add, vf_sub, vf_mul, vf_min, vf_max,
+ *                 vf_abs, vf_neg, vf_xor, vf_round (to nearest even),
+ *                 vf_blend(m, a, b) (m ? b : a); vi_set1, vi_lanes (0..W-1),
+ *                 vi_add, vi_mul_small, vi_inc(acc, m) (+1 where m),
+ *                 vi_blend, vi_from_vf, vi_hsum
+ *   masks         vm_lt, vm_gt, vm_ge, vm_eq, vm_ilt, vm_ieq, vm_and, vm_or,
+ *                 vm_andnot(a, b) (a & ~b), vm_xor, vm_first(n) (lanes < n),
+ *                 vm_bits; vm_gt_m, vm_lt_m, vm_ilt_m, vm_ieq_m (compares
+ *                 and-ed with a mask)
+ *   lists         vf_compress(dst, m, v), vi_compress(dst, m, v) (store the
+ *                 lanes of m contiguously, writing a whole vector: dst needs
+ *                 W slack; return the count); make_keys(keys, pos, val)
+ *                 (W rank keys, in any order); keys_max_below(keys, n, bound)
+ *                 (n a multiple of 8)
+ *   optional      load_kernels(base, K, out) with SIMD_HAVE_LOAD_KERNELS
+ *                 (transpose W whole kernels of K <= 16 without gathers)
+ *   names         SIMD_NAME (the entry point), SIMD_ROWSUM_NAME (the row
+ *                 sum, exported for tests)
  *
  * The kernel stage puts W kernels side by side, one per lane, and ranks each
  * kernel's priorities with W-wide compares: no sort, no branch per element.

@@ -71,7 +71,6 @@ static inline vi vi_lanes(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 
 static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
 static inline vi vi_mul_small(vi a, int k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
 static inline vi vi_inc(vi acc, vm m) { return _mm256_sub_epi32(acc, _mm256_castps_si256(m)); }
-static inline vi vi_dec(vi acc, vm m) { return _mm256_add_epi32(acc, _mm256_castps_si256(m)); }
 static inline vi vi_blend(vm m, vi a, vi b)
 {
     return _mm256_blendv_epi8(a, b, _mm256_castps_si256(m));
@@ -79,7 +78,6 @@ static inline vi vi_blend(vm m, vi a, vi b)
 static inline vm vm_ilt(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)); }
 static inline vm vm_ieq(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
 static inline vi vi_from_vf(vf a) { return _mm256_cvttps_epi32(a); }
-static inline void vi_store(int *p, vi v) { _mm256_storeu_si256((__m256i *)p, v); }
 static inline vi vi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline int vi_hsum(vi v)
 {

@@ -58,12 +58,10 @@ static inline vi vi_lanes(void)
 static inline vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
 static inline vi vi_mul_small(vi a, int k) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(k)); }
 static inline vi vi_inc(vi acc, vm m) { return _mm512_mask_add_epi32(acc, m, acc, _mm512_set1_epi32(1)); }
-static inline vi vi_dec(vi acc, vm m) { return _mm512_mask_sub_epi32(acc, m, acc, _mm512_set1_epi32(1)); }
 static inline vi vi_blend(vm m, vi a, vi b) { return _mm512_mask_blend_epi32(m, a, b); }
 static inline vm vm_ilt(vi a, vi b) { return _mm512_cmplt_epi32_mask(a, b); }
 static inline vm vm_ieq(vi a, vi b) { return _mm512_cmpeq_epi32_mask(a, b); }
 static inline vi vi_from_vf(vf a) { return _mm512_cvttps_epi32(a); }
-static inline void vi_store(int *p, vi v) { _mm512_storeu_si512(p, v); }
 static inline vi vi_load(const int32_t *p) { return _mm512_loadu_si512(p); }
 static inline int vi_hsum(vi v) { return _mm512_reduce_add_epi32(v); }
 static inline int vf_compress(float *dst, vm m, vf v)
