@@ -222,15 +222,13 @@ static void write_work(uv_work_t *w)
             snprintf(job->err.message, sizeof(job->err.message), "%s", msg);
         }
     }
+    job->t.written = sqd_now_ns();
+    if (!job->async)
+        return; /* the input is freed after the answer has been handed over (finish) */
     /* The plan, the model and the input are not needed any more: free them here, off the loop. */
     sq_plan_free(job->plan);
     job->plan = NULL;
     sq_model_free(&job->model);
-    if (!job->async)
-        sqd_body_free(&job->body);
-    job->t.written = sqd_now_ns();
-    if (!job->async)
-        return;
 
     enum sqd_job_state st = final_state(job);
     if (st == SQD_DONE) {
@@ -258,6 +256,22 @@ static void write_work(uv_work_t *w)
     if (sqd_spool_write_state(job->dir, &snapshot, &err) != SQ_OK)
         sqd_log(ctx, "job %s: %s", job->id, err.message);
     json_decref(snapshot.error);
+}
+
+/* Pool thread: free the plan, the model and the input of a finished job. */
+static void release_work(uv_work_t *w)
+{
+    struct sqd_job *job = w->data;
+    sq_plan_free(job->plan);
+    job->plan = NULL;
+    sq_model_free(&job->model);
+    sqd_body_free(&job->body);
+}
+
+static void release_done(uv_work_t *w, int status)
+{
+    (void)status;
+    sqd_job_free(w->data);
 }
 
 /* Loop thread: the job is over. Answer it, count it, free it. */
@@ -317,7 +331,13 @@ static void finish(struct sqd_job *job)
         atomic_fetch_sub(&ctx->running_gauge, 1);
     }
     sqd_jobs_release(ctx);
-    sqd_job_free(job);
+    if (job->plan || job->body.len) {
+        /* Unmapping and dropping a large input takes milliseconds: do it on
+         * the pool, after the answer is on its way. */
+        uv_queue_work(ctx->loop, &job->work, release_work, release_done);
+    } else {
+        sqd_job_free(job);
+    }
     schedule(ctx);
 }
 
