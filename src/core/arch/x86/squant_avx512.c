@@ -157,8 +157,15 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
         const float *cw = w + c * len;
         const int8_t *cq = q + c * len;
         vf vs = vf_set1(scale[c]), vz = vf_set1(zp[c]);
-        __m512d step = _mm512_set1_pd(sqi_public_step(scale[c]));
-        __m512d z = _mm512_set1_pd(sqi_public_zero_point(zp[c]));
+        float step_f = sqi_public_step(scale[c]), z_f = sqi_public_zero_point(zp[c]);
+        __m512d step = _mm512_set1_pd(step_f), z = _mm512_set1_pd(z_f);
+        /*
+         * While |zero point| < 2^23, q - zero_point is an exact float and a
+         * float product of two floats is their exact product rounded once:
+         * the same bits as sqi_dequant's double arithmetic, in 16 lanes.
+         */
+        bool float_deq = fabsf(z_f) < 0x1p23f;
+        vf vstep = vf_set1(step_f), vzf = vf_set1(z_f);
         __m512d acc = _mm512_setzero_pd(), rtn_acc = acc, mx = acc, rtn_mx = acc;
         /* With one element per kernel, the residuals need no second pass. */
         bool k1 = ctx->ksize == 1;
@@ -172,15 +179,21 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
             vf rq = vf_min(vf_max(vf_round(x), lo), hi);
             vf qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(valid, cq + i)));
             flips += (uint64_t)__builtin_popcount(_mm512_mask_cmp_ps_mask(valid, qf, rq, _CMP_NEQ_OQ));
+            vf dqf = vf_mul(vf_sub(qf, vzf), vstep), drf = vf_mul(vf_sub(rq, vzf), vstep);
             for (int h = 0; h < 2; h++) {
                 __mmask8 hv = (__mmask8)(valid >> (8 * h));
                 if (!hv)
                     break;
 #define HALF(v) _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v))
-                __m512d wd = HALF(wf), xd = HALF(x), qd = HALF(qf), rqd = HALF(rq);
+                __m512d wd = HALF(wf), xd = HALF(x), qd = HALF(qf), rqd = HALF(rq), dq, dr;
+                if (float_deq) {
+                    dq = HALF(dqf);
+                    dr = HALF(drf);
+                } else {
+                    dq = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, z), step)));
+                    dr = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, z), step)));
+                }
 #undef HALF
-                __m512d dq = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, z), step)));
-                __m512d dr = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, z), step)));
                 __m512d d = _mm512_sub_pd(dq, wd), rd = _mm512_sub_pd(dr, wd);
                 acc = _mm512_mask_add_pd(acc, hv, acc, _mm512_mul_pd(d, d));
                 rtn_acc = _mm512_mask_add_pd(rtn_acc, hv, rtn_acc, _mm512_mul_pd(rd, rd));
