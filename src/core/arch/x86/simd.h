@@ -97,19 +97,6 @@ static inline bool simd_minmax(const float *w, size_t len, float *mn, float *mx)
     return true;
 }
 
-/* Round to nearest only (mode rtn): codes straight from the weights. */
-static inline void simd_rtn(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len)
-{
-    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp);
-    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
-    for (size_t i = 0; i < len; i += W) {
-        size_t n = len - i < W ? len - i : W;
-        vf w = n == W ? vf_loadu(ch->w + i) : vf_load_n(ch->w + i, n);
-        vf r = vf_round(vf_sub(vf_mul(vs, w), vz));
-        store_codes(ch->q + i, vf_min(vf_max(r, lo), hi), n);
-    }
-}
-
 /*
  * The channel's constants as vectors, made once: inline helpers take them
  * as values, because stores to the float lists could alias the struct fields
@@ -162,6 +149,15 @@ static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *
         pass1_chunk(k, w, q, err, i, W, &x);
     if (i < len)
         pass1_chunk(k, w, q, err, i, len - i, &x);
+}
+
+/* Round to nearest only (mode rtn): pass 1 without the errors. */
+static inline void simd_rtn(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len)
+{
+    struct simd_consts k = simd_consts(ctx, ch);
+    vf x;
+    for (size_t i = 0; i < len; i += W)
+        pass1_chunk(k, ch->w, ch->q, NULL, i, len - i < W ? len - i : W, &x);
 }
 
 /*
