@@ -26,7 +26,8 @@ static void gen_layout(void *scratch, const struct sqi_ctx *ctx, struct gen_arra
 /* Priority of a candidate value in direction up/down (0 for the other direction). */
 static inline float dir_pri(float cand, bool up)
 {
-    return up ? (cand < 0.0f ? -cand : 0.0f) : (cand > 0.0f ? cand : 0.0f);
+    float v = up ? -cand : cand;
+    return v > 0.0f ? v : 0.0f; /* a max, not a branch */
 }
 
 /* Flip element j of a kernel (surplus flips of non-candidates only set err to 0). */
@@ -130,11 +131,20 @@ size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w,
         sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
         scale[c] = ch.scale;
         zp[c] = ch.zp;
-        for (size_t i = 0; i < len; i++) {
-            struct sqi_elem v = sqi_elem(ctx, ch.scale, ch.zp, ch.w[i]);
-            ch.err[i] = v.e;
-            ch.q[i] = sqi_clamp_code(ctx, v.r);
-            a.cand[i] = v.up || v.down ? v.e : 0.0f;
+        size_t n_up = 0, n_dn = 0;
+        {
+            /* Locals: stores to the arrays could otherwise alias ch and force reloads. */
+            const float *cw = ch.w, s_ = ch.scale, z_ = ch.zp;
+            float *err = ch.err, *cand = a.cand;
+            int8_t *cq = ch.q;
+            for (size_t i = 0; i < len; i++) {
+                struct sqi_elem v = sqi_elem(ctx, s_, z_, cw[i]);
+                err[i] = v.e;
+                cq[i] = sqi_clamp_code(ctx, v.r);
+                cand[i] = v.e * (float)(v.up | v.down); /* e or 0, without a branch */
+                n_up += v.up;
+                n_dn += v.down;
+            }
         }
         if (ctx->kernel_stage)
             kernel_stage(ctx, &ch, &a, &flips->kernel);
@@ -145,11 +155,28 @@ size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w,
             sqi_channel_offers(ctx, &ch, s, &a.up, &a.down, a.keys, &flips->channel);
         } else {
             struct sqi_row p = sqi_row_plan(s, len);
-            size_t m = 0;
-            for (size_t i = 0; p.k && i < len; i++) {
-                float pri = dir_pri(a.cand[i], p.up);
-                if (pri > 0.0f)
-                    a.keys[m++] = sqi_rank_key(pri, i);
+            size_t nd = p.up ? n_up : n_dn;
+            if (p.k == 0 || nd == 0)
+                continue;
+            /*
+             * Only candidates with priority >= tau can be among the k best if
+             * at least k pass: tau leaves about k + 6 + k/4 of the nd
+             * candidates, whose priorities are close to uniform on (0, 0.5].
+             * If fewer pass (rare), tau = 0 takes them all.
+             */
+            float frac = (float)(p.k + 6 + p.k / 4) / (float)nd;
+            float tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
+            size_t m;
+            for (;;) {
+                m = 0;
+                for (size_t i = 0; i < len; i++) {
+                    float pri = dir_pri(a.cand[i], p.up);
+                    if (pri >= tau && pri > 0.0f)
+                        a.keys[m++] = sqi_rank_key(pri, i);
+                }
+                if (m >= p.k || tau == 0.0f)
+                    break;
+                tau = 0.0f;
             }
             sqi_flip_best(ctx, &ch, a.keys, m, p.k, p.up, &flips->channel);
         }
