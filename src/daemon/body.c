@@ -6,7 +6,6 @@
  */
 #define _GNU_SOURCE /* mkostemp, O_TMPFILE, POLLRDHUP */
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,20 +15,7 @@
 #include <unistd.h>
 
 #include "squantd.h"
-
-static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *fmt, ...)
-    SQD_PRINTF(3, 4);
-static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->status = st;
-        vsnprintf(err->message, sizeof(err->message), fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
+#include "util.h"
 
 void sqd_body_init(struct sqd_body *b, size_t limit, size_t mem_limit, const char *tmp_dir)
 {
@@ -71,15 +57,15 @@ static enum sq_status spill(struct sqd_body *b, struct sq_error *err)
     if (fd < 0) {
         char path[4096];
         if ((size_t)snprintf(path, sizeof(path), "%s/upload.XXXXXX", b->tmp_dir) >= sizeof(path))
-            return fail(err, SQ_ERR_IO, "spool path too long: %s", b->tmp_dir);
+            return sqi_fail(err, SQ_ERR_IO, "spool path too long: %s", b->tmp_dir);
         fd = mkostemp(path, O_CLOEXEC);
         if (fd < 0)
-            return fail(err, SQ_ERR_IO, "cannot create a spool file: %s", strerror(errno));
+            return sqi_fail(err, SQ_ERR_IO, "cannot create a spool file: %s", strerror(errno));
         unlink(path);
     }
     if (!write_all(fd, b->mem, b->len)) {
         close(fd);
-        return fail(err, SQ_ERR_IO, "cannot write a spool file: %s", strerror(errno));
+        return sqi_fail(err, SQ_ERR_IO, "cannot write a spool file: %s", strerror(errno));
     }
     free(b->mem);
     b->mem = NULL;
@@ -106,7 +92,7 @@ enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, s
     }
     if (b->fd >= 0) {
         if (!write_all(b->fd, data, n))
-            return fail(err, SQ_ERR_IO, "cannot write a spool file: %s", strerror(errno));
+            return sqi_fail(err, SQ_ERR_IO, "cannot write a spool file: %s", strerror(errno));
         b->len = total;
         return SQ_OK;
     }
@@ -116,7 +102,7 @@ enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, s
             cap = cap > b->mem_limit / 2 ? b->mem_limit : cap * 2;
         uint8_t *p = realloc(b->mem, cap);
         if (!p)
-            return fail(err, SQ_ERR_NOMEM, "%s", "out of memory for the request body");
+            return sqi_fail(err, SQ_ERR_NOMEM, "%s", "out of memory for the request body");
         b->mem = p;
         b->cap = cap;
     }
@@ -128,7 +114,7 @@ enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, s
 enum sq_status sqd_body_sync(struct sqd_body *b, struct sq_error *err)
 {
     if (b->fd >= 0 && fdatasync(b->fd) != 0)
-        return fail(err, SQ_ERR_IO, "cannot sync the spooled input: %s", strerror(errno));
+        return sqi_fail(err, SQ_ERR_IO, "cannot sync the spooled input: %s", strerror(errno));
     return SQ_OK;
 }
 
@@ -143,7 +129,7 @@ enum sq_status sqd_body_map(struct sqd_body *b, const uint8_t **data, size_t *le
     if (!b->map) {
         void *m = mmap(NULL, b->len, PROT_READ, MAP_PRIVATE, b->fd, 0);
         if (m == MAP_FAILED)
-            return fail(err, SQ_ERR_IO, "cannot map the spooled input: %s", strerror(errno));
+            return sqi_fail(err, SQ_ERR_IO, "cannot map the spooled input: %s", strerror(errno));
         b->map = m;
         b->map_len = b->len;
     }
@@ -156,11 +142,11 @@ enum sq_status sqd_body_open(struct sqd_body *b, const char *path, struct sq_err
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, SQ_ERR_IO, "cannot open the spooled input: %s", strerror(errno));
+        return sqi_fail(err, SQ_ERR_IO, "cannot open the spooled input: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size < 0) {
         close(fd);
-        return fail(err, SQ_ERR_IO, "cannot stat the spooled input: %s", strerror(errno));
+        return sqi_fail(err, SQ_ERR_IO, "cannot stat the spooled input: %s", strerror(errno));
     }
     sqd_body_init(b, (size_t)st.st_size, 0, NULL);
     b->fd = fd;

@@ -4,28 +4,16 @@
  * comes from the network and is checked here before anything uses it.
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "squantd.h"
+#include "util.h"
 
 #define SQD_NAME_MAX 256
 #define SQD_OPTS_MAX 256
-
-static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *fmt, ...)
-    SQD_PRINTF(3, 4);
-static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    err->status = st;
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return st;
-}
 
 void sqd_spec_init(struct sqd_spec *s)
 {
@@ -48,16 +36,16 @@ static enum sq_status add_opt(struct sqd_spec *s, const char *key, const char *v
                               struct sq_error *err)
 {
     if (s->nopts >= SQD_OPTS_MAX)
-        return fail(err, SQ_ERR_ARG, "more than %d parameters", SQD_OPTS_MAX);
+        return sqi_fail(err, SQ_ERR_ARG, "more than %d parameters", SQD_OPTS_MAX);
     struct sqd_kv *p = realloc(s->opts, (s->nopts + 1) * sizeof(*p));
     if (!p)
-        return fail(err, SQ_ERR_NOMEM, "out of memory");
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     s->opts = p;
     char *k = strdup(key), *v = strdup(value);
     if (!k || !v) {
         free(k);
         free(v);
-        return fail(err, SQ_ERR_NOMEM, "out of memory");
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     }
     s->opts[s->nopts].key = k;
     s->opts[s->nopts].value = v;
@@ -80,13 +68,13 @@ static enum sq_status parse_shape(struct sqd_spec *s, const char *v, struct sq_e
         while (isdigit((unsigned char)*p)) {
             if (__builtin_mul_overflow(d, 10, &d) ||
                 __builtin_add_overflow(d, (uint64_t)(*p - '0'), &d) || d > INT64_MAX)
-                return fail(err, SQ_ERR_ARG, "shape: dimension too large in '%.64s'", v);
+                return sqi_fail(err, SQ_ERR_ARG, "shape: dimension too large in '%.64s'", v);
             p++;
         }
         if (d == 0)
-            return fail(err, SQ_ERR_ARG, "shape: dimensions must be at least 1 in '%.64s'", v);
+            return sqi_fail(err, SQ_ERR_ARG, "shape: dimensions must be at least 1 in '%.64s'", v);
         if (rank == SQ_MAX_RANK)
-            return fail(err, SQ_ERR_ARG, "shape: more than %d dimensions", SQ_MAX_RANK);
+            return sqi_fail(err, SQ_ERR_ARG, "shape: more than %d dimensions", SQ_MAX_RANK);
         shape[rank++] = (int64_t)d;
         if (*p == '\0')
             break;
@@ -98,7 +86,7 @@ static enum sq_status parse_shape(struct sqd_spec *s, const char *v, struct sq_e
     s->rank = rank;
     return SQ_OK;
 bad:
-    return fail(err, SQ_ERR_ARG,
+    return sqi_fail(err, SQ_ERR_ARG,
                 "shape must be dimensions separated by commas (e.g. 64,64,3,3), "
                 "not '%.64s'",
                 v);
@@ -108,11 +96,11 @@ enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *v
                               struct sq_error *err)
 {
     if (!value)
-        return fail(err, SQ_ERR_ARG, "parameter '%.64s' needs a value", key);
+        return sqi_fail(err, SQ_ERR_ARG, "parameter '%.64s' needs a value", key);
     if (strcmp(key, "dtype") == 0) {
         enum sq_dtype d;
         if (sq_dtype_from_name(value, &d) != SQ_OK || !sq_dtype_is_quantizable(d))
-            return fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'", value);
+            return sqi_fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'", value);
         s->dtype = d;
         s->have_dtype = true;
         return SQ_OK;
@@ -122,14 +110,14 @@ enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *v
     if (strcmp(key, "name") == 0) {
         size_t n = strlen(value);
         if (n == 0 || n > SQD_NAME_MAX)
-            return fail(err, SQ_ERR_ARG, "name must be 1 to %d bytes", SQD_NAME_MAX);
+            return sqi_fail(err, SQ_ERR_ARG, "name must be 1 to %d bytes", SQD_NAME_MAX);
         for (size_t i = 0; i < n; i++) {
             if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
-                return fail(err, SQ_ERR_ARG, "name contains a control character");
+                return sqi_fail(err, SQ_ERR_ARG, "name contains a control character");
         }
         char *copy = strdup(value);
         if (!copy)
-            return fail(err, SQ_ERR_NOMEM, "out of memory");
+            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
         free(s->name);
         s->name = copy;
         return SQ_OK;
@@ -148,7 +136,7 @@ static enum sq_status json_param(struct sqd_spec *s, const char *key, json_t *v,
         snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
         return sqd_spec_param(s, key, num, err);
     }
-    return fail(err, SQ_ERR_ARG, "options: '%.64s' must be a string or an integer", key);
+    return sqi_fail(err, SQ_ERR_ARG, "options: '%.64s' must be a string or an integer", key);
 }
 
 enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, struct sq_error *err)
@@ -156,11 +144,11 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
     json_error_t je;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc)
-        return fail(err, SQ_ERR_ARG, "options: invalid JSON at line %d column %d: %s", je.line,
+        return sqi_fail(err, SQ_ERR_ARG, "options: invalid JSON at line %d column %d: %s", je.line,
                     je.column, je.text);
     enum sq_status st = SQ_OK;
     if (!json_is_object(doc)) {
-        st = fail(err, SQ_ERR_ARG, "options must be a JSON object");
+        st = sqi_fail(err, SQ_ERR_ARG, "options must be a JSON object");
         goto out;
     }
     const char *key;
@@ -173,14 +161,14 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
             size_t i, off = 0;
             json_t *d;
             if (json_array_size(v) == 0 || json_array_size(v) > SQ_MAX_RANK) {
-                st = fail(err, SQ_ERR_ARG, "options: shape must have 1 to %d dimensions",
+                st = sqi_fail(err, SQ_ERR_ARG, "options: shape must have 1 to %d dimensions",
                           SQ_MAX_RANK);
                 goto out;
             }
             json_array_foreach(v, i, d)
             {
                 if (!json_is_integer(d) || json_integer_value(d) < 1) {
-                    st = fail(err, SQ_ERR_ARG, "options: shape dimensions must be integers >= 1");
+                    st = sqi_fail(err, SQ_ERR_ARG, "options: shape dimensions must be integers >= 1");
                     goto out;
                 }
                 off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%lld", i ? "," : "",
@@ -204,12 +192,12 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
             {
                 char rule[1100];
                 if (!json_is_integer(bits)) {
-                    st = fail(err, SQ_ERR_ARG, "options: bits_for values must be integers");
+                    st = sqi_fail(err, SQ_ERR_ARG, "options: bits_for values must be integers");
                     goto out;
                 }
                 if ((size_t)snprintf(rule, sizeof(rule), "%s=%lld", pat,
                                      (long long)json_integer_value(bits)) >= sizeof(rule)) {
-                    st = fail(err, SQ_ERR_ARG, "options: bits_for pattern too long");
+                    st = sqi_fail(err, SQ_ERR_ARG, "options: bits_for pattern too long");
                     goto out;
                 }
                 if ((st = sqd_spec_param(s, key, rule, err)) != SQ_OK)
@@ -304,10 +292,10 @@ enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt
             return st;
     }
     if (s->input == SQ_FORMAT_RAW && (!s->have_dtype || s->rank == 0))
-        return fail(err, SQ_ERR_ARG,
+        return sqi_fail(err, SQ_ERR_ARG,
                     "a raw body (application/octet-stream) needs the dtype and shape parameters");
     if (s->input != SQ_FORMAT_RAW && s->input != SQ_FORMAT_AUTO && (s->have_dtype || s->rank))
-        return fail(err, SQ_ERR_ARG, "dtype and shape apply to raw input only; this body is %s",
+        return sqi_fail(err, SQ_ERR_ARG, "dtype and shape apply to raw input only; this body is %s",
                     sq_format_name(s->input));
     return SQ_OK;
 }
@@ -324,13 +312,13 @@ enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *
             if (s->have_dtype && s->rank)
                 f = SQ_FORMAT_RAW;
             else if (len == 0)
-                return fail(err, SQ_ERR_FORMAT, "the request has no body");
+                return sqi_fail(err, SQ_ERR_FORMAT, "the request has no body");
             else if (s->octet)
-                return fail(err, SQ_ERR_ARG,
+                return sqi_fail(err, SQ_ERR_ARG,
                             "a raw body (application/octet-stream) needs the dtype and shape "
                             "parameters");
             else
-                return fail(err, SQ_ERR_UNSUPPORTED,
+                return sqi_fail(err, SQ_ERR_UNSUPPORTED,
                             "unknown input format: send Content-Type application/x-npy, "
                             "application/vnd.safetensors, or application/octet-stream with "
                             "dtype and shape");
@@ -364,10 +352,10 @@ enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error
     const char *input = json_string_value(json_object_get(j, "input"));
     json_t *opts = json_object_get(j, "options"), *shape = json_object_get(j, "shape");
     if (!input || !json_is_array(opts) || !json_is_array(shape))
-        return fail(err, SQ_ERR_FORMAT, "request.json is incomplete");
+        return sqi_fail(err, SQ_ERR_FORMAT, "request.json is incomplete");
     s->octet = json_is_true(json_object_get(j, "octet"));
     if (sq_format_from_name(input, &s->input) != SQ_OK)
-        return fail(err, SQ_ERR_FORMAT, "request.json: bad input format");
+        return sqi_fail(err, SQ_ERR_FORMAT, "request.json: bad input format");
     enum sq_status st;
     const char *dtype = json_string_value(json_object_get(j, "dtype"));
     const char *name = json_string_value(json_object_get(j, "name"));
@@ -380,7 +368,7 @@ enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error
     json_array_foreach(shape, i, e)
     {
         if (i >= SQ_MAX_RANK || !json_is_integer(e) || json_integer_value(e) < 1)
-            return fail(err, SQ_ERR_FORMAT, "request.json: bad shape");
+            return sqi_fail(err, SQ_ERR_FORMAT, "request.json: bad shape");
         s->shape[i] = json_integer_value(e);
         s->rank = (unsigned)i + 1;
     }
@@ -389,7 +377,7 @@ enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error
         const char *k = json_string_value(json_array_get(e, 0));
         const char *v = json_string_value(json_array_get(e, 1));
         if (!k || !v)
-            return fail(err, SQ_ERR_FORMAT, "request.json: bad option");
+            return sqi_fail(err, SQ_ERR_FORMAT, "request.json: bad option");
         if ((st = add_opt(s, k, v, err)) != SQ_OK)
             return st;
     }

@@ -347,17 +347,22 @@ void sqd_spool_drop_input(const char *dir)
     free(in);
 }
 
-void sqd_spool_remove(const char *dir)
+/* Remove every file of a directory whose name does not start with '.'. */
+static void empty_dir(const char *dir)
 {
     DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] != '.')
-                unlinkat(dirfd(d), e->d_name, 0);
-        }
-        closedir(d);
-    }
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
+void sqd_spool_remove(const char *dir)
+{
+    empty_dir(dir);
     rmdir(dir);
 }
 
@@ -416,16 +421,8 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         return false;
     }
     /* Leftover upload files of a previous run (only the mkstemp fallback leaves names). */
-    DIR *d = opendir(ctx->tmp_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] != '.')
-                unlinkat(dirfd(d), e->d_name, 0);
-        }
-        closedir(d);
-    }
-    d = opendir(ctx->jobs_dir);
+    empty_dir(ctx->tmp_dir);
+    DIR *d = opendir(ctx->jobs_dir);
     if (!d) {
         snprintf(msg, msgsize, "spool-dir %s: %s", ctx->jobs_dir, strerror(errno));
         return false;
