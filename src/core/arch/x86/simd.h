@@ -545,11 +545,10 @@ static void simd_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan
     sqi_channel_surplus(ctx, ch, o, p.k - take, p.up, flips);
 }
 
-/* Where the channel-only pass collects its candidates (position, error). */
+/* Where the channel-only pass collects its candidates (position, error); the count is a local. */
 struct simd_cands {
     int32_t *pos;
     float *val;
-    size_t n;
 };
 
 /*
@@ -685,7 +684,7 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
     float *err = (float *)(keys + lw);
     float *f = err + lw; /* four more arrays of lw */
     struct simd_patches pt = {(uint32_t *)f, f + lw, f + 2 * lw, 0};
-    struct simd_cands cands = {(int32_t *)f, f + lw, 0};
+    struct simd_cands cands = {(int32_t *)f, f + lw};
     struct sqi_offers up = {(uint32_t *)(f + 4 * lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
     up.val = (float *)(down.pos + kw);
     down.val = up.val + kw;
