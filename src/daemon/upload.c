@@ -81,6 +81,17 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     (void)transfer_encoding;
     if (req->upload_status != SQ_OK)
         return MHD_NO;
+    /* A part without Content-Disposition (or without its name) has a NULL or empty key. */
+    if (!key || !*key) {
+        upload_fail(req, SQ_ERR_ARG,
+                    "a multipart part has no name: each part needs "
+                    "'Content-Disposition: form-data; name=\"...\"'");
+        return MHD_NO;
+    }
+    if (size && !data) {
+        upload_fail(req, SQ_ERR_FORMAT, "malformed multipart/form-data body");
+        return MHD_NO;
+    }
     if (ps->field.open && (off == 0 || strcmp(ps->field.key, key) != 0))
         flush_field(req, &ps->field);
     if (strcmp(key, "model") == 0) {

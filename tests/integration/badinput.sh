@@ -114,6 +114,14 @@ printf -- '--XyZ\r\nContent-Disposition: form-data; name="model"; filename="w.np
 head -c 500 "$T/w.npy" >>"$T/cut.mp"
 http POST /v1/quantize -H 'Content-Type: multipart/form-data; boundary=XyZ' --data-binary @"$T/cut.mp"
 case "$STATUS" in 400|422) pass ;; *) fail "multipart cut short: $STATUS" ;; esac
+# A part without Content-Disposition (NULL name from libmicrohttpd) once crashed the daemon.
+printf -- '--XyZb\r\n\r\nx\r\n--XyZb--\r\n' >"$T/noname.mp"
+http POST /v1/quantize -H 'Content-Type: multipart/form-data; boundary=XyZb' --data-binary @"$T/noname.mp"
+expect_error 400 bad_parameter "multipart part without Content-Disposition"
+printf -- '--XyZb\r\nContent-Disposition: form-data; name=""\r\n\r\nx\r\n--XyZb--\r\n' >"$T/emptyname.mp"
+http POST /v1/quantize -H 'Content-Type: multipart/form-data; boundary=XyZb' --data-binary @"$T/emptyname.mp"
+expect_error 400 bad_parameter "multipart part with an empty name"
+still_serving "after nameless multipart parts"
 # The client promises more than it sends, then hangs up (truncated upload).
 (printf 'POST /v1/quantize HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-npy\r\nContent-Length: 100000\r\n\r\n'; head -c 1000 "$T/w.npy") |
     timeout 5 curl -s --max-time 3 telnet://127.0.0.1:"$PORT" >/dev/null 2>&1 || true
