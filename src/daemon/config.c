@@ -33,6 +33,9 @@ static const struct sqd_option options[] = {
     {"spool-dir", SQD_OPT_STRING, OFF(spool_dir), "/var/lib/squantd", 0, 0, 0,
      "Directory for async jobs (inputs, state, results) and for large uploads. Created if "
      "missing."},
+    {"instance", SQD_OPT_STRING, OFF(instance), "", 0, 0, 0,
+     "Name of this instance (1-63 of a-z 0-9 -): job ids start with NAME. and other "
+     "instances' ids get 404 wrong_instance. Empty: bare ids."},
     {"auth-token-file", SQD_OPT_STRING, OFF(auth_token_file), "", 0, 0, 0,
      "File of bearer tokens, one per line (# starts a comment). Empty: no authentication. "
      "Reloaded on SIGHUP."},
@@ -362,6 +365,13 @@ bool sqd_config_check(const struct sqd_config *cfg, char *msg, size_t msgsize)
         return false;
     if (!cfg->spool_dir[0]) {
         snprintf(msg, msgsize, "spool-dir must not be empty");
+        return false;
+    }
+    if (cfg->instance[0] && !sqd_instance_valid(cfg->instance, strlen(cfg->instance))) {
+        snprintf(msg, msgsize,
+                 "instance \"%.80s\" must be 1-%d of a-z, 0-9 and -, not starting or ending "
+                 "with -",
+                 cfg->instance, SQD_INSTANCE_MAX);
         return false;
     }
     return true;

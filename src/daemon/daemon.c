@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "squantd.h"
@@ -68,6 +69,8 @@ static void ctx_free(struct sqd_ctx *ctx)
     sqd_auth_free(&ctx->auth);
     free(ctx->tmp_dir);
     free(ctx->jobs_dir);
+    if (ctx->spool_lock >= 0)
+        close(ctx->spool_lock);
     sqd_config_free(&ctx->cfg);
 }
 
@@ -75,6 +78,7 @@ int sqd_main(int argc, char **argv)
 {
     struct sqd_ctx ctx;
     memset(&ctx, 0, sizeof(ctx));
+    ctx.spool_lock = -1;
     char msg[1024] = "";
     switch (sqd_config_from_args(&ctx.cfg, argc, argv, msg, sizeof(msg))) {
     case SQD_PRINT_HELP:

@@ -94,7 +94,18 @@ static struct sqd_jobrec *find_locked(struct sqd_request *req)
 {
     struct sqd_ctx *ctx = req->ctx;
     if (!sqd_job_id_valid(req->job_id)) {
-        sqd_respond_error(req, 404, "not_found", "no such job: %.40s", req->job_id);
+        sqd_respond_error(req, 404, "not_found", "no such job: %.100s", req->job_id);
+        return NULL;
+    }
+    if (!sqd_job_id_owned(ctx->cfg.instance, req->job_id)) {
+        /* Another instance's id: never looked up here (a proxy routed it wrongly). */
+        const char *dot = strchr(req->job_id, '.');
+        sqd_respond_error(req, 404, "wrong_instance",
+                          "job %s was created by %s%.*s%s; this is %s%s%s", req->job_id,
+                          dot ? "instance \"" : "an instance without a name",
+                          dot ? (int)(dot - req->job_id) : 0, req->job_id, dot ? "\"" : "",
+                          ctx->cfg.instance[0] ? "instance \"" : "an instance without a name",
+                          ctx->cfg.instance, ctx->cfg.instance[0] ? "\"" : "");
         return NULL;
     }
     uv_mutex_lock(&ctx->reg_lock);

@@ -43,9 +43,15 @@ void sqd_jobs_release(struct sqd_ctx *ctx)
     atomic_fetch_sub(&ctx->admitted, 1);
 }
 
-void sqd_random_id(char out[SQD_JOBID_LEN + 1])
+void sqd_random_id(const char *instance, char out[SQD_JOBID_LEN + 1])
 {
-    uint8_t raw[SQD_JOBID_LEN / 2];
+    size_t pre = 0;
+    if (instance && *instance) {
+        pre = strnlen(instance, SQD_INSTANCE_MAX);
+        memcpy(out, instance, pre);
+        out[pre++] = '.';
+    }
+    uint8_t raw[SQD_JOBID_HEX / 2];
     size_t got = 0;
     while (got < sizeof(raw)) {
         ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
@@ -60,15 +66,55 @@ void sqd_random_id(char out[SQD_JOBID_LEN + 1])
     }
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
+        out[pre + 2 * i] = hex[raw[i] >> 4];
+        out[pre + 2 * i + 1] = hex[raw[i] & 15];
     }
-    out[SQD_JOBID_LEN] = '\0';
+    out[pre + SQD_JOBID_HEX] = '\0';
+}
+
+bool sqd_instance_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > SQD_INSTANCE_MAX || name[0] == '-' || name[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Length of the "INSTANCE." prefix of a valid id (0: none), or -1 if the id is not valid. */
+static ptrdiff_t id_prefix(const char *id)
+{
+    size_t n = strnlen(id, SQD_JOBID_LEN + 1);
+    if (n < SQD_JOBID_HEX || n > SQD_JOBID_LEN)
+        return -1;
+    const char *hex = id + n - SQD_JOBID_HEX;
+    if (strspn(hex, "0123456789abcdef") != SQD_JOBID_HEX)
+        return -1;
+    size_t pre = n - SQD_JOBID_HEX;
+    if (pre == 0)
+        return 0;
+    if (id[pre - 1] != '.' || !sqd_instance_valid(id, pre - 1))
+        return -1;
+    return (ptrdiff_t)pre;
 }
 
 bool sqd_job_id_valid(const char *id)
 {
-    return strlen(id) == SQD_JOBID_LEN && strspn(id, "0123456789abcdef") == SQD_JOBID_LEN;
+    return id_prefix(id) >= 0;
+}
+
+bool sqd_job_id_owned(const char *instance, const char *id)
+{
+    ptrdiff_t pre = id_prefix(id);
+    if (pre < 0)
+        return false;
+    size_t ilen = instance ? strlen(instance) : 0;
+    if (pre == 0)
+        return ilen == 0;
+    return (size_t)pre == ilen + 1 && memcmp(id, instance, ilen) == 0;
 }
 
 /* ------------------------------------------------------------ jobs */

@@ -2,6 +2,7 @@
  * The spool: async jobs on disk, so that none is lost to a crash or a
  * restart. Layout under spool-dir:
  *
+ *   lock                   flock()ed by the daemon that uses the directory (its pid)
  *   tmp/                   unlinked upload files of large sync requests
  *   jobs/<id>/input.part   an upload in progress (removed at start-up)
  *   jobs/<id>/input        the model bytes, fsynced before 202 is sent
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,7 +216,7 @@ json_t *sqd_jobrec_json(const struct sqd_jobrec *rec)
     if (!doc)
         return NULL;
     if (rec->state == SQD_DONE) {
-        char url[64];
+        char url[SQD_JOBID_LEN + 32];
         snprintf(url, sizeof(url), "/v1/jobs/%s/result", rec->id);
         json_object_set_new(doc, "result",
                             json_pack("{s:s, s:s, s:s, s:I}", "url", url, "format",
@@ -234,7 +236,7 @@ static bool rec_from_json(struct sqd_jobrec *rec, json_t *j)
     const char *state = json_string_value(json_object_get(j, "state"));
     if (!id || !sqd_job_id_valid(id) || !state)
         return false;
-    memcpy(rec->id, id, SQD_JOBID_LEN + 1);
+    snprintf(rec->id, sizeof(rec->id), "%s", id);
     rec->state = SQD_STATES;
     for (int s = 0; s < SQD_STATES; s++) {
         if (strcmp(state, sqd_state_name((enum sqd_job_state)s)) == 0)
@@ -403,6 +405,47 @@ static bool resume_job(struct sqd_ctx *ctx, struct sqd_jobrec *rec, const char *
     return true;
 }
 
+/*
+ * One daemon per spool: two would resume the same queued jobs. The lock is
+ * flock() on spool-dir/lock, held until the process ends (the kernel drops
+ * it on any exit, kill -9 included); the file holds the holder's pid.
+ */
+static bool lock_spool(struct sqd_ctx *ctx, char *msg, size_t msgsize)
+{
+    char *path = path_join(ctx->cfg.spool_dir, "lock");
+    int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640) : -1;
+    if (fd < 0) {
+        snprintf(msg, msgsize, "spool-dir %s: cannot open its lock file: %s", ctx->cfg.spool_dir,
+                 strerror(errno));
+        free(path);
+        return false;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? strspn(pid, "0123456789") : 0] = '\0';
+        if (e == EWOULDBLOCK)
+            snprintf(msg, msgsize,
+                     "spool-dir %s is in use by another squantd (pid %s holds %s); give each "
+                     "instance its own spool-dir",
+                     ctx->cfg.spool_dir, pid[0] ? pid : "unknown", path);
+        else
+            snprintf(msg, msgsize, "spool-dir %s: cannot lock %s: %s", ctx->cfg.spool_dir, path,
+                     strerror(e));
+        close(fd);
+        free(path);
+        return false;
+    }
+    free(path);
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        sqd_log(ctx, "spool: cannot write the pid to the lock file: %s", strerror(errno));
+    ctx->spool_lock = fd;
+    return true;
+}
+
 bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
 {
     ctx->tmp_dir = path_join(ctx->cfg.spool_dir, "tmp");
@@ -420,6 +463,8 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
                  strerror(errno));
         return false;
     }
+    if (!lock_spool(ctx, msg, msgsize))
+        return false;
     /* Leftover upload files of a previous run (only the mkstemp fallback leaves names). */
     empty_dir(ctx->tmp_dir);
     DIR *d = opendir(ctx->jobs_dir);
@@ -427,12 +472,15 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         snprintf(msg, msgsize, "spool-dir %s: %s", ctx->jobs_dir, strerror(errno));
         return false;
     }
-    size_t resumed = 0, kept = 0;
+    size_t resumed = 0, kept = 0, others = 0;
     struct dirent *e;
     int64_t now = (int64_t)time(NULL);
     while ((e = readdir(d))) {
-        if (!sqd_job_id_valid(e->d_name))
+        if (!sqd_job_id_owned(ctx->cfg.instance, e->d_name)) {
+            /* Another instance's job (the instance was renamed?): left alone. */
+            others += sqd_job_id_valid(e->d_name);
             continue;
+        }
         char *dir = path_join(ctx->jobs_dir, e->d_name);
         json_t *state = dir ? load_json(dir, "state.json") : NULL;
         struct sqd_jobrec *rec = calloc(1, sizeof(*rec));
@@ -467,6 +515,9 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     closedir(d);
     if (resumed || kept)
         sqd_log(ctx, "spool: %zu job(s) resumed, %zu finished job(s) kept", resumed, kept);
+    if (others)
+        sqd_log(ctx, "spool: %zu job(s) of another instance name left alone (instance = \"%s\")",
+                others, ctx->cfg.instance);
     return true;
 }
 

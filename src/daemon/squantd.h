@@ -50,6 +50,7 @@ struct sqd_config {
     char *port_file;
     char *spool_dir;
     char *auth_token_file;
+    char *instance; /* "" or a label that prefixes job ids (sqd_instance_valid) */
     uint64_t threads;
     uint64_t max_active_jobs;
     uint64_t max_queued_jobs;
@@ -340,7 +341,13 @@ const struct sqd_route *sqd_route_find(const char *method, const char *path, boo
 /* Index of a route row in the table (for metrics); the row after the last is "unmatched". */
 size_t sqd_route_index(const struct sqd_route *r);
 
-#define SQD_JOBID_LEN 32
+/*
+ * Job ids: 32 random hex digits, prefixed with "INSTANCE." when the
+ * `instance` key is set (docs/operations.md). SQD_JOBID_LEN is the longest.
+ */
+#define SQD_INSTANCE_MAX 63
+#define SQD_JOBID_HEX 32
+#define SQD_JOBID_LEN (SQD_INSTANCE_MAX + 1 + SQD_JOBID_HEX)
 
 /* NEW: headers in; DEFER: no body, answered when complete; BODY: receiving a model;
  * WAIT: a sync job runs (or has just resumed the connection); ANSWERED. */
@@ -524,9 +531,14 @@ bool sqd_jobs_init(struct sqd_ctx *ctx);
 void sqd_jobs_close(struct sqd_ctx *ctx);
 /* Begin draining (loop thread). */
 void sqd_jobs_drain(struct sqd_ctx *ctx);
-/* Random hex id of SQD_JOBID_LEN chars. */
-void sqd_random_id(char out[SQD_JOBID_LEN + 1]);
+/* A new job id: "INSTANCE." (if instance is not empty) and 32 random hex digits. */
+void sqd_random_id(const char *instance, char out[SQD_JOBID_LEN + 1]);
+/* An id of the form any instance gives (only such ids are looked up or used in paths). */
 bool sqd_job_id_valid(const char *id);
+/* A valid id that `instance` ("" = none) gives out. */
+bool sqd_job_id_owned(const char *instance, const char *id);
+/* An instance name: 1..SQD_INSTANCE_MAX of [a-z0-9-], not starting or ending with '-'. */
+bool sqd_instance_valid(const char *name, size_t len);
 /* Status document of a record (caller holds reg_lock). New reference. */
 json_t *sqd_jobrec_json(const struct sqd_jobrec *rec);
 
@@ -571,6 +583,7 @@ struct sqd_ctx {
     uint16_t port;
     char *tmp_dir;  /* spool_dir/tmp */
     char *jobs_dir; /* spool_dir/jobs */
+    int spool_lock; /* fd holding flock(spool_dir/lock), or -1 */
     uint64_t t_start;
     uint32_t reqid_prefix;
     atomic_uint_fast64_t reqid_counter;

@@ -238,7 +238,7 @@ bool sqd_upload_begin(struct sqd_request *req)
                               "retry later");
             return false;
         }
-        sqd_random_id(req->job_id);
+        sqd_random_id(ctx->cfg.instance, req->job_id);
         int fd = sqd_spool_create(ctx, req->job_id, &req->job_dir, &req->upload_err);
         if (fd < 0) {
             sqd_respond_sq(req, &req->upload_err);
@@ -449,7 +449,7 @@ void sqd_h_jobs_post(struct sqd_request *req)
     req->admitted = false; /* the queue slot is the job's now */
     sqd_jobs_submit(ctx, job);
 
-    char location[64];
+    char location[SQD_JOBID_LEN + 16];
     snprintf(location, sizeof(location), "/v1/jobs/%s", req->job_id);
     size_t n = 0;
     char *text = sqd_json_text(doc, SQD_JSON_FLAGS, &n);

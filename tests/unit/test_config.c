@@ -101,6 +101,23 @@ START_TEST(test_args)
     char *stray[] = {"squantd", "serve", NULL};
     ck_assert_int_eq(sqd_config_from_args(&c, 2, stray, msg, sizeof(msg)), SQD_CLI_ERROR);
     sqd_config_free(&c);
+    char *inst[] = {"squantd", "--instance", "squantd-0", NULL};
+    ck_assert_int_eq(sqd_config_from_args(&c, 3, inst, msg, sizeof(msg)), SQD_RUN);
+    ck_assert_str_eq(c.instance, "squantd-0");
+    sqd_config_free(&c);
+    const char *bad_names[] = {"Upper",
+                               "a.b",
+                               "-a",
+                               "a-",
+                               "a b",
+                               "a/b",
+                               "0123456789012345678901234567890123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        char *argv_bad[] = {"squantd", "--instance", (char *)bad_names[i], NULL};
+        ck_assert_int_eq(sqd_config_from_args(&c, 3, argv_bad, msg, sizeof(msg)), SQD_CLI_ERROR);
+        ck_assert_msg(strstr(msg, "instance") != NULL, "%s", msg);
+        sqd_config_free(&c);
+    }
     char *check[] = {"squantd", "--check-config", NULL};
     ck_assert_int_eq(sqd_config_from_args(&c, 2, check, msg, sizeof(msg)), SQD_CHECK_CONFIG);
     sqd_config_free(&c);

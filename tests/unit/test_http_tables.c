@@ -193,12 +193,57 @@ START_TEST(test_ct_equal)
     ck_assert(!sqd_job_id_valid("0123456789ABCDEF0123456789abcdef"));
     ck_assert(!sqd_job_id_valid("../../etc/passwd"));
     char id[SQD_JOBID_LEN + 1], id2[SQD_JOBID_LEN + 1];
-    sqd_random_id(id);
-    sqd_random_id(id2);
+    sqd_random_id("", id);
+    sqd_random_id("", id2);
     ck_assert(sqd_job_id_valid(id) && strcmp(id, id2) != 0);
+    ck_assert(strlen(id) == 32 && sqd_job_id_owned("", id) && !sqd_job_id_owned("a", id));
     ck_assert(sqd_request_id_valid("abc-1.2_3"));
     ck_assert(!sqd_request_id_valid("a b"));
     ck_assert(!sqd_request_id_valid(""));
+}
+END_TEST
+
+/* Instance names and the ids they give out (docs/operations.md, "Instances"). */
+START_TEST(test_instance_ids)
+{
+    ck_assert(sqd_instance_valid("a", 1));
+    ck_assert(sqd_instance_valid("squantd-0", 9));
+    ck_assert(!sqd_instance_valid("", 0));
+    ck_assert(!sqd_instance_valid("-a", 2));
+    ck_assert(!sqd_instance_valid("a-", 2));
+    ck_assert(!sqd_instance_valid("A", 1));
+    ck_assert(!sqd_instance_valid("a.b", 3));
+    ck_assert(!sqd_instance_valid("a/b", 3));
+    char longname[SQD_INSTANCE_MAX + 2];
+    memset(longname, 'x', sizeof(longname));
+    ck_assert(sqd_instance_valid(longname, SQD_INSTANCE_MAX));
+    ck_assert(!sqd_instance_valid(longname, SQD_INSTANCE_MAX + 1));
+
+    char id[SQD_JOBID_LEN + 1];
+    sqd_random_id("squantd-0", id);
+    ck_assert_int_eq(strncmp(id, "squantd-0.", 10), 0);
+    ck_assert_uint_eq(strlen(id), 10 + 32);
+    ck_assert_uint_eq(strspn(id + 10, "0123456789abcdef"), 32);
+    ck_assert(sqd_job_id_valid(id));
+    ck_assert(sqd_job_id_owned("squantd-0", id));
+    ck_assert(!sqd_job_id_owned("squantd-1", id));
+    ck_assert(!sqd_job_id_owned("squantd", id));
+    ck_assert(!sqd_job_id_owned("squantd-00", id));
+    ck_assert(!sqd_job_id_owned("", id));
+    memset(longname, 'x', sizeof(longname));
+    longname[SQD_INSTANCE_MAX] = '\0';
+    sqd_random_id(longname, id);
+    ck_assert_uint_eq(strlen(id), SQD_JOBID_LEN);
+    ck_assert(sqd_job_id_owned(longname, id));
+
+    ck_assert(sqd_job_id_valid("b.0123456789abcdef0123456789abcdef"));
+    ck_assert(!sqd_job_id_valid(".0123456789abcdef0123456789abcdef"));
+    ck_assert(!sqd_job_id_valid("-b.0123456789abcdef0123456789abcdef"));
+    ck_assert(!sqd_job_id_valid("B.0123456789abcdef0123456789abcdef"));
+    ck_assert(!sqd_job_id_valid("b_0123456789abcdef0123456789abcdef"));
+    ck_assert(!sqd_job_id_valid("b.0123456789abcdef0123456789abcde"));
+    ck_assert(!sqd_job_id_valid("../b.0123456789abcdef0123456789abcdef"));
+    ck_assert(!sqd_job_id_valid("b.c.0123456789abcdef0123456789abcdef"));
 }
 END_TEST
 
@@ -217,6 +262,7 @@ static Suite *tables_suite(void)
     tc = tcase_create("body_auth");
     tcase_add_test(tc, test_body);
     tcase_add_test(tc, test_ct_equal);
+    tcase_add_test(tc, test_instance_ids);
     suite_add_tcase(s, tc);
     return s;
 }

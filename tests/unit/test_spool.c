@@ -19,6 +19,7 @@ static char root[64];
 static void setup(void)
 {
     memset(&ctx, 0, sizeof(ctx));
+    ctx.spool_lock = -1;
     ck_assert(sqd_config_defaults(&ctx.cfg));
     strcpy(root, "/tmp/sqd-spool-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(root));
@@ -50,6 +51,8 @@ static void teardown(void)
     ck_assert_int_eq(system(cmd), 0);
     free(ctx.tmp_dir);
     free(ctx.jobs_dir);
+    if (ctx.spool_lock >= 0)
+        close(ctx.spool_lock);
     sqd_config_free(&ctx.cfg);
 }
 
@@ -87,7 +90,7 @@ static void make_job(const char *id, enum sqd_job_state state, int64_t age)
     ck_assert_int_eq(mkdir(job_dir(id), 0750), 0);
     struct sqd_jobrec rec;
     memset(&rec, 0, sizeof(rec));
-    memcpy(rec.id, id, SQD_JOBID_LEN + 1);
+    snprintf(rec.id, sizeof(rec.id), "%s", id);
     rec.state = state;
     rec.created = (int64_t)time(NULL) - age - 5;
     rec.finished = age ? (int64_t)time(NULL) - age : 0;
@@ -201,6 +204,62 @@ START_TEST(test_result_atomic)
 }
 END_TEST
 
+/* A second daemon on the same spool-dir is refused while the first holds the lock. */
+START_TEST(test_lock)
+{
+    char msg[512];
+    ck_assert_msg(sqd_spool_open(&ctx, msg, sizeof(msg)), "%s", msg);
+    ck_assert_int_ge(ctx.spool_lock, 0);
+    struct sqd_ctx other;
+    memset(&other, 0, sizeof(other));
+    other.spool_lock = -1;
+    ck_assert_int_eq(uv_mutex_init(&other.log_lock), 0);
+    ck_assert(sqd_config_defaults(&other.cfg));
+    free(other.cfg.spool_dir);
+    other.cfg.spool_dir = strdup(root);
+    ck_assert(!sqd_spool_open(&other, msg, sizeof(msg)));
+    ck_assert_msg(strstr(msg, "in use by another squantd") != NULL, "%s", msg);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid %ld holds", (long)getpid());
+    ck_assert_msg(strstr(msg, pid) != NULL, "%s", msg);
+    ck_assert_int_eq(other.spool_lock, -1);
+    /* The holder ends (its fd closes): the spool is free again. */
+    close(ctx.spool_lock);
+    ctx.spool_lock = -1;
+    free(other.tmp_dir);
+    free(other.jobs_dir);
+    ck_assert_msg(sqd_spool_open(&other, msg, sizeof(msg)), "%s", msg);
+    ck_assert_int_ge(other.spool_lock, 0);
+    close(other.spool_lock);
+    free(other.tmp_dir);
+    free(other.jobs_dir);
+    sqd_config_free(&other.cfg);
+    uv_mutex_destroy(&other.log_lock);
+}
+END_TEST
+
+#define ID_A "a.0000000000000000000000000000000a"
+#define ID_B "b.0000000000000000000000000000000b"
+
+/* With an instance name, start-up takes only its own jobs and leaves the others' alone. */
+START_TEST(test_instance_startup)
+{
+    free(ctx.cfg.instance);
+    ctx.cfg.instance = strdup("a");
+    make_job(ID_A, SQD_DONE, 10);
+    make_job(ID_B, SQD_DONE, 10);
+    make_job(ID_DONE, SQD_DONE, 10); /* a bare id, from before the instance had a name */
+    char msg[256];
+    ck_assert_msg(sqd_spool_open(&ctx, msg, sizeof(msg)), "%s", msg);
+    ck_assert_ptr_nonnull(sqd_reg_find(&ctx, ID_A));
+    ck_assert_ptr_null(sqd_reg_find(&ctx, ID_B));
+    ck_assert_ptr_null(sqd_reg_find(&ctx, ID_DONE));
+    ck_assert_uint_eq(ctx.nrecs, 1);
+    ck_assert(exists(job_dir(ID_B), "state.json"));
+    ck_assert(exists(job_dir(ID_DONE), "state.json"));
+}
+END_TEST
+
 static Suite *spool_suite(void)
 {
     Suite *s = suite_create("spool");
@@ -209,6 +268,8 @@ static Suite *spool_suite(void)
     tcase_add_test(tc, test_startup);
     tcase_add_test(tc, test_expire);
     tcase_add_test(tc, test_result_atomic);
+    tcase_add_test(tc, test_lock);
+    tcase_add_test(tc, test_instance_startup);
     suite_add_tcase(s, tc);
     return s;
 }
