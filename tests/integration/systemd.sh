@@ -1,7 +1,8 @@
 #!/bin/sh
-# systemd/squantd.service passes `systemd-analyze verify`, with its paths
-# pointed at this build, and the daemon speaks the notify protocol:
-# READY=1 once it listens, STOPPING=1 on SIGTERM.
+# systemd/squantd.service and the template systemd/squantd@.service pass
+# `systemd-analyze verify` with their paths pointed at this build, the
+# example instance configuration is valid, and the daemon speaks the notify
+# protocol: READY=1 once it listens, STOPPING=1 on SIGTERM.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
 if command -v systemd-analyze >/dev/null 2>&1; then
@@ -20,9 +21,36 @@ if command -v systemd-analyze >/dev/null 2>&1; then
         '#MemoryMax=' DynamicUser=yes; do
         check "unit has $k" grep -q "^$k" "$T/unit/squantd.service"
     done
+    # The template unit for several instances (squantd@NAME), the same way.
+    sed -e "s|@sbindir@|$bindir|g" -e "s|@sysconfdir@|$(cd "$top_srcdir/etc" && pwd)|g" \
+        -e "s|@docdir@|/usr/share/doc/squantd|g" "$top_srcdir/systemd/squantd@.service.in" \
+        >"$T/unit/squantd@.service"
+    cp "$T/unit/squantd@.service" "$T/unit/squantd@b.service"
+    for u in squantd@.service squantd@b.service; do
+        rc=0
+        systemd-analyze verify "$T/unit/$u" >"$T/verify.out" 2>&1 || rc=$?
+        check "systemd-analyze verify $u exits 0" [ "$rc" = 0 ]
+        check "and prints nothing: $(cat "$T/verify.out")" [ ! -s "$T/verify.out" ]
+    done
+    for k in Type=notify ExecStartPre= ExecReload= Restart= 'StateDirectory=squantd/%i' \
+        'RuntimeDirectory=squantd/%i' ProtectSystem=strict PrivateTmp=yes NoNewPrivileges=yes \
+        DynamicUser=yes; do
+        check "template unit has $k" grep -q "^$k" "$T/unit/squantd@.service"
+    done
+    for k in ExecStartPre ExecStart; do
+        check "$k gives the instance its name, spool and config" grep -q \
+            "^$k=.*--config .*/squantd@%i.conf --instance %i --spool-dir %S/squantd/%i\$" "$T/unit/squantd@.service"
+    done
 else
     echo "systemd-analyze not found: unit not verified"
 fi
+
+# The example configuration of one instance, as the template unit runs it.
+rc=0
+"$SQUANTD" --check-config --config "$top_srcdir/etc/squantd@.conf.example" --instance b \
+    --spool-dir "$T/spool-b" >"$T/check.out" 2>&1 || rc=$?
+check "squantd@.conf.example passes --check-config: $(cat "$T/check.out")" [ "$rc" = 0 ]
+check "it listens on its own port" grep -q '^listen = 127.0.0.1:8081$' "$top_srcdir/etc/squantd@.conf.example"
 
 # The notify protocol, over a datagram socket of our own (Python's stdlib).
 if $PYTHON -c 'import socket; socket.AF_UNIX' 2>/dev/null; then
