@@ -143,6 +143,9 @@ int sqd_main(int argc, char **argv)
     sqd_log(&ctx, "squantd %s listening on %s (port %u), %u threads, %u active jobs, spool %s%s",
             SQ_VERSION_STRING, ctx.cfg.listen, ctx.port, ctx.pool_size, ctx.max_active,
             ctx.cfg.spool_dir, ctx.auth.enabled ? ", bearer auth" : "");
+    if (ctx.cfg.instance[0])
+        sqd_log(&ctx, "instance %s: job ids start with \"%s.\"", ctx.cfg.instance,
+                ctx.cfg.instance);
     sqd_notify("READY=1");
     uv_run(&loop, UV_RUN_DEFAULT);
     sqd_http_stop(&ctx);

@@ -53,6 +53,7 @@ for name in squantd-a squantd-b; do
     check "second daemon ($name) on a held spool exits 1 (got $rc)" [ "$rc" = 1 ]
     check "and says why: $(cat "$T/second.log")" grep -q "is in use by another squantd (pid $SQD_PID holds" "$T/second.log"
 done
+check "the start-up log names the instance" grep -q "instance squantd-a: job ids start with" "$T/daemon.log"
 check "the lock file names the holder" [ "$(cat "$T/spool/lock")" = "$SQD_PID" ]
 still_serving "a refused second daemon"
 stop_daemon 0
