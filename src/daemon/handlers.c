@@ -161,12 +161,30 @@ void sqd_h_job_delete(struct sqd_request *req)
     sqd_respond(req, 204, NULL, NULL, 0);
 }
 
-void sqd_h_job_result(struct sqd_request *req)
+bool sqd_job_visible(const struct sqd_request *req, const struct sqd_jobrec *rec)
+{
+    (void)req;
+    (void)rec;
+    return true;
+}
+
+/*
+ * Answer the file `name` of a finished job's spool directory (result,
+ * report.json): 409 while the job runs, the job's own error when it failed
+ * or was cancelled, 404 when the file was never written.
+ */
+static void answer_job_file(struct sqd_request *req, const char *name, const char *content_type)
 {
     struct sqd_ctx *ctx = req->ctx;
     struct sqd_jobrec *rec = find_locked(req);
     if (!rec)
         return;
+    if (!sqd_job_visible(req, rec)) {
+        uv_mutex_unlock(&ctx->reg_lock);
+        sqd_respond_error(req, 404, "not_found", "no such job: %s (unknown, expired or deleted)",
+                          req->job_id);
+        return;
+    }
     enum sqd_job_state state = rec->state;
     enum sq_format fmt = rec->out_format;
     json_t *error = rec->error ? json_deep_copy(rec->error) : NULL;
@@ -192,16 +210,121 @@ void sqd_h_job_result(struct sqd_request *req)
     char *dir = sqd_spool_job_dir(ctx, req->job_id);
     char path[4200];
     int fd = -1;
-    if (dir && (size_t)snprintf(path, sizeof(path), "%s/result", dir) < sizeof(path))
+    if (dir && (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) < sizeof(path))
         fd = open(path, O_RDONLY | O_CLOEXEC);
     free(dir);
+    int e = errno;
     struct stat st;
+    if (fd < 0 && e == ENOENT && strcmp(name, "result") != 0) {
+        sqd_respond_error(req, 404, "not_found",
+                          "job %s has no %s (it finished before this daemon version kept one)",
+                          req->job_id, name);
+        return;
+    }
     if (fd < 0 || fstat(fd, &st) != 0) {
+        e = errno;
         if (fd >= 0)
             close(fd);
         sqd_respond_error(req, 500, sq_status_name(SQ_ERR_IO),
-                          "the result of job %s cannot be read: %s", req->job_id, strerror(errno));
+                          "the %s of job %s cannot be read: %s", name, req->job_id, strerror(e));
         return;
     }
-    sqd_respond_fd(req, 200, sqd_format_mime(fmt), fd, (uint64_t)st.st_size);
+    sqd_respond_fd(req, 200, content_type ? content_type : sqd_format_mime(fmt), fd,
+                   (uint64_t)st.st_size);
+}
+
+void sqd_h_job_result(struct sqd_request *req)
+{
+    answer_job_file(req, "result", NULL);
+}
+
+void sqd_h_job_report(struct sqd_request *req)
+{
+    answer_job_file(req, "report.json", "application/json");
+}
+
+/* Newest first: later creation, then the larger id (ids are random: a fixed tie-break). */
+static int newer_first(const void *a, const void *b)
+{
+    const struct sqd_jobrec *x = *(const struct sqd_jobrec *const *)a;
+    const struct sqd_jobrec *y = *(const struct sqd_jobrec *const *)b;
+    if (x->created != y->created)
+        return x->created > y->created ? -1 : 1;
+    return -strcmp(x->id, y->id);
+}
+
+/* Whether a record comes after the cursor (created, id) in newest-first order. */
+static bool after_cursor(const struct sqd_jobrec *rec, int64_t created, const char *id)
+{
+    return rec->created < created || (rec->created == created && strcmp(rec->id, id) < 0);
+}
+
+/*
+ * Parse "CREATED.ID" (what next_cursor holds): unix seconds, a dot, a job id.
+ * Clients treat it as opaque.
+ */
+static bool parse_cursor(const char *text, int64_t *created, char id[SQD_JOBID_LEN + 1])
+{
+    size_t digits = strspn(text, "0123456789");
+    if (digits == 0 || digits > 18 || text[digits] != '.' || !sqd_job_id_valid(text + digits + 1))
+        return false;
+    *created = (int64_t)strtoll(text, NULL, 10);
+    memcpy(id, text + digits + 1, SQD_JOBID_LEN + 1);
+    return true;
+}
+
+void sqd_h_jobs_list(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    const char *ltext = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *ctext = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "cursor");
+    size_t limit = SQD_JOBS_PAGE_DEFAULT;
+    if (ltext) {
+        size_t n = strspn(ltext, "0123456789");
+        long v = n > 0 && n <= 4 && ltext[n] == '\0' ? strtol(ltext, NULL, 10) : 0;
+        if (v < 1 || v > SQD_JOBS_PAGE_MAX) {
+            sqd_respond_error(req, 400, sq_status_name(SQ_ERR_ARG),
+                              "limit must be an integer 1..%d, not '%.40s'", SQD_JOBS_PAGE_MAX,
+                              ltext);
+            return;
+        }
+        limit = (size_t)v;
+    }
+    bool have_cursor = ctext != NULL;
+    int64_t c_created = 0;
+    char c_id[SQD_JOBID_LEN + 1] = "";
+    if (have_cursor && !parse_cursor(ctext, &c_created, c_id)) {
+        sqd_respond_error(req, 400, sq_status_name(SQ_ERR_ARG),
+                          "cursor '%.60s' is not one this daemon gave out (next_cursor of a page)",
+                          ctext);
+        return;
+    }
+    uv_mutex_lock(&ctx->reg_lock);
+    struct sqd_jobrec **sel = malloc((ctx->nrecs ? ctx->nrecs : 1) * sizeof(*sel));
+    json_t *jobs = json_array();
+    size_t n = 0;
+    for (size_t i = 0; sel && i < ctx->nrecs; i++) {
+        struct sqd_jobrec *rec = ctx->recs[i];
+        if (sqd_job_visible(req, rec) && (!have_cursor || after_cursor(rec, c_created, c_id)))
+            sel[n++] = rec;
+    }
+    if (sel)
+        qsort(sel, n, sizeof(*sel), newer_first);
+    bool ok = sel && jobs;
+    for (size_t i = 0; ok && i < n && i < limit; i++)
+        ok = json_array_append_new(jobs, sqd_jobrec_json(sel[i])) == 0;
+    char next[64] = "";
+    if (ok && n > limit)
+        snprintf(next, sizeof(next), "%lld.%s", (long long)sel[limit - 1]->created,
+                 sel[limit - 1]->id);
+    uv_mutex_unlock(&ctx->reg_lock);
+    free(sel);
+    if (!ok) {
+        json_decref(jobs);
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
+        return;
+    }
+    sqd_respond_jsonv(req, 200,
+                      json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor",
+                                next[0] ? json_string(next) : json_null()));
 }

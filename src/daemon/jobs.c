@@ -271,19 +271,25 @@ static void write_work(uv_work_t *w)
     job->t.written = sqd_now_ns();
     if (!job->async)
         return; /* the input is freed after the answer has been handed over (finish) */
-    /* The plan, the model and the input are not needed any more: free them here, off the loop. */
-    sq_plan_free(job->plan);
-    job->plan = NULL;
-    sq_model_free(&job->model);
-
     enum sqd_job_state st = final_state(job);
     if (st == SQD_DONE) {
-        enum sq_status s = sqd_spool_write_result(job->dir, job->out, job->out_len, &job->err);
+        /* The report first: a job whose result exists always has its report. */
+        char *report = NULL;
+        enum sq_status s = sq_plan_report_json(job->plan, false, &report, &job->err);
+        if (s == SQ_OK)
+            s = sqd_spool_write_report(job->dir, report, &job->err);
+        free(report);
+        if (s == SQ_OK)
+            s = sqd_spool_write_result(job->dir, job->out, job->out_len, &job->err);
         if (s != SQ_OK) {
             job->status = s;
             st = SQD_FAILED;
         }
     }
+    /* The plan, the model and the input are not needed any more: free them here, off the loop. */
+    sq_plan_free(job->plan);
+    job->plan = NULL;
+    sq_model_free(&job->model);
     struct sqd_jobrec snapshot;
     uv_mutex_lock(&ctx->reg_lock);
     if (st == SQD_DONE)

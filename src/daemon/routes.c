@@ -12,9 +12,11 @@
 static const struct sqd_route routes[] = {
     {"/v1/quantize",          "POST",   sqd_h_quantize,   SQD_ROUTE_BODY},
     {"/v1/jobs",              "POST",   sqd_h_jobs_post,  SQD_ROUTE_BODY},
+    {"/v1/jobs",              "GET",    sqd_h_jobs_list,  0},
     {"/v1/jobs/{id}",         "GET",    sqd_h_job_get,    0},
     {"/v1/jobs/{id}",         "DELETE", sqd_h_job_delete, 0},
     {"/v1/jobs/{id}/result",  "GET",    sqd_h_job_result, 0},
+    {"/v1/jobs/{id}/report",  "GET",    sqd_h_job_report, 0},
     {"/v1/info",              "GET",    sqd_h_info,       0},
     {"/healthz",              "GET",    sqd_h_healthz,    SQD_ROUTE_NOAUTH},
     {"/readyz",               "GET",    sqd_h_readyz,     SQD_ROUTE_NOAUTH},

@@ -9,6 +9,7 @@
  *   jobs/<id>/request.json how to read them and the options (struct sqd_spec)
  *   jobs/<id>/state.json   the job record (struct sqd_jobrec), replaced atomically
  *   jobs/<id>/result       the result, written as result.tmp, fsynced, renamed
+ *   jobs/<id>/report.json  the per-layer report of a done job, written before the result
  *
  * Every file is written to a temporary name, fsynced and renamed, and the
  * directory fsynced, so a crash leaves either the old or the new version.
@@ -339,6 +340,11 @@ enum sq_status sqd_spool_write_result(const char *dir, const uint8_t *data, size
                                       struct sq_error *err)
 {
     return write_atomic(dir, "result", data, len, err);
+}
+
+enum sq_status sqd_spool_write_report(const char *dir, const char *text, struct sq_error *err)
+{
+    return write_atomic(dir, "report.json", text, strlen(text), err);
 }
 
 void sqd_spool_drop_input(const char *dir)

@@ -38,6 +38,7 @@
 struct sqd_ctx;
 struct sqd_request;
 struct sqd_job;
+struct sqd_jobrec;
 
 /* ------------------------------------------------------------------ config.c */
 
@@ -429,6 +430,19 @@ void sqd_h_jobs_post(struct sqd_request *req);
 void sqd_h_job_get(struct sqd_request *req);
 void sqd_h_job_delete(struct sqd_request *req);
 void sqd_h_job_result(struct sqd_request *req);
+void sqd_h_jobs_list(struct sqd_request *req);
+void sqd_h_job_report(struct sqd_request *req);
+/*
+ * Whether the caller of `req` may see job `rec` (caller holds reg_lock): the
+ * one place GET /v1/jobs and GET /v1/jobs/{id}/report ask. Records carry no
+ * owner yet, so every authorized caller sees every job; job ownership by
+ * token is decided here when it lands.
+ */
+bool sqd_job_visible(const struct sqd_request *req, const struct sqd_jobrec *rec);
+
+/* GET /v1/jobs paging: default and largest `limit`. */
+#define SQD_JOBS_PAGE_DEFAULT 20
+#define SQD_JOBS_PAGE_MAX 100
 
 /* upload.c: the body-carrying requests. */
 /* First call (headers complete): set up the sink and the parameters. False = answered. */
@@ -559,6 +573,8 @@ enum sq_status sqd_spool_write_state(const char *dir, const struct sqd_jobrec *r
 /* Write the result atomically (tmp, fsync, rename, fsync dir). */
 enum sq_status sqd_spool_write_result(const char *dir, const uint8_t *data, size_t len,
                                       struct sq_error *err);
+/* Write the report document of a finished job (report.json) atomically. */
+enum sq_status sqd_spool_write_report(const char *dir, const char *text, struct sq_error *err);
 /* Remove the input of a job that will not run again. */
 void sqd_spool_drop_input(const char *dir);
 /* Remove a job's files and directory. */
