@@ -3,6 +3,7 @@
  *
  *   squant quantize [options] IN -o OUT
  *   squant inspect FILE
+ *   squant report [--json] FILE
  *   squant dequantize IN -o OUT
  *
  * Exit status: 0 success, 1 the input or the work failed, 2 usage error.
@@ -16,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include <squant/squant.h>
@@ -25,6 +27,7 @@
 static const char usage_text[] =
     "usage: squant quantize [options] IN -o OUT\n"
     "       squant inspect FILE\n"
+    "       squant report [--json] FILE   the report stored in a quantized file\n"
     "       squant dequantize IN -o OUT\n"
     "       squant --version | --help\n"
     "\n"
@@ -212,8 +215,8 @@ static void after_cb(uv_work_t *req, int status)
 static int run_plan(struct sq_plan *plan, bool progress, const char *path)
 {
     size_t n = sq_plan_item_count(plan), layers = sq_plan_layer_count(plan);
-    struct runner r = {.plan = plan, .failed_item = SIZE_MAX, .total_layers = layers,
-                       .progress = progress};
+    struct runner r = {
+        .plan = plan, .failed_item = SIZE_MAX, .total_layers = layers, .progress = progress};
     r.reqs = calloc(n, sizeof *r.reqs);
     r.errs = calloc(n, sizeof *r.errs);
     r.status = calloc(n, sizeof *r.status);
@@ -262,36 +265,106 @@ static void print_shape(char *buf, size_t size, unsigned rank, const int64_t *sh
         snprintf(buf, size, "scalar");
 }
 
-static void print_table(const struct sq_plan *plan)
+/* A number of a report object, 0 when absent. */
+static double num(json_t *o, const char *key)
 {
-    size_t n = sq_plan_layer_count(plan);
+    return json_number_value(json_object_get(o, key));
+}
+
+/* A fraction as a percentage cell: "67.7%". */
+static void print_pct(double f)
+{
+    printf(" %10.1f%%", 100.0 * f);
+}
+
+/*
+ * The report as a table: what SQuant optimizes first (how much smaller the
+ * largest kernel and channel residual are than round to nearest's, then
+ * the residuals themselves), then the element-wise errors, the flips, and
+ * what identifies the layer. `ms` only when the report has timings (a fresh
+ * run; a stored report has none).
+ */
+static int print_table(json_t *report, FILE *err_out)
+{
+    json_t *layers = json_object_get(report, "layers"), *total = json_object_get(report, "total");
+    if (!json_is_array(layers) || !json_is_object(total)) {
+        fputs("squant: the report has no layers or no total\n", err_out);
+        return -1;
+    }
+    bool timed = json_object_get(total, "seconds") != NULL;
     int w = 5;
-    for (size_t i = 0; i < n; i++) {
-        struct sq_layer_info info;
-        sq_plan_layer_info(plan, i, &info);
-        int len = (int)strlen(info.name);
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l)
+    {
+        const char *name = json_string_value(json_object_get(l, "name"));
+        int len = name ? (int)strlen(name) : 0;
         w = len > w ? (len < 60 ? len : 60) : w;
     }
-    printf("%-*s  %-14s %4s %12s %12s %8s %9s\n", w, "layer", "shape", "bits", "mse", "rtn_mse",
-           "flips", "ms");
-    struct sq_report total;
-    sq_report_init(&total);
-    double seconds = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        struct sq_layer_info info;
-        sq_plan_layer_info(plan, i, &info);
-        const struct sq_report *r = &info.report;
-        char shape[64];
-        print_shape(shape, sizeof shape, info.rank, info.shape);
-        printf("%-*s  %-14s %4u %12.4e %12.4e %8llu %9.3f\n", w, info.name, shape, info.bits,
-               r->sse / (double)r->weights, r->rtn_sse / (double)r->weights,
-               (unsigned long long)r->flips, info.seconds * 1e3);
-        sq_report_merge(&total, r);
-        seconds += info.seconds;
+    printf("%-*s  %11s %11s %11s %11s %11s %11s %11s %11s %7s %7s %7s %4s  %-*s%s\n", w, "layer",
+           "kernel_cut", "channel_cut", "kernel_res", "rtn_kernel", "channel_res", "rtn_channel",
+           "mse", "rtn_mse", "flips", "k_flips", "c_flips", "bits", timed ? 14 : 0, "shape",
+           timed ? "        ms" : "");
+    json_array_foreach(layers, i, l)
+    {
+        char shape[64] = "";
+        size_t o = 0, d;
+        json_t *dim;
+        json_array_foreach(json_object_get(l, "shape"), d, dim)
+        {
+            if (o < sizeof shape)
+                o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%lld", d ? "x" : "",
+                                      (long long)json_integer_value(dim));
+        }
+        printf("%-*s ", w, json_string_value(json_object_get(l, "name")));
+        print_pct(num(l, "kernel_residual_reduction"));
+        print_pct(num(l, "channel_residual_reduction"));
+        printf(" %11.4f %11.4f %11.4f %11.4f %11.4e %11.4e %7lld %7lld %7lld %4lld  %-*s",
+               num(l, "max_kernel_residual"), num(l, "rtn_max_kernel_residual"),
+               num(l, "max_channel_residual"), num(l, "rtn_max_channel_residual"), num(l, "mse"),
+               num(l, "rtn_mse"), (long long)json_integer_value(json_object_get(l, "flips")),
+               (long long)json_integer_value(json_object_get(l, "kernel_flips")),
+               (long long)json_integer_value(json_object_get(l, "channel_flips")),
+               (long long)json_integer_value(json_object_get(l, "bits")), timed ? 14 : 0, shape);
+        if (timed)
+            printf(" %9.3f", num(l, "seconds") * 1e3);
+        putchar('\n');
     }
-    printf("%-*s  %-14zu %4s %12.4e %12.4e %8llu %9.3f\n", w, "total", (size_t)total.weights, "",
-           total.sse / (double)total.weights, total.rtn_sse / (double)total.weights,
-           (unsigned long long)total.flips, seconds * 1e3);
+    printf("%-*s ", w, "total");
+    print_pct(num(total, "kernel_residual_reduction"));
+    print_pct(num(total, "channel_residual_reduction"));
+    printf(" %11s %11s %11s %11s %11.4e %11.4e %7lld %7s %7s %4s  %-*lld", "", "", "", "",
+           num(total, "mse"), num(total, "rtn_mse"),
+           (long long)json_integer_value(json_object_get(total, "flips")), "", "", "",
+           timed ? 14 : 0, (long long)json_integer_value(json_object_get(total, "weights")));
+    if (timed)
+        printf(" %9.3f", num(total, "seconds") * 1e3);
+    putchar('\n');
+    return 0;
+}
+
+/* Print a report document (text) as the table, or as indented JSON. */
+static int print_report(const char *text, bool json, const char *path)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(doc)) {
+        fprintf(stderr, "squant: %s: the report is not a JSON object (%s)\n", path, jerr.text);
+        json_decref(doc);
+        return -1;
+    }
+    int rc = 0;
+    if (json) {
+        char *out = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+        if (out)
+            printf("%s\n", out);
+        rc = out ? 0 : -1;
+        free(out);
+    } else {
+        rc = print_table(doc, stderr);
+    }
+    json_decref(doc);
+    return rc;
 }
 
 static int set_option(struct sq_options *opt, const char *key, const char *value)
@@ -307,14 +380,19 @@ static int set_option(struct sq_options *opt, const char *key, const char *value
 
 static int cmd_quantize(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"bits", required_argument, NULL, 'b'},    {"mode", required_argument, NULL, 'm'},
-        {"scheme", required_argument, NULL, 's'},  {"include", required_argument, NULL, 'i'},
-        {"exclude", required_argument, NULL, 'x'}, {"bits-for", required_argument, NULL, 'B'},
-        {"format", required_argument, NULL, 'f'},  {"threads", required_argument, NULL, 't'},
-        {"impl", required_argument, NULL, 'I'},    {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"bits", required_argument, NULL, 'b'},
+                                             {"mode", required_argument, NULL, 'm'},
+                                             {"scheme", required_argument, NULL, 's'},
+                                             {"include", required_argument, NULL, 'i'},
+                                             {"exclude", required_argument, NULL, 'x'},
+                                             {"bits-for", required_argument, NULL, 'B'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"impl", required_argument, NULL, 'I'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {NULL, 0, NULL, 0}};
     static const struct {
         int flag;
         const char *key;
@@ -387,14 +465,13 @@ static int cmd_quantize(int argc, char **argv)
         else if (write_output(out_path, out, out_len) == 0)
             rc = 0;
     }
-    if (rc == 0 && json) { /* asked for explicitly: printed even with --quiet */
-        char *text;
-        if (sq_plan_report_json(plan, true, &text, &err) == SQ_OK) {
-            printf("%s\n", text);
-            free(text);
-        }
-    } else if (rc == 0 && !quiet) {
-        print_table(plan);
+    /* --json is asked for explicitly: printed even with --quiet. */
+    if (rc == 0 && (json || !quiet)) {
+        char *text = NULL;
+        if (sq_plan_report_json(plan, true, &text, &err) != SQ_OK ||
+            print_report(text, json, in_path) != 0)
+            rc = 1;
+        free(text);
     }
     free(out);
     sq_plan_free(plan);
@@ -427,6 +504,57 @@ static int cmd_inspect(int argc, char **argv)
     sq_model_free(&model);
     input_close(&in);
     return 0;
+}
+
+/*
+ * The report a quantized file carries: the metadata entry "squant", however
+ * the format stores it. Safetensors keeps it in __metadata__; a format
+ * whose parser fills the model's metadata the same way (ONNX's
+ * metadata_props) needs nothing here. Borrowed from the model, or NULL.
+ */
+static const char *stored_report(const struct sq_model *model)
+{
+    for (size_t i = 0; i < model->meta_count; i++)
+        if (strcmp(model->meta[i].key, "squant") == 0)
+            return model->meta[i].value;
+    return NULL;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "squant report: unknown option '%s' (see squant --help)\n", argv[i]);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            path = NULL;
+            break;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "squant report: expected one file\n");
+        return 2;
+    }
+    struct input in;
+    struct sq_model model;
+    if (load_model(path, &in, &model) != 0)
+        return 1;
+    const char *text = stored_report(&model);
+    int rc = 1;
+    if (!text)
+        fprintf(stderr, "squant: %s: no squant report in its metadata (not written by squant?)\n",
+                path);
+    else if (print_report(text, json, path) == 0)
+        rc = 0;
+    sq_model_free(&model);
+    input_close(&in);
+    return rc;
 }
 
 static int cmd_dequantize(int argc, char **argv)
@@ -487,6 +615,8 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "dequantize") == 0)
         return cmd_dequantize(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "squant: unknown command '%s' (see squant --help)\n", cmd);
     return 2;
 }

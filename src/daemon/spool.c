@@ -344,7 +344,19 @@ enum sq_status sqd_spool_write_result(const char *dir, const uint8_t *data, size
 
 enum sq_status sqd_spool_write_report(const char *dir, const char *text, struct sq_error *err)
 {
-    return write_atomic(dir, "report.json", text, strlen(text), err);
+    /* With a final newline, as every JSON answer ends (and `squant report --json` prints). */
+    size_t n = strlen(text);
+    char *line = malloc(n + 2);
+    if (!line) {
+        errno = ENOMEM;
+        return fail(err, SQ_ERR_NOMEM, "write", "report.json");
+    }
+    memcpy(line, text, n);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    enum sq_status st = write_atomic(dir, "report.json", line, n + 1, err);
+    free(line);
+    return st;
 }
 
 void sqd_spool_drop_input(const char *dir)

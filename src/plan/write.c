@@ -22,7 +22,20 @@ static json_t *shape_json(unsigned rank, const int64_t *shape)
     return a;
 }
 
-static double mean(double sum, uint64_t n) { return n ? sum / (double)n : 0.0; }
+static double mean(double sum, uint64_t n)
+{
+    return n ? sum / (double)n : 0.0;
+}
+
+/*
+ * How much smaller SQuant's largest residual is than round to nearest's, as
+ * a fraction: 1 - squant / rtn (0.75 = a quarter of RTN's; negative if it
+ * grew). 0 when RTN's is 0: nothing to reduce.
+ */
+static double reduction(double squant, double rtn)
+{
+    return rtn > 0.0 ? 1.0 - squant / rtn : 0.0;
+}
 
 /* The report of one layer (new reference, NULL on allocation failure). */
 static json_t *layer_json(const struct sq_plan *plan, size_t li, bool timings)
@@ -32,10 +45,13 @@ static json_t *layer_json(const struct sq_plan *plan, size_t li, bool timings)
     const struct sq_report *r = &info.report;
     const struct sq_params *p = &plan->layers[li].params;
     json_t *o = json_pack(
-        "{s:s, s:o, s:s, s:i, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:I}",
+        "{s:s, s:o, s:s, s:i, s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+        "s:I, s:I, s:I}",
         "name", info.name, "shape", shape_json(info.rank, info.shape), "dtype",
         sq_dtype_name(info.dtype), "bits", (int)info.bits, "mode", sq_mode_name(p->mode), "scheme",
-        sq_scheme_name(p->scheme), "weights", (json_int_t)r->weights, "mse",
+        sq_scheme_name(p->scheme), "weights", (json_int_t)r->weights, "kernel_residual_reduction",
+        reduction(r->max_kernel_residual, r->rtn_max_kernel_residual), "channel_residual_reduction",
+        reduction(r->max_channel_residual, r->rtn_max_channel_residual), "mse",
         mean(r->sse, r->weights), "max_abs_error", r->max_abs, "rtn_mse",
         mean(r->rtn_sse, r->weights), "rtn_max_abs_error", r->rtn_max_abs, "max_kernel_residual",
         r->max_kernel_residual, "max_channel_residual", r->max_channel_residual,
@@ -69,10 +85,14 @@ static json_t *report_json(const struct sq_plan *plan, bool timings)
     }
     if (!layers)
         return NULL;
-    json_t *tot = json_pack("{s:I, s:I, s:f, s:f, s:I}", "layers", (json_int_t)plan->layer_count,
-                            "weights", (json_int_t)total.weights, "mse",
-                            mean(total.sse, total.weights), "rtn_mse",
-                            mean(total.rtn_sse, total.weights), "flips", (json_int_t)total.flips);
+    json_t *tot =
+        json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:I}", "layers", (json_int_t)plan->layer_count,
+                  "weights", (json_int_t)total.weights, "kernel_residual_reduction",
+                  reduction(total.max_kernel_residual, total.rtn_max_kernel_residual),
+                  "channel_residual_reduction",
+                  reduction(total.max_channel_residual, total.rtn_max_channel_residual), "mse",
+                  mean(total.sse, total.weights), "rtn_mse", mean(total.rtn_sse, total.weights),
+                  "flips", (json_int_t)total.flips);
     if (tot && timings && json_object_set_new(tot, "seconds", json_real(seconds)) != 0) {
         json_decref(tot);
         tot = NULL;
@@ -148,7 +168,8 @@ static enum sq_status write_safetensors(const struct sq_plan *plan, size_t limit
     if (doc)
         report = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(doc);
-    enum sq_status st = report ? output_model(plan, &m, err) : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    enum sq_status st =
+        report ? output_model(plan, &m, err) : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     if (st == SQ_OK)
         st = sq_model_set_meta(&m, SQI_REPORT_KEY, report, err);
     if (st == SQ_OK)
@@ -257,7 +278,6 @@ enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t
     case SQ_FORMAT_JSON:
         return write_json(plan, limit, out, out_len, err);
     default:
-        return sqi_fail(err, SQ_ERR_UNSUPPORTED, "cannot write format %s",
-                        sq_format_name(format));
+        return sqi_fail(err, SQ_ERR_UNSUPPORTED, "cannot write format %s", sq_format_name(format));
     }
 }

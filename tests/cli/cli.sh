@@ -36,6 +36,41 @@ check "-o - writes the same bytes to stdout" cmp -s "$tmp/a.st" "$tmp/d.st"
 check "inspect shows codes, scales and zero points" sh -c "grep -q '^fc.weight  *I8 ' '$tmp/inspect' && grep -q '^fc.weight.scale  *F32  *10 ' '$tmp/inspect' && grep -q '^fc.weight.zero_point ' '$tmp/inspect' && grep -q '^fc.bias  *F32 ' '$tmp/inspect'"
 check "metadata keeps the input's keys and adds the report" sh -c "grep -q 'metadata squant:' '$tmp/inspect' && grep -q 'metadata model:' '$tmp/inspect'"
 
+# --- the report leads with what SQuant optimizes; squant report prints the stored one
+check "the table's first columns are the residual cuts" sh -c "head -n1 '$tmp/table' | grep -Eq '^layer +kernel_cut +channel_cut +kernel_res +rtn_kernel +channel_res +rtn_channel +mse +rtn_mse '"
+"$squant" quantize --bits 3 --json -q "$model" -o "$tmp/a2.st" >"$tmp/a.json"
+check "table cuts = 1 - residual/rtn residual of the JSON" python3 -c "
+import json
+r = json.load(open('$tmp/a.json'))
+rows = {l.split()[0]: l.split() for l in open('$tmp/table').read().splitlines()[1:]}
+for l in r['layers']:
+    k = 1 - l['max_kernel_residual'] / l['rtn_max_kernel_residual']
+    c = 1 - l['max_channel_residual'] / l['rtn_max_channel_residual']
+    assert abs(l['kernel_residual_reduction'] - k) < 1e-12 and abs(l['channel_residual_reduction'] - c) < 1e-12, l['name']
+    row = rows[l['name']]
+    assert row[1] == '%.1f%%' % (100 * k) and row[2] == '%.1f%%' % (100 * c), (row, k, c)
+    assert row[3] == '%.4f' % l['max_kernel_residual'] and row[4] == '%.4f' % l['rtn_max_kernel_residual'], row
+"
+"$squant" report "$tmp/a.st" >"$tmp/stored-table"
+check "squant report prints the stored report: the table without ms" sh -c "sed 's/ *[0-9.]*\$//' '$tmp/table' | sed 's/ *ms\$//' | diff - '$tmp/stored-table' >/dev/null"
+"$squant" report --json "$tmp/a.st" >"$tmp/stored.json"
+check "squant report --json = the metadata report" python3 -c "
+import json, struct
+b = open('$tmp/a.st', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+meta = json.loads(json.loads(b[8:8 + n])['__metadata__']['squant'])
+assert json.load(open('$tmp/stored.json')) == meta
+fresh = json.load(open('$tmp/a.json'))
+for l in fresh['layers']: del l['seconds']
+del fresh['total']['seconds']
+assert fresh == meta
+"
+check "the README and docs/cli.md show the table as printed" sh -c "
+    for f in '$top_srcdir/README.md' '$top_srcdir/docs/cli.md'; do
+        grep -qxF \"\$(head -n1 '$tmp/table')\" \"\$f\" || exit 1
+        grep -qF \"\$(sed -n 2p '$tmp/stored-table')\" \"\$f\" || exit 1
+    done"
+check "the README shows squant report as printed" grep -qxF "$(head -n1 "$tmp/stored-table")" "$top_srcdir/README.md"
+
 # --- options
 "$squant" quantize -q --include 'layer1.*' --exclude '*.conv2.*' --bits-for 'layer1.0.*=8' --json "$model" -o "$tmp/e.st" >"$tmp/e.json"
 check "--json prints the report" python3 -c "
@@ -93,6 +128,9 @@ expect_fail "nothing selected" 1 "no tensor to quantize" "$squant" quantize --in
 expect_fail "npy output of a model" 1 "format npy holds one array" "$squant" quantize --format npy "$model" -o "$tmp/x"
 expect_fail "bad bits" 2 "bits must be" "$squant" quantize --bits 12 "$model" -o "$tmp/x"
 expect_fail "missing -o" 2 "expected one input file and -o OUT" "$squant" quantize "$model"
+expect_fail "report of an input file" 1 "no squant report in its metadata" "$squant" report "$model"
+expect_fail "report of a junk file" 1 "unrecognized input" "$squant" report "$tmp/junk"
+expect_fail "report without a file" 2 "expected one file" "$squant" report
 expect_fail "unknown command" 2 "unknown command" "$squant" frobnicate
 expect_fail "unknown option" 2 "unknown option '--bogus'" "$squant" quantize --bogus "$model" -o "$tmp/x"
 expect_fail "option without its value" 2 "missing value for '--bits'" "$squant" quantize "$model" -o "$tmp/x" --bits

@@ -76,6 +76,10 @@ cp "$T/body" "$T/result.st"
 check "report = the result's metadata" [ "$(st_report "$T/result.st")" = \
     "$($PYTHON -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])), sort_keys=True))' "$T/report.json")" ]
 
+"$SQUANT" report --json "$T/result.st" >"$T/cli-report.json"
+check "report = squant report --json of the result, byte for byte" cmp -s "$T/cli-report.json" "$T/report.json"
+check "report leads with the residual reductions" [ "$(jget "$T/report.json" 'all(-1 < l["kernel_residual_reduction"] <= 1 and abs(l["channel_residual_reduction"] - (1 - l["max_channel_residual"] / l["rtn_max_channel_residual"])) < 1e-12 for l in d["layers"])')" = True ]
+
 http GET /v1/jobs/0123456789abcdef0123456789abcdef/report
 expect_error 404 not_found "report of an unknown job"
 head -c 100 "$MODEL" >"$T/broken.safetensors"
