@@ -83,6 +83,8 @@ static const struct sqd_option options[] = {
      "cancelled."},
     {"access-log", SQD_OPT_BOOL, OFF(access_log), "yes", 0, 1, 0,
      "One line per request on stderr."},
+    {"ui", SQD_OPT_BOOL, OFF(ui), "yes", 0, 1, 0,
+     "Serve the page for people at / (upload, progress, per-layer table and plots)."},
 };
 /* clang-format on */
 

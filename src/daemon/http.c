@@ -87,6 +87,26 @@ void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *c
     MHD_destroy_response(r);
 }
 
+void sqd_respond_static(struct sqd_request *req, unsigned status, const char *content_type,
+                        const void *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return; /* MHD closes the connection */
+    MHD_add_response_header(r, "X-Request-Id", req->id);
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(r, headers[i], headers[i + 1]);
+    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
+        req->status = status;
+        req->bytes_out = len;
+    }
+    req->phase = SQD_PH_ANSWERED;
+    MHD_destroy_response(r);
+}
+
 void sqd_respond(struct sqd_request *req, unsigned status, const char *content_type, void *body,
                  size_t len)
 {

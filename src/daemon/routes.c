@@ -21,6 +21,8 @@ static const struct sqd_route routes[] = {
     {"/healthz",              "GET",    sqd_h_healthz,    SQD_ROUTE_NOAUTH},
     {"/readyz",               "GET",    sqd_h_readyz,     SQD_ROUTE_NOAUTH},
     {"/metrics",              "GET",    sqd_h_metrics,    0},
+    {"/",                     "GET",    sqd_h_ui_page,    SQD_ROUTE_NOAUTH},
+    {"/ui/{name}",            "GET",    sqd_h_ui_asset,   SQD_ROUTE_NOAUTH},
 };
 /* clang-format on */
 
@@ -37,17 +39,17 @@ size_t sqd_route_index(const struct sqd_route *r)
     return r ? (size_t)(r - routes) : NROUTES;
 }
 
-/* Match a template against a path; "{id}" takes one non-empty segment. */
+/* Match a template against a path; "{id}" (any "{...}") takes one non-empty segment. */
 static bool match(const char *tpl, const char *path, char *id, size_t idsize)
 {
     while (*tpl && *path) {
-        if (strncmp(tpl, "{id}", 4) == 0) {
+        if (*tpl == '{') {
             size_t n = strcspn(path, "/");
             if (n == 0 || n >= idsize)
                 return false;
             memcpy(id, path, n);
             id[n] = '\0';
-            tpl += 4;
+            tpl += strcspn(tpl, "}") + 1;
             path += n;
             continue;
         }

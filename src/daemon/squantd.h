@@ -72,6 +72,7 @@ struct sqd_config {
     uint64_t result_ttl;
     uint64_t drain_timeout;
     bool access_log;
+    bool ui;
 };
 
 enum sqd_opt_type { SQD_OPT_STRING, SQD_OPT_UINT, SQD_OPT_BYTES, SQD_OPT_SECONDS, SQD_OPT_BOOL };
@@ -412,6 +413,9 @@ void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err);
 /* Queue an answer with extra headers (NULL-terminated name/value list). */
 void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
                          void *body, size_t len, const char *const *headers);
+/* Answer with bytes that outlive the daemon (embedded files): not copied, not freed. */
+void sqd_respond_static(struct sqd_request *req, unsigned status, const char *content_type,
+                        const void *body, size_t len, const char *const *headers);
 /* Answer from an open file (taken over). */
 void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
                     uint64_t size);
@@ -431,6 +435,19 @@ void sqd_h_job_get(struct sqd_request *req);
 void sqd_h_job_delete(struct sqd_request *req);
 void sqd_h_job_result(struct sqd_request *req);
 void sqd_h_jobs_list(struct sqd_request *req);
+/* ui.c: the page at / and its assets at /ui/{name}, embedded in the binary. */
+void sqd_h_ui_page(struct sqd_request *req);
+void sqd_h_ui_asset(struct sqd_request *req);
+
+/* An embedded file of the page (ui_assets.c, generated from ui/ at build time). */
+struct sqd_asset {
+    const char *name; /* as in /ui/{name}; "index.html" is the page */
+    const char *content_type;
+    const unsigned char *data;
+    size_t len;
+    const char *etag; /* quoted strong validator: a hash of the bytes */
+};
+const struct sqd_asset *sqd_ui_assets(size_t *count);
 void sqd_h_job_report(struct sqd_request *req);
 /*
  * Whether the caller of `req` may see job `rec` (caller holds reg_lock): the
