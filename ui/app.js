@@ -236,6 +236,7 @@
     $('submit').disabled = true;
     $('results').hidden = true;
     $('job-error').textContent = '';
+    $('progress').dataset.state = 'uploading';
     showProgress(0, 0, 'uploading');
     try {
       const r = await api('/v1/jobs', { method: 'POST', body: modelForm(options) });

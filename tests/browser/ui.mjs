@@ -152,11 +152,30 @@ async function mainTest() {
   const stored = Buffer.from(await (await fetch(base + '/v1/jobs/' + job.id + '/report')).arrayBuffer());
   check('the report download = GET /v1/jobs/{id}/report', rep.bytes.equals(stored), rep.bytes.length);
 
+  fs.mkdirSync(shotDir, { recursive: true });
+  await page.screenshot({ path: path.join(shotDir, 'ui.png'), fullPage: true });
+
+  // A single .npy tensor: its header read by the page, the .npy layout offered.
+  const npy = path.join(work, 'w.npy');
+  await page.setInputFiles('#file', npy);
+  await page.waitForFunction(() => /w\.npy/.test(document.getElementById('file-info').textContent), null, WAIT);
+  const npyLayers = await page.$$eval('#layers tbody tr', (rows) => rows.map((r) => r.dataset.name + ' ' + r.children[3].textContent));
+  check('the .npy tensor is listed with its shape', JSON.stringify(npyLayers) === JSON.stringify(['weight 64×32×3×3']), npyLayers);
+  await page.selectOption('#bits', '2');
+  const posted2 = page.waitForResponse((r) => r.url() === base + '/v1/jobs' && r.request().method() === 'POST', WAIT);
+  await page.click('#submit');
+  const job2 = await (await posted2).json();
+  await page.waitForSelector('#progress[data-state="done"]', { state: 'attached', ...WAIT });
+  await page.waitForSelector('#report tbody tr[data-name="weight"]', WAIT);
+  check('the .npy job is a new one', job2.id !== job.id);
+  check('the npy layout is offered for one tensor', !(await page.$eval('#downloads button[data-format="npy"]', (b) => b.disabled)));
+  const np = await download(page, '#downloads button[data-format="npy"]', path.join(work, 'page.npy'));
+  check('the npy download = squant quantize --format npy', np.bytes.equals(fs.readFileSync(path.join(work, 'cli.npy'))), np.bytes.length);
+  check('the npy download is named after the file', np.name === 'w.q2.npy', np.name);
+
   // The recent jobs list shows it.
   await page.waitForFunction((id) => [...document.querySelectorAll('#jobs td')].some((td) => id.startsWith(td.textContent)), job.id, WAIT);
 
-  fs.mkdirSync(shotDir, { recursive: true });
-  await page.screenshot({ path: path.join(shotDir, 'ui.png'), fullPage: true });
 
   const foreign = seen.requests.map((r) => r.url()).filter((u) => !local(u));
   check('no request left ' + base, foreign.length === 0, foreign.join(' '));

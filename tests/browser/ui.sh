@@ -26,6 +26,9 @@ opts="--bits 3 --bits-for fc.weight=8 --exclude layer2.0.down.weight"
 # shellcheck disable=SC2086
 "$SQUANT" quantize -q $opts --format json "$MODEL" -o "$T/cli.json"
 
+$GEN npy "$T/w.npy" 64,32,3,3
+"$SQUANT" quantize -q --bits 2 --format npy "$T/w.npy" -o "$T/cli.npy"
+
 shots=$top_builddir/tests/browser
 start_daemon
 if node "$here/ui.mjs" main "$BASE" "$MODEL" "$T" "$shots"; then pass; else fail "the page (see above)"; fi
