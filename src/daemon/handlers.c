@@ -269,7 +269,7 @@ static bool parse_cursor(const char *text, int64_t *created, char id[SQD_JOBID_L
     if (digits == 0 || digits > 18 || text[digits] != '.' || !sqd_job_id_valid(text + digits + 1))
         return false;
     *created = (int64_t)strtoll(text, NULL, 10);
-    memcpy(id, text + digits + 1, SQD_JOBID_LEN + 1);
+    snprintf(id, SQD_JOBID_LEN + 1, "%s", text + digits + 1); /* valid, so it fits */
     return true;
 }
 
@@ -313,7 +313,7 @@ void sqd_h_jobs_list(struct sqd_request *req)
     bool ok = sel && jobs;
     for (size_t i = 0; ok && i < n && i < limit; i++)
         ok = json_array_append_new(jobs, sqd_jobrec_json(sel[i])) == 0;
-    char next[64] = "";
+    char next[24 + SQD_JOBID_LEN] = "";
     if (ok && n > limit)
         snprintf(next, sizeof(next), "%lld.%s", (long long)sel[limit - 1]->created,
                  sel[limit - 1]->id);

@@ -108,6 +108,21 @@ expect_error 409 not_ready "report of a running job"
 http DELETE "/v1/jobs/$slow"
 stop_daemon 0
 
+# Ids with an instance prefix page the same way (the cursor carries the whole id).
+start_daemon --instance east-1
+for b in 2 3; do
+    http POST "/v1/jobs?bits=$b" -H 'Content-Type: application/vnd.safetensors' --data-binary @"$MODEL"
+    wait_state "$(jget "$T/body" 'd["id"]')" done
+done
+http GET '/v1/jobs?limit=1'
+cursor=$(jget "$T/body" 'd["next_cursor"]')
+first=$(jget "$T/body" 'd["jobs"][0]["id"]')
+check "prefixed ids listed" sh -c "echo '$first' | grep -q '^east-1\.'"
+http GET "/v1/jobs?limit=1&cursor=$cursor"
+expect_status 200 "page 2 with a prefixed cursor"
+check "page 2 is the other job, the last" [ "$(jget "$T/body" 'len(d["jobs"]) == 1 and d["jobs"][0]["id"] != "'"$first"'" and d["next_cursor"] is None')" = True ]
+stop_daemon 0
+
 # With auth the list needs the token.
 echo secret-token >"$T/tokens"
 start_daemon --auth-token-file "$T/tokens"
