@@ -3,7 +3,7 @@
 # on their own from the installed include directory, pkg-config finds
 # squant.pc, a small program builds and runs against the installed shared
 # library and against the static one, and the shared library exports the
-# public sq_ API and nothing else.
+# public sq_ API and nothing else. The manual pages are installed too.
 set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -112,4 +112,8 @@ else
 fi
 check "libsquant.a is installed" test -f "$libdir/libsquant.a"
 
+# The manual pages, installed under $mandir.
+for m in man1/squant.1 man5/squantd.conf.5 man8/squantd.8; do
+    check "$m installed" sh -c "find '$dest' -path '*/man/$m' | grep -q ."
+done
 finish
