@@ -46,7 +46,9 @@ static const char usage_text[] =
     "      --impl I           auto (default), ref, generic, avx2, avx512\n"
     "  -j, --json             print the report as JSON instead of a table\n"
     "  -q, --quiet            no table and no progress line (errors and --json still print)\n"
-    "  -o, --output OUT       where to write the result\n";
+    "  -o, --output OUT       where to write the result\n"
+    "\n"
+    "Every command takes -h or --help, which prints this text.\n";
 
 struct input {
     uint8_t *map;
@@ -380,19 +382,14 @@ static int set_option(struct sq_options *opt, const char *key, const char *value
 
 static int cmd_quantize(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"bits", required_argument, NULL, 'b'},
-                                             {"mode", required_argument, NULL, 'm'},
-                                             {"scheme", required_argument, NULL, 's'},
-                                             {"include", required_argument, NULL, 'i'},
-                                             {"exclude", required_argument, NULL, 'x'},
-                                             {"bits-for", required_argument, NULL, 'B'},
-                                             {"format", required_argument, NULL, 'f'},
-                                             {"threads", required_argument, NULL, 't'},
-                                             {"impl", required_argument, NULL, 'I'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"output", required_argument, NULL, 'o'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"bits", required_argument, NULL, 'b'},    {"mode", required_argument, NULL, 'm'},
+        {"scheme", required_argument, NULL, 's'},  {"include", required_argument, NULL, 'i'},
+        {"exclude", required_argument, NULL, 'x'}, {"bits-for", required_argument, NULL, 'B'},
+        {"format", required_argument, NULL, 'f'},  {"threads", required_argument, NULL, 't'},
+        {"impl", required_argument, NULL, 'I'},    {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     static const struct {
         int flag;
         const char *key;
@@ -404,7 +401,7 @@ static int cmd_quantize(int argc, char **argv)
     bool json = false, quiet = false;
     int c, rc = 2;
     opterr = 0; /* one error line, ours */
-    while ((c = getopt_long(argc, argv, "b:m:s:i:x:B:f:t:jqo:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:m:s:i:x:B:f:t:jqo:h", longopts, NULL)) != -1) {
         const char *key = NULL;
         for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
             if (keys[k].flag == c)
@@ -426,6 +423,10 @@ static int cmd_quantize(int argc, char **argv)
             quiet = true;
         } else if (c == 'o') {
             out_path = optarg;
+        } else if (c == 'h') {
+            fputs(usage_text, stdout);
+            rc = 0;
+            goto done;
         } else {
             fprintf(stderr, "squant quantize: %s '%s' (see squant --help)\n",
                     c == ':' || (c == '?' && optopt && strchr("bmsixBfto", optopt))
@@ -482,8 +483,21 @@ done:
     return rc;
 }
 
+/* "-h" or "--help" among a command's arguments: print the usage. */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return true;
+        }
+    return false;
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
+    if (wants_help(argc, argv))
+        return 0;
     if (argc != 2) {
         fprintf(stderr, "squant inspect: expected one file\n");
         return 2;
@@ -522,6 +536,8 @@ static const char *stored_report(const struct sq_model *model)
 
 static int cmd_report(int argc, char **argv)
 {
+    if (wants_help(argc, argv))
+        return 0;
     const char *path = NULL;
     bool json = false;
     for (int i = 1; i < argc; i++) {
@@ -559,6 +575,8 @@ static int cmd_report(int argc, char **argv)
 
 static int cmd_dequantize(int argc, char **argv)
 {
+    if (wants_help(argc, argv))
+        return 0;
     const char *out_path = NULL, *in_path = NULL;
     for (int i = 1; i < argc; i++) {
         if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)

@@ -137,5 +137,17 @@ expect_fail "option without its value" 2 "missing value for '--bits'" "$squant" 
 check "no output file is left behind by failures" sh -c "[ ! -e '$tmp/x' ] && [ -z \"\$(ls '$tmp' | grep 'x.tmp')\" ]"
 check "--version" sh -c "'$squant' --version | grep -q '^squant [0-9]'"
 
+# --- --help: the usage on stdout, exit 0, for the tool and for each command
+# (also after other arguments; and nothing is written)
+for args in "--help" "-h" "quantize --help" "quantize -h" "quantize --bits 3 $model -o $tmp/h --help" \
+    "inspect --help" "inspect $model -h" "report --help" "report --json $model -h" "dequantize --help" "dequantize $model -o $tmp/h --help"; do
+    # shellcheck disable=SC2086
+    "$squant" $args >"$tmp/help.out" 2>"$tmp/help.err"
+    rc=$?
+    check "squant $args exits 0 (got $rc)" [ "$rc" -eq 0 ]
+    check "squant $args prints the usage on stdout" sh -c "grep -q '^usage: squant quantize' '$tmp/help.out' && grep -q -- '--bits-for GLOB=N' '$tmp/help.out' && [ ! -s '$tmp/help.err' ]"
+done
+check "--help writes no output file" test ! -e "$tmp/h"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
