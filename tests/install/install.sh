@@ -112,6 +112,39 @@ else
 fi
 check "libsquant.a is installed" test -f "$libdir/libsquant.a"
 
+# The service as installed: the unit's commands name the installed daemon
+# and configuration, that configuration is valid, systemd-analyze verify
+# accepts the unit (its paths moved into the DESTDIR, its Documentation=
+# pages looked up in the installed manual), and with a system prefix the
+# unit lands in a directory systemd reads.
+unit=$(find "$dest" -name squantd.service | head -n 1)
+if [ -n "$unit" ]; then
+    unitdir=${unit#"$dest"}
+    unitdir=${unitdir%/squantd.service}
+    daemon=$(sed -n 's|^ExecStart=\([^ ]*\) .*|\1|p' "$unit")
+    conf=$(sed -n 's|^ExecStart=.* --config \([^ ]*\).*|\1|p' "$unit")
+    check "ExecStart= runs the installed squantd ($daemon)" test -x "$dest$daemon"
+    check "ExecStart= reads the installed configuration ($conf)" test -f "$dest$conf"
+    check "the installed configuration is valid" "$dest$daemon" --check-config --config "$dest$conf"
+    if command -v systemd-analyze >/dev/null 2>&1; then
+        prefix=${daemon%/sbin/squantd}
+        sed -e "s|$prefix/|$dest$prefix/|g" "$unit" >"$tmp/squantd.service"
+        mandir=$(dirname "$(dirname "$(find "$dest" -name squantd.8 | head -n 1)")")
+        man=--man=yes
+        command -v man >/dev/null 2>&1 || man=--man=no
+        MANPATH=$mandir systemd-analyze verify $man "$tmp/squantd.service" >"$tmp/verify" 2>&1
+        check "systemd-analyze verify accepts the installed unit: $(cat "$tmp/verify")" \
+            sh -c "[ ! -s '$tmp/verify' ]"
+        case $prefix in
+        /usr | /usr/local)
+            check "systemd reads units from $unitdir" sh -c "systemd-analyze unit-paths | grep -qx '$unitdir'"
+            ;;
+        esac
+    fi
+else
+    bad "no squantd.service installed"
+fi
+
 # The manual pages, installed under $mandir.
 for m in man1/squant.1 man5/squantd.conf.5 man8/squantd.8; do
     check "$m installed" sh -c "find '$dest' -path '*/man/$m' | grep -q ."
