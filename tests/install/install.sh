@@ -8,6 +8,8 @@ set -u
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
 CC=${CC:-cc}
+CFLAGS=${CFLAGS:-}
+LDFLAGS=${LDFLAGS:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -76,7 +78,7 @@ check "six public headers installed ($n)" [ "$n" -eq 6 ] && [ "$(ls "$incdir/squ
 prog=$top_srcdir/tests/install/use_squant.c
 # Shared: links to libsquant.so.N from the DESTDIR and runs with it.
 # shellcheck disable=SC2086
-if $CC -std=c11 -Wall -Wextra -Werror $cflags "$prog" -o "$tmp/use-shared" $libs \
+if $CC $CFLAGS -std=c11 -Wall -Wextra -Werror $cflags "$prog" -o "$tmp/use-shared" $LDFLAGS $libs \
     >"$tmp/cc.err" 2>&1; then
     ok
     check "the shared build needs libsquant.so.0" sh -c "readelf -d '$tmp/use-shared' | grep -q 'NEEDED.*\\[libsquant\\.so\\.0\\]'"
@@ -89,7 +91,7 @@ fi
 # Static: libsquant.a with the private libraries pkg-config names.
 static_only=$(echo "$static_libs" | sed 's/-lsquant\b/-Wl,-Bstatic -lsquant -Wl,-Bdynamic/')
 # shellcheck disable=SC2086
-if $CC -std=c11 -Wall -Wextra -Werror $cflags "$prog" -o "$tmp/use-static" $static_only \
+if $CC $CFLAGS -std=c11 -Wall -Wextra -Werror $cflags "$prog" -o "$tmp/use-static" $LDFLAGS $static_only \
     >"$tmp/cc.err" 2>&1; then
     ok
     check "the static build does not need libsquant.so" sh -c "! readelf -d '$tmp/use-static' | grep -q 'libsquant'"
