@@ -34,7 +34,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     cp "$T/unit/squantd@.service" "$T/unit/squantd@b.service"
     for u in squantd@.service squantd@b.service; do
         rc=0
-        systemd-analyze verify "$T/unit/$u" >"$T/verify.out" 2>&1 || rc=$?
+        MANPATH=$T/man systemd-analyze verify $man "$T/unit/$u" >"$T/verify.out" 2>&1 || rc=$?
         check "systemd-analyze verify $u exits 0" [ "$rc" = 0 ]
         check "and prints nothing: $(cat "$T/verify.out")" [ ! -s "$T/verify.out" ]
     done
