@@ -152,6 +152,46 @@ SQ_API enum sq_status sq_quantize_range(const struct sq_params *params, const st
                                         struct sq_error *err);
 
 /*
+ * Group-wise ranges (docs/algorithm.md, "Groups"). With group g >= 1, output
+ * channel o is cut along the input dimension into G = ceil(kernels / g)
+ * consecutive groups of g kernels (input channels, each with all its ksize
+ * elements), the last one possibly shorter; each group gets its own range,
+ * scale and zero point, and SQuant runs on it as if it were an output
+ * channel. group 0 means one group per channel: per-channel SQuant. A group
+ * >= kernels is one group per channel too (G = 1).
+ *
+ * Groups are numbered u = o * G + j (j-th group of channel o); they are
+ * contiguous in memory in that order, so a range of groups is a range of
+ * weights, and scales and zero points of a tensor form an [O, G] array.
+ */
+
+/* Groups per output channel: 1 for group 0, else ceil(kernels / group). */
+SQ_API size_t sq_layer_groups(const struct sq_layer *layer, size_t group);
+/* Offset, in elements from the start of the tensor, of the first weight of group u. */
+SQ_API size_t sq_group_offset(const struct sq_layer *layer, size_t group, size_t u);
+/* Scratch for sq_quantize_groups (no more than sq_scratch_size of the layer). */
+SQ_API enum sq_status sq_group_scratch_size(const struct sq_layer *layer, size_t group,
+                                            size_t *bytes);
+
+/*
+ * Quantize groups [u0, u1) of `layer` cut into groups of `group` kernels:
+ * exactly sq_quantize_range applied to each group as a one-channel layer
+ * {1, its kernels, ksize} (for group 0, exactly sq_quantize_range over
+ * channels [u0, u1)). Arrays start at group u0: w and codes at weight
+ * sq_group_offset(u0), scale and zero_point at index u0 of the [O, G] array;
+ * they hold sq_group_offset(u1) - sq_group_offset(u0) weights and u1 - u0
+ * scales. The report covers the range, its "channel" residuals are group
+ * residuals. SQ_ERR_NONFINITE names the output channel and the element
+ * counted from the start of the tensor; SQ_ERR_ARG for bad arguments.
+ */
+SQ_API enum sq_status sq_quantize_groups(const struct sq_params *params,
+                                         const struct sq_layer *layer, size_t group,
+                                         const float *w, size_t u0, size_t u1, int8_t *codes,
+                                         float *scale, float *zero_point, void *scratch,
+                                         size_t scratch_size, struct sq_report *report,
+                                         struct sq_error *err);
+
+/*
  * Dequantize n codes of one channel: out[i] = f32((codes[i] - zero_point) * scale),
  * computed in double and rounded once. The report measures errors with it.
  */
