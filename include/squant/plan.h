@@ -28,6 +28,15 @@ struct sq_bits_rule {
     unsigned bits;
 };
 
+/* A per-tensor group size: tensors whose name matches `pattern` get `group` (0 = per channel). */
+struct sq_group_rule {
+    char *pattern;
+    size_t group;
+};
+
+/* Largest group size accepted (a group is never longer than a channel, 2^30 elements). */
+#define SQ_GROUP_MAX ((size_t)1 << 30)
+
 /* What to quantize and how. Caller-allocated; sq_options_init / sq_options_free. */
 struct sq_options {
     struct sq_params params;       /* defaults for every selected tensor */
@@ -38,6 +47,10 @@ struct sq_options {
     struct sq_bits_rule *bits_for; /* first matching rule wins */
     size_t bits_for_count;
     enum sq_format output;         /* SAFETENSORS (default), NPY or JSON */
+    size_t group;                  /* input channels per range; 0 = per output channel */
+    struct sq_group_rule *group_for; /* first matching rule wins */
+    size_t group_for_count;
+    enum sq_dtype scale_dtype; /* F32 (default) or F16: how scales (and zero points) are stored */
 };
 
 SQ_API void sq_options_init(struct sq_options *opt);
@@ -50,6 +63,7 @@ SQ_API void sq_options_free(struct sq_options *opt);
  *   scheme=asymmetric|symmetric  impl=auto|ref|generic|avx2|avx512
  *   include=GLOB  exclude=GLOB  (each call appends one; commas separate several)
  *   bits_for=GLOB=N  (appends a rule; commas separate several)
+ *   group=0..SQ_GROUP_MAX  group_for=GLOB=G  (like bits_for)  scale_dtype=F32|F16
  *   format=safetensors|npy|json
  * SQ_ERR_ARG naming the key and the value on a bad key or value.
  */
@@ -67,6 +81,16 @@ struct sq_layer_info {
     size_t items;               /* work items it was cut into */
     struct sq_report report;    /* complete once all its items ran */
     double seconds;             /* sum of its items' run times */
+    size_t group;               /* as asked: input channels per group, 0 = per channel */
+    size_t groups;              /* groups per output channel (sq_layer_groups) */
+    /* Once all its items ran: layer.channels * groups steps and zero points,
+     * row-major [O, groups], w ~ (q - zero_point) * scale; the group of input
+     * channel i is i / group. What a writer needs for blocked outputs. */
+    const float *scale;
+    const float *zero_point;
+    enum sq_dtype scale_dtype;      /* how the output stores them: F32, or F16 if asked and */
+    enum sq_dtype zero_point_dtype; /* every step is a normal F16; I8, I16 or F32 */
+    double bits_per_weight;         /* bits + (scale and zero point bits) * groups / weights */
 };
 
 struct sq_plan;
@@ -115,7 +139,9 @@ SQ_API enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timin
 
 /*
  * Turn a quantized model back into float32: every I8 tensor W that has
- * F32 tensors W.scale and W.zero_point becomes F32 (W - zero_point) * scale;
+ * tensors W.scale (F32 or F16, [O] or [O, G]) and W.zero_point (F32, I8 or
+ * I16, the same shape) becomes F32 (W - zero_point) * scale; with G > 1 the
+ * group size comes from the "squant" metadata (its layer's "group");
  * the .scale/.zero_point tensors are dropped and every other tensor is passed
  * through. `out` is initialized by the caller; it owns the dequantized data
  * and borrows the passed-through tensors from `in`, which must outlive it.

@@ -41,6 +41,9 @@ static const char usage_text[] =
     "  -i, --include GLOB     quantize only tensors matching GLOB (repeatable)\n"
     "  -x, --exclude GLOB     do not quantize tensors matching GLOB (repeatable)\n"
     "  -B, --bits-for GLOB=N  bit width for tensors matching GLOB (repeatable, first wins)\n"
+    "  -g, --group G          a range per G input channels (default 0: per output channel)\n"
+    "  -G, --group-for GLOB=G group size for tensors matching GLOB (repeatable, first wins)\n"
+    "      --scale-dtype D    F32 (default) or F16: F16 scales and small-integer zero points\n"
     "  -f, --format F         output format: safetensors (default), npy, json\n"
     "  -t, --threads N        worker threads (default: the number of cores)\n"
     "      --impl I           auto (default), ref, generic, avx2, avx512\n"
@@ -303,10 +306,10 @@ static int print_table(json_t *report, FILE *err_out)
         int len = name ? (int)strlen(name) : 0;
         w = len > w ? (len < 60 ? len : 60) : w;
     }
-    printf("%-*s  %11s %11s %11s %11s %11s %11s %11s %11s %7s %7s %7s %4s  %-*s%s\n", w, "layer",
-           "kernel_cut", "channel_cut", "kernel_res", "rtn_kernel", "channel_res", "rtn_channel",
-           "mse", "rtn_mse", "flips", "k_flips", "c_flips", "bits", timed ? 14 : 0, "shape",
-           timed ? "        ms" : "");
+    printf("%-*s  %11s %11s %11s %11s %11s %11s %11s %11s %7s %7s %7s %4s %5s %6s  %-*s%s\n", w,
+           "layer", "kernel_cut", "channel_cut", "kernel_res", "rtn_kernel", "channel_res",
+           "rtn_channel", "mse", "rtn_mse", "flips", "k_flips", "c_flips", "bits", "group", "bpw",
+           timed ? 14 : 0, "shape", timed ? "        ms" : "");
     json_array_foreach(layers, i, l)
     {
         char shape[64] = "";
@@ -321,13 +324,16 @@ static int print_table(json_t *report, FILE *err_out)
         printf("%-*s ", w, json_string_value(json_object_get(l, "name")));
         print_pct(num(l, "kernel_residual_reduction"));
         print_pct(num(l, "channel_residual_reduction"));
-        printf(" %11.4f %11.4f %11.4f %11.4f %11.4e %11.4e %7lld %7lld %7lld %4lld  %-*s",
+        printf(" %11.4f %11.4f %11.4f %11.4f %11.4e %11.4e %7lld %7lld %7lld %4lld %5lld %6.3f  "
+               "%-*s",
                num(l, "max_kernel_residual"), num(l, "rtn_max_kernel_residual"),
                num(l, "max_channel_residual"), num(l, "rtn_max_channel_residual"), num(l, "mse"),
                num(l, "rtn_mse"), (long long)json_integer_value(json_object_get(l, "flips")),
                (long long)json_integer_value(json_object_get(l, "kernel_flips")),
                (long long)json_integer_value(json_object_get(l, "channel_flips")),
-               (long long)json_integer_value(json_object_get(l, "bits")), timed ? 14 : 0, shape);
+               (long long)json_integer_value(json_object_get(l, "bits")),
+               (long long)json_integer_value(json_object_get(l, "group")),
+               num(l, "bits_per_weight"), timed ? 14 : 0, shape);
         if (timed)
             printf(" %9.3f", num(l, "seconds") * 1e3);
         putchar('\n');
@@ -335,10 +341,11 @@ static int print_table(json_t *report, FILE *err_out)
     printf("%-*s ", w, "total");
     print_pct(num(total, "kernel_residual_reduction"));
     print_pct(num(total, "channel_residual_reduction"));
-    printf(" %11s %11s %11s %11s %11.4e %11.4e %7lld %7s %7s %4s  %-*lld", "", "", "", "",
-           num(total, "mse"), num(total, "rtn_mse"),
-           (long long)json_integer_value(json_object_get(total, "flips")), "", "", "",
-           timed ? 14 : 0, (long long)json_integer_value(json_object_get(total, "weights")));
+    printf(" %11s %11s %11s %11s %11.4e %11.4e %7lld %7s %7s %4s %5s %6.3f  %-*lld", "", "", "",
+           "", num(total, "mse"), num(total, "rtn_mse"),
+           (long long)json_integer_value(json_object_get(total, "flips")), "", "", "", "",
+           num(total, "bits_per_weight"), timed ? 14 : 0,
+           (long long)json_integer_value(json_object_get(total, "weights")));
     if (timed)
         printf(" %9.3f", num(total, "seconds") * 1e3);
     putchar('\n');
@@ -389,19 +396,22 @@ static int cmd_quantize(int argc, char **argv)
         {"format", required_argument, NULL, 'f'},  {"threads", required_argument, NULL, 't'},
         {"impl", required_argument, NULL, 'I'},    {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},          {"group", required_argument, NULL, 'g'},
+        {"group-for", required_argument, NULL, 'G'}, {"scale-dtype", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0}};
     static const struct {
         int flag;
         const char *key;
-    } keys[] = {{'b', "bits"},    {'m', "mode"},     {'s', "scheme"}, {'i', "include"},
-                {'x', "exclude"}, {'B', "bits_for"}, {'f', "format"}, {'I', "impl"}};
+    } keys[] = {{'b', "bits"},    {'m', "mode"},      {'s', "scheme"},     {'i', "include"},
+                {'x', "exclude"}, {'B', "bits_for"},  {'f', "format"},     {'I', "impl"},
+                {'g', "group"},   {'G', "group_for"}, {'S', "scale_dtype"}};
     struct sq_options opt;
     sq_options_init(&opt);
     const char *out_path = NULL;
     bool json = false, quiet = false;
     int c, rc = 2;
     opterr = 0; /* one error line, ours */
-    while ((c = getopt_long(argc, argv, "b:m:s:i:x:B:f:t:jqo:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:m:s:i:x:B:g:G:f:t:jqo:h", longopts, NULL)) != -1) {
         const char *key = NULL;
         for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
             if (keys[k].flag == c)
@@ -429,7 +439,7 @@ static int cmd_quantize(int argc, char **argv)
             goto done;
         } else {
             fprintf(stderr, "squant quantize: %s '%s' (see squant --help)\n",
-                    c == ':' || (c == '?' && optopt && strchr("bmsixBfto", optopt))
+                    c == ':' || (c == '?' && optopt && strchr("bmsixBgGfto", optopt))
                         ? "missing value for"
                         : "unknown option",
                     argv[optind - 1]);

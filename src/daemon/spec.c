@@ -184,7 +184,8 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
                 if ((st = json_param(s, key, e, err)) != SQ_OK)
                     goto out;
             }
-        } else if (json_is_object(v) && strcmp(key, "bits_for") == 0) {
+        } else if (json_is_object(v) &&
+                   (strcmp(key, "bits_for") == 0 || strcmp(key, "group_for") == 0)) {
             /* {"fc.*": 8} */
             const char *pat;
             json_t *bits;
@@ -192,12 +193,12 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
             {
                 char rule[1100];
                 if (!json_is_integer(bits)) {
-                    st = sqi_fail(err, SQ_ERR_ARG, "options: bits_for values must be integers");
+                    st = sqi_fail(err, SQ_ERR_ARG, "options: %s values must be integers", key);
                     goto out;
                 }
                 if ((size_t)snprintf(rule, sizeof(rule), "%s=%lld", pat,
                                      (long long)json_integer_value(bits)) >= sizeof(rule)) {
-                    st = sqi_fail(err, SQ_ERR_ARG, "options: bits_for pattern too long");
+                    st = sqi_fail(err, SQ_ERR_ARG, "options: %s pattern too long", key);
                     goto out;
                 }
                 if ((st = sqd_spec_param(s, key, rule, err)) != SQ_OK)

@@ -1,10 +1,25 @@
 /* Turning a quantized model back into float32 (`squant dequantize`). */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plan_internal.h"
 
-/* The F32 [channels] tensor called name+suffix, or NULL. */
+/* Whether t's dtype and shape can be the scale or zero point of code tensor q. */
+static bool companion_fits(const struct sq_tensor *q, const struct sq_tensor *c, bool scale)
+{
+    bool dtype =
+        scale ? c->dtype == SQ_DTYPE_F32 || c->dtype == SQ_DTYPE_F16
+              : c->dtype == SQ_DTYPE_F32 || c->dtype == SQ_DTYPE_I8 || c->dtype == SQ_DTYPE_I16;
+    if (!dtype || c->shape[0] != q->shape[0])
+        return false;
+    if (c->rank == 1)
+        return true;
+    /* [O, G]: G groups along the input dimension, at most one per input channel */
+    return c->rank == 2 && q->rank >= 2 && c->shape[1] >= 1 && c->shape[1] <= q->shape[1];
+}
+
+/* The companion tensor called name+suffix that fits q, or NULL. */
 static const struct sq_tensor *companion(const struct sq_model *m, const struct sq_tensor *t,
                                          const char *suffix)
 {
@@ -19,9 +34,19 @@ static const struct sq_tensor *companion(const struct sq_model *m, const struct 
     if (i < 0)
         return NULL;
     const struct sq_tensor *c = &m->tensors[i];
-    if (c->dtype != SQ_DTYPE_F32 || c->rank != 1 || c->shape[0] != t->shape[0])
-        return NULL;
-    return c;
+    return companion_fits(t, c, suffix[1] == 's') ? c : NULL;
+}
+
+/* Scale and zero point tensors of I8 tensor t, with the same shape; false if it has none. */
+static bool companions(const struct sq_model *m, const struct sq_tensor *t,
+                       const struct sq_tensor **sc, const struct sq_tensor **zp)
+{
+    if (t->dtype != SQ_DTYPE_I8 || t->rank < 1)
+        return false;
+    *sc = companion(m, t, ".scale");
+    *zp = companion(m, t, ".zero_point");
+    return *sc && *zp && (*sc)->rank == (*zp)->rank &&
+           ((*sc)->rank == 1 || (*sc)->shape[1] == (*zp)->shape[1]);
 }
 
 /* Whether tensor t is the .scale or .zero_point of a quantized tensor in m. */
@@ -35,45 +60,96 @@ static bool is_companion(const struct sq_model *m, const struct sq_tensor *t)
         char *base = sqi_strndup(t->name, n - k);
         ptrdiff_t i = base ? sq_model_find(m, base) : -1;
         free(base);
-        if (i >= 0 && m->tensors[i].dtype == SQ_DTYPE_I8 && m->tensors[i].rank >= 1 &&
-            companion(m, &m->tensors[i], ".scale") && companion(m, &m->tensors[i], ".zero_point"))
+        const struct sq_tensor *sc, *zp;
+        if (i >= 0 && companions(m, &m->tensors[i], &sc, &zp))
             return true;
     }
     return false;
+}
+
+/* The "group" the "squant" metadata records for layer `name`, or 0. */
+static size_t meta_group(json_t *report, const char *name)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(json_object_get(report, "layers"), i, l)
+    {
+        const char *n = json_string_value(json_object_get(l, "name"));
+        json_t *g = json_object_get(l, "group");
+        if (n && strcmp(n, name) == 0 && json_is_integer(g) && json_integer_value(g) > 0)
+            return (size_t)json_integer_value(g);
+    }
+    return 0;
+}
+
+static float read_value(const struct sq_tensor *t, size_t i)
+{
+    float f;
+    sq_tensor_to_f32(t, i, 1, &f);
+    return f;
+}
+
+/* Element i of an F32, I8 or I16 zero point tensor. */
+static float read_zero_point(const struct sq_tensor *t, size_t i)
+{
+    if (t->dtype == SQ_DTYPE_I8)
+        return (float)(int8_t)t->data[i];
+    if (t->dtype == SQ_DTYPE_I16)
+        return (float)(int16_t)(uint16_t)(t->data[2 * i] | (unsigned)t->data[2 * i + 1] << 8);
+    return read_value(t, i);
 }
 
 enum sq_status sq_dequantize_model(const struct sq_model *in, struct sq_model *out,
                                    struct sq_error *err)
 {
     enum sq_status st = SQ_OK;
-    for (size_t i = 0; st == SQ_OK && i < in->meta_count; i++)
+    json_t *report = NULL;
+    for (size_t i = 0; st == SQ_OK && i < in->meta_count; i++) {
         st = sq_model_set_meta(out, in->meta[i].key, in->meta[i].value, err);
+        if (strcmp(in->meta[i].key, "squant") == 0 && !report)
+            report = json_loads(in->meta[i].value, JSON_REJECT_DUPLICATES, NULL);
+    }
     for (size_t i = 0; st == SQ_OK && i < in->count; i++) {
         const struct sq_tensor *t = &in->tensors[i];
         const struct sq_tensor *sc = NULL, *zp = NULL;
-        if (t->dtype == SQ_DTYPE_I8 && t->rank >= 1) {
-            sc = companion(in, t, ".scale");
-            zp = companion(in, t, ".zero_point");
-        }
-        if (!sc || !zp) {
+        if (!companions(in, t, &sc, &zp)) {
             if (!is_companion(in, t))
                 st = sq_model_add(out, t->name, t->dtype, t->rank, t->shape, t->data, t->nbytes,
                                   false, err);
             continue;
         }
-        size_t channels = (size_t)t->shape[0], len = channels ? t->nelems / channels : 0, bytes;
-        float *w = NULL;
-        if (!sqi_mul(t->nelems, sizeof(float), &bytes) || !(w = malloc(bytes ? bytes : 1)))
-            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory dequantizing '%s'", t->name);
-        for (size_t c = 0; c < channels; c++) {
-            float s, z;
-            memcpy(&s, sc->data + 4 * c, 4);
-            memcpy(&z, zp->data + 4 * c, 4);
-            sq_dequantize((const int8_t *)t->data + c * len, len, s, z, w + c * len);
+        size_t channels = (size_t)t->shape[0], len = channels ? t->nelems / channels : 0;
+        size_t groups = sc->rank == 2 ? (size_t)sc->shape[1] : 1, glen = len;
+        if (groups > 1 || sc->rank == 2) {
+            /* [O, G]: groups of g input channels, g from the metadata when G > 1 */
+            size_t in_ch = (size_t)t->shape[1], ks = in_ch ? len / in_ch : 0;
+            size_t g = groups == 1 ? in_ch : meta_group(report, t->name);
+            if (g == 0 || (in_ch + g - 1) / g != groups) {
+                st = sqi_fail(err, SQ_ERR_FORMAT,
+                              "'%s.scale' has %zu groups per output channel, but the \"squant\" "
+                              "metadata gives no group size that cuts %zu input channels into %zu",
+                              t->name, groups, in_ch, groups);
+                sqi_error_tensor(err, t->name);
+                break;
+            }
+            glen = g * ks;
         }
+        size_t bytes;
+        float *w = NULL;
+        if (!sqi_mul(t->nelems, sizeof(float), &bytes) || !(w = malloc(bytes ? bytes : 1))) {
+            st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory dequantizing '%s'", t->name);
+            break;
+        }
+        for (size_t c = 0; c < channels; c++)
+            for (size_t j = 0; j < groups; j++) {
+                size_t at = c * len + j * glen, n = j + 1 < groups ? glen : len - j * glen;
+                sq_dequantize((const int8_t *)t->data + at, n, read_value(sc, c * groups + j),
+                              read_zero_point(zp, c * groups + j), w + at);
+            }
         st = sq_model_add(out, t->name, SQ_DTYPE_F32, t->rank, t->shape, w, bytes, true, err);
         if (st != SQ_OK)
             free(w);
     }
+    json_decref(report);
     return st;
 }

@@ -14,6 +14,7 @@ void sq_options_init(struct sq_options *opt)
     memset(opt, 0, sizeof *opt);
     sq_params_init(&opt->params);
     opt->output = SQ_FORMAT_SAFETENSORS;
+    opt->scale_dtype = SQ_DTYPE_F32;
 }
 
 static void free_list(char **list, size_t n)
@@ -30,6 +31,9 @@ void sq_options_free(struct sq_options *opt)
     for (size_t i = 0; i < opt->bits_for_count; i++)
         free(opt->bits_for[i].pattern);
     free(opt->bits_for);
+    for (size_t i = 0; i < opt->group_for_count; i++)
+        free(opt->group_for[i].pattern);
+    free(opt->group_for);
     sq_options_init(opt);
 }
 
@@ -86,8 +90,15 @@ static enum sq_status append_patterns(char ***list, size_t *count, const char *k
     }
 }
 
-static enum sq_status append_bits_rules(struct sq_options *opt, const char *value,
-                                        struct sq_error *err)
+/*
+ * Rules "GLOB=N,GLOB=N": for each, check the glob and N in [lo, hi], then
+ * add(opt, glob, glob_len, N). `what` and `noun` name N in messages.
+ */
+static enum sq_status append_rules(struct sq_options *opt, const char *key, const char *what,
+                                   const char *noun, const char *value, unsigned lo, unsigned hi,
+                                   enum sq_status (*add)(struct sq_options *, const char *, size_t,
+                                                         unsigned),
+                                   struct sq_error *err)
 {
     const char *p = value;
     for (;;) {
@@ -96,33 +107,52 @@ static enum sq_status append_bits_rules(struct sq_options *opt, const char *valu
         while (eq > 0 && p[eq - 1] != '=')
             eq--;
         if (eq == 0)
-            return sqi_fail(err, SQ_ERR_ARG, "bits_for: expected NAME=BITS, got '%.*s'",
+            return sqi_fail(err, SQ_ERR_ARG, "%s: expected NAME=%s, got '%.*s'", key, what,
                             (int)(n < 80 ? n : 80), p);
-        enum sq_status st = check_pattern("bits_for", p, eq - 1, err);
+        enum sq_status st = check_pattern(key, p, eq - 1, err);
         if (st != SQ_OK)
             return st;
-        char digits[4] = {0};
-        unsigned bits = 0;
+        char digits[12] = {0};
+        unsigned v = 0;
         bool ok = n - eq < sizeof digits;
         if (ok) {
             memcpy(digits, p + eq, n - eq);
-            ok = parse_uint(digits, SQ_BITS_MIN, SQ_BITS_MAX, &bits);
+            ok = parse_uint(digits, lo, hi, &v);
         }
         if (!ok)
-            return sqi_fail(err, SQ_ERR_ARG, "bits_for: bits must be %d..%d in '%.*s'",
-                            SQ_BITS_MIN, SQ_BITS_MAX, (int)(n < 80 ? n : 80), p);
-        struct sq_bits_rule *grown =
-            realloc(opt->bits_for, (opt->bits_for_count + 1) * sizeof *grown);
-        if (!grown)
+            return sqi_fail(err, SQ_ERR_ARG, "%s: %s must be %u..%u in '%.*s'", key, noun, lo, hi,
+                            (int)(n < 80 ? n : 80), p);
+        if (add(opt, p, eq - 1, v) != SQ_OK)
             return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
-        opt->bits_for = grown;
-        if (!(grown[opt->bits_for_count].pattern = sqi_strndup(p, eq - 1)))
-            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
-        grown[opt->bits_for_count++].bits = bits;
         if (!comma)
             return SQ_OK;
         p = comma + 1;
     }
+}
+
+static enum sq_status add_bits_rule(struct sq_options *opt, const char *p, size_t n, unsigned v)
+{
+    struct sq_bits_rule *grown = realloc(opt->bits_for, (opt->bits_for_count + 1) * sizeof *grown);
+    if (!grown)
+        return SQ_ERR_NOMEM;
+    opt->bits_for = grown;
+    if (!(grown[opt->bits_for_count].pattern = sqi_strndup(p, n)))
+        return SQ_ERR_NOMEM;
+    grown[opt->bits_for_count++].bits = v;
+    return SQ_OK;
+}
+
+static enum sq_status add_group_rule(struct sq_options *opt, const char *p, size_t n, unsigned v)
+{
+    struct sq_group_rule *grown =
+        realloc(opt->group_for, (opt->group_for_count + 1) * sizeof *grown);
+    if (!grown)
+        return SQ_ERR_NOMEM;
+    opt->group_for = grown;
+    if (!(grown[opt->group_for_count].pattern = sqi_strndup(p, n)))
+        return SQ_ERR_NOMEM;
+    grown[opt->group_for_count++].group = v;
+    return SQ_OK;
 }
 
 enum sq_status sq_options_set(struct sq_options *opt, const char *key, const char *value,
@@ -156,7 +186,23 @@ enum sq_status sq_options_set(struct sq_options *opt, const char *key, const cha
     } else if (strcmp(key, "exclude") == 0) {
         return append_patterns(&opt->exclude, &opt->exclude_count, key, value, err);
     } else if (strcmp(key, "bits_for") == 0) {
-        return append_bits_rules(opt, value, err);
+        return append_rules(opt, key, "BITS", "bits", value, SQ_BITS_MIN, SQ_BITS_MAX,
+                            add_bits_rule, err);
+    } else if (strcmp(key, "group") == 0) {
+        unsigned g;
+        if (!parse_uint(value, 0, (unsigned)SQ_GROUP_MAX, &g))
+            return sqi_fail(err, SQ_ERR_ARG,
+                            "group must be an integer from 0 (per channel) to %zu, not '%.40s'",
+                            SQ_GROUP_MAX, value);
+        opt->group = g;
+    } else if (strcmp(key, "group_for") == 0) {
+        return append_rules(opt, key, "GROUP", "group", value, 0, (unsigned)SQ_GROUP_MAX,
+                            add_group_rule, err);
+    } else if (strcmp(key, "scale_dtype") == 0) {
+        enum sq_dtype d;
+        if (sq_dtype_from_name(value, &d) != SQ_OK || (d != SQ_DTYPE_F32 && d != SQ_DTYPE_F16))
+            return sqi_fail(err, SQ_ERR_ARG, "scale_dtype must be F32 or F16, not '%.40s'", value);
+        opt->scale_dtype = d;
     } else if (strcmp(key, "format") == 0) {
         enum sq_format f;
         if (sq_format_from_name(value, &f) != SQ_OK ||
@@ -165,10 +211,11 @@ enum sq_status sq_options_set(struct sq_options *opt, const char *key, const cha
                             value);
         opt->output = f;
     } else {
-        return sqi_fail(err, SQ_ERR_ARG,
-                        "unknown option '%.60s' (known: bits, mode, scheme, impl, include, exclude, "
-                        "bits_for, format)",
-                        key);
+        return sqi_fail(
+            err, SQ_ERR_ARG,
+            "unknown option '%.60s' (known: bits, mode, scheme, impl, include, exclude, "
+            "bits_for, group, group_for, scale_dtype, format)",
+            key);
     }
     return SQ_OK;
 }
@@ -187,4 +234,12 @@ unsigned sqi_options_bits_for(const struct sq_options *opt, const char *name)
         if (fnmatch(opt->bits_for[i].pattern, name, 0) == 0)
             return opt->bits_for[i].bits;
     return opt->params.bits;
+}
+
+size_t sqi_options_group_for(const struct sq_options *opt, const char *name)
+{
+    for (size_t i = 0; i < opt->group_for_count; i++)
+        if (fnmatch(opt->group_for[i].pattern, name, 0) == 0)
+            return opt->group_for[i].group;
+    return opt->group;
 }

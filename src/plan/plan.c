@@ -70,6 +70,10 @@ static enum sq_status layer_init(struct plan_layer *l, const struct sq_model *m,
     if (st != SQ_OK)
         return st;
     l->len = sq_layer_channel_size(&l->geom);
+    l->group = sqi_options_group_for(opt, t->name);
+    l->groups = sq_layer_groups(&l->geom, l->group);
+    if (!sqi_mul(l->geom.channels, l->groups, &l->units))
+        return sqi_fail(err, SQ_ERR_LIMIT, "too many groups");
     if (!(l->scale_name = suffixed(t->name, ".scale")) ||
         !(l->zero_point_name = suffixed(t->name, ".zero_point")))
         return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
@@ -79,20 +83,25 @@ static enum sq_status layer_init(struct plan_layer *l, const struct sq_model *m,
                         "tensor of the same name (is the input already quantized?)",
                         t->name, t->name);
     l->codes = malloc(t->nelems);
-    l->scale = malloc(l->geom.channels * sizeof(float));
-    l->zero_point = malloc(l->geom.channels * sizeof(float));
+    /* Zeroed: sq_plan_layer_info reads them (stored dtypes) before items may have run. */
+    l->scale = calloc(l->units, sizeof(float));
+    l->zero_point = calloc(l->units, sizeof(float));
     if (!l->codes || !l->scale || !l->zero_point)
         return sqi_fail(err, SQ_ERR_NOMEM, "out of memory for the outputs of %zu weights",
                         t->nelems);
     return SQ_OK;
 }
 
-/* Cut a layer into items of about SQI_ITEM_WEIGHTS weights, channels spread evenly. */
+/*
+ * Cut a layer into items of about SQI_ITEM_WEIGHTS weights, its groups
+ * (channels when per channel) spread evenly: a channel's groups are as
+ * independent as channels are.
+ */
 static size_t items_for(const struct plan_layer *l)
 {
     size_t total = l->geom.channels * l->len;
     size_t n = total / SQI_ITEM_WEIGHTS + (total % SQI_ITEM_WEIGHTS != 0);
-    return n > l->geom.channels ? l->geom.channels : n;
+    return n > l->units ? l->units : n;
 }
 
 enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options *opt,
@@ -106,6 +115,12 @@ enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options
         return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     p->model = model;
     p->defaults = opt->params;
+    p->group = opt->group;
+    p->scale_dtype = opt->scale_dtype;
+    if (opt->scale_dtype != SQ_DTYPE_F32 && opt->scale_dtype != SQ_DTYPE_F16) {
+        free(p);
+        return sqi_fail(err, SQ_ERR_ARG, "scale_dtype must be F32 or F16");
+    }
     size_t eligible = 0;
     for (size_t i = 0; i < model->count; i++) {
         const struct sq_tensor *t = &model->tensors[i];
@@ -152,7 +167,7 @@ enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options
     }
     for (li = 0; li < p->layer_count; li++) {
         const struct plan_layer *l = &p->layers[li];
-        size_t ch = l->geom.channels;
+        size_t ch = l->units;
         for (size_t k = 0; k < l->items; k++) {
             struct plan_item *it = &p->items[l->first_item + k];
             it->layer = li;
@@ -185,12 +200,22 @@ void sq_plan_layer_info(const struct sq_plan *plan, size_t layer, struct sq_laye
     info->bits = l->params.bits;
     info->layer = l->geom;
     info->items = l->items;
+    info->group = l->group;
+    info->groups = l->groups;
+    info->scale = l->scale;
+    info->zero_point = l->zero_point;
+    sqi_plan_stored_dtypes(plan, l, &info->scale_dtype, &info->zero_point_dtype);
     sq_report_init(&info->report);
     info->seconds = 0.0;
     for (size_t k = 0; k < l->items; k++) {
         sq_report_merge(&info->report, &plan->items[l->first_item + k].report);
         info->seconds += plan->items[l->first_item + k].seconds;
     }
+    double extra =
+        (double)(sq_dtype_size(info->scale_dtype) + sq_dtype_size(info->zero_point_dtype)) * 8.0 *
+        (double)l->units;
+    uint64_t n = (uint64_t)l->geom.channels * l->len;
+    info->bits_per_weight = n ? (double)info->bits + extra / (double)n : 0.0;
 }
 
 static double now_seconds(void)
@@ -208,9 +233,10 @@ enum sq_status sq_plan_run(struct sq_plan *plan, size_t item, struct sq_error *e
     struct plan_item *it = &plan->items[item];
     const struct plan_layer *l = &plan->layers[it->layer];
     const struct sq_tensor *t = &plan->model->tensors[l->tensor];
-    size_t first = it->c0 * l->len, count = (it->c1 - it->c0) * l->len, scratch_size;
+    size_t first = sq_group_offset(&l->geom, l->group, it->c0), scratch_size;
+    size_t count = sq_group_offset(&l->geom, l->group, it->c1) - first;
 
-    enum sq_status st = sq_scratch_size(&l->geom, &scratch_size);
+    enum sq_status st = sq_group_scratch_size(&l->geom, l->group, &scratch_size);
     if (st != SQ_OK)
         return sqi_fail(err, st, "layer too large");
     const float *w;
@@ -231,9 +257,9 @@ enum sq_status sq_plan_run(struct sq_plan *plan, size_t item, struct sq_error *e
         free(converted);
         return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     }
-    st = sq_quantize_range(&l->params, &l->geom, w, it->c0, it->c1, l->codes + first,
-                           l->scale + it->c0, l->zero_point + it->c0, scratch, scratch_size,
-                           &it->report, err);
+    st = sq_quantize_groups(&l->params, &l->geom, l->group, w, it->c0, it->c1, l->codes + first,
+                            l->scale + it->c0, l->zero_point + it->c0, scratch, scratch_size,
+                            &it->report, err);
     if (st != SQ_OK)
         sqi_error_tensor(err, t->name);
     free(scratch);

@@ -15,15 +15,18 @@ struct plan_layer {
     struct sq_layer geom;
     size_t len;            /* elements per channel */
     int8_t *codes;         /* owned, one per weight */
-    float *scale;          /* owned, one per channel */
-    float *zero_point;     /* owned, one per channel */
+    size_t group;          /* as asked (0 = per channel) */
+    size_t groups;         /* groups per channel */
+    size_t units;          /* channels * groups: scales, and what items cut */
+    float *scale;          /* owned, one per group, [channels, groups] */
+    float *zero_point;     /* owned, one per group */
     char *scale_name;      /* owned: "<name>.scale" */
     char *zero_point_name; /* owned: "<name>.zero_point" */
     size_t first_item, items;
 };
 
 struct plan_item {
-    size_t layer, c0, c1;
+    size_t layer, c0, c1; /* groups [c0, c1) of the layer (channels when per channel) */
     struct sq_report report;
     double seconds;
 };
@@ -32,6 +35,8 @@ struct plan_item {
 struct sq_plan {
     const struct sq_model *model; /* borrowed */
     struct sq_params defaults;
+    size_t group;              /* the request's default group */
+    enum sq_dtype scale_dtype; /* asked for: F32 or F16 */
     struct plan_layer *layers;
     size_t layer_count;
     struct plan_item *items;
@@ -42,5 +47,17 @@ struct sq_plan {
 bool sqi_options_match_any(char *const *globs, size_t n, const char *name);
 /* Bits for tensor `name`: the first matching bits_for rule, else the default. */
 unsigned sqi_options_bits_for(const struct sq_options *opt, const char *name);
+/* Group size for tensor `name`: the first matching group_for rule, else the default. */
+size_t sqi_options_group_for(const struct sq_options *opt, const char *name);
+
+/*
+ * How the output stores a layer's scales and zero points: F32/F32, or with
+ * scale_dtype F16, F16 scales when every step is a normal F16 (else F32) and
+ * the narrowest of I8, I16, F32 that holds every zero point exactly.
+ */
+void sqi_plan_stored_dtypes(const struct sq_plan *plan, const struct plan_layer *l,
+                            enum sq_dtype *scale, enum sq_dtype *zero_point);
+/* f32 -> f16 bits, round to nearest even, for normal F16 values only. */
+uint16_t sqi_f16_bits(float v);
 
 #endif

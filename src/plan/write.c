@@ -4,6 +4,7 @@
  * and the codes, so the CLI and the daemon write the same bytes.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,42 @@ static double reduction(double squant, double rtn)
     return rtn > 0.0 ? 1.0 - squant / rtn : 0.0;
 }
 
+uint16_t sqi_f16_bits(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    uint32_t sign = (u >> 16) & 0x8000u, mant = u & 0x7fffffu;
+    int exp = (int)((u >> 23) & 0xffu) - 127 + 15;
+    uint32_t h = sign | ((uint32_t)exp << 10) | (mant >> 13), rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+        h++; /* a carry into the exponent is still the right rounding */
+    return (uint16_t)h;
+}
+
+/* Whether v rounds to a finite normal F16 (and its conversion above applies). */
+static bool f16_normal(float v)
+{
+    float a = fabsf(v);
+    return a >= 0x1p-14f && (sqi_f16_bits(a) & 0x7fffu) <= 0x7bffu;
+}
+
+void sqi_plan_stored_dtypes(const struct sq_plan *plan, const struct plan_layer *l,
+                            enum sq_dtype *scale, enum sq_dtype *zero_point)
+{
+    *scale = *zero_point = SQ_DTYPE_F32;
+    if (plan->scale_dtype != SQ_DTYPE_F16)
+        return;
+    bool f16 = true, i8 = true, i16 = true;
+    for (size_t u = 0; u < l->units; u++) {
+        float z = l->zero_point[u];
+        f16 = f16 && f16_normal(l->scale[u]);
+        i8 = i8 && z >= -128.0f && z <= 127.0f;
+        i16 = i16 && z >= -32768.0f && z <= 32767.0f;
+    }
+    *scale = f16 ? SQ_DTYPE_F16 : SQ_DTYPE_F32;
+    *zero_point = i8 ? SQ_DTYPE_I8 : i16 ? SQ_DTYPE_I16 : SQ_DTYPE_F32;
+}
+
 /* The report of one layer (new reference, NULL on allocation failure). */
 static json_t *layer_json(const struct sq_plan *plan, size_t li, bool timings)
 {
@@ -58,6 +95,16 @@ static json_t *layer_json(const struct sq_plan *plan, size_t li, bool timings)
         "rtn_max_kernel_residual", r->rtn_max_kernel_residual, "rtn_max_channel_residual",
         r->rtn_max_channel_residual, "flips", (json_int_t)r->flips, "kernel_flips",
         (json_int_t)r->kernel_flips, "channel_flips", (json_int_t)r->channel_flips);
+    if (o &&
+        (json_object_set_new(o, "group", json_integer((json_int_t)info.group)) != 0 ||
+         json_object_set_new(o, "groups", json_integer((json_int_t)info.groups)) != 0 ||
+         json_object_set_new(o, "scale_dtype", json_string(sq_dtype_name(info.scale_dtype))) != 0 ||
+         json_object_set_new(o, "zero_point_dtype",
+                             json_string(sq_dtype_name(info.zero_point_dtype))) != 0 ||
+         json_object_set_new(o, "bits_per_weight", json_real(info.bits_per_weight)) != 0)) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && timings && json_object_set_new(o, "seconds", json_real(info.seconds)) != 0) {
         json_decref(o);
         return NULL;
@@ -71,7 +118,7 @@ static json_t *report_json(const struct sq_plan *plan, bool timings)
     json_t *layers = json_array();
     struct sq_report total;
     sq_report_init(&total);
-    double seconds = 0.0;
+    double seconds = 0.0, bits = 0.0;
     for (size_t i = 0; layers && i < plan->layer_count; i++) {
         json_t *l = layer_json(plan, i, timings);
         if (!l || json_array_append_new(layers, l) != 0) {
@@ -82,25 +129,28 @@ static json_t *report_json(const struct sq_plan *plan, bool timings)
         sq_plan_layer_info(plan, i, &info);
         sq_report_merge(&total, &info.report);
         seconds += info.seconds;
+        bits += info.bits_per_weight * (double)info.report.weights;
     }
     if (!layers)
         return NULL;
     json_t *tot =
-        json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:I}", "layers", (json_int_t)plan->layer_count,
-                  "weights", (json_int_t)total.weights, "kernel_residual_reduction",
+        json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:f}", "layers",
+                  (json_int_t)plan->layer_count, "weights", (json_int_t)total.weights,
+                  "kernel_residual_reduction",
                   reduction(total.max_kernel_residual, total.rtn_max_kernel_residual),
                   "channel_residual_reduction",
                   reduction(total.max_channel_residual, total.rtn_max_channel_residual), "mse",
                   mean(total.sse, total.weights), "rtn_mse", mean(total.rtn_sse, total.weights),
-                  "flips", (json_int_t)total.flips);
+                  "flips", (json_int_t)total.flips, "bits_per_weight", mean(bits, total.weights));
     if (tot && timings && json_object_set_new(tot, "seconds", json_real(seconds)) != 0) {
         json_decref(tot);
         tot = NULL;
     }
     const struct sq_params *d = &plan->defaults;
-    return json_pack("{s:s, s:{s:i, s:s, s:s}, s:o, s:o*}", "version", SQ_VERSION_STRING, "params",
-                     "bits", (int)d->bits, "mode", sq_mode_name(d->mode), "scheme",
-                     sq_scheme_name(d->scheme), "layers", layers, "total", tot);
+    return json_pack("{s:s, s:{s:i, s:s, s:s, s:I, s:s}, s:o, s:o*}", "version", SQ_VERSION_STRING,
+                     "params", "bits", (int)d->bits, "mode", sq_mode_name(d->mode), "scheme",
+                     sq_scheme_name(d->scheme), "group", (json_int_t)plan->group, "scale_dtype",
+                     sq_dtype_name(plan->scale_dtype), "layers", layers, "total", tot);
 }
 
 enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timings, char **out,
@@ -124,6 +174,51 @@ static const struct plan_layer *layer_of(const struct sq_plan *plan, size_t ti)
     return NULL;
 }
 
+/* Add l's scales and zero points in their stored dtypes (converted copies owned by `out`). */
+static enum sq_status add_stored(struct sq_model *out, const struct sq_plan *plan,
+                                 const struct plan_layer *l, unsigned rank, const int64_t *shape,
+                                 struct sq_error *err)
+{
+    enum sq_dtype sd, zd;
+    sqi_plan_stored_dtypes(plan, l, &sd, &zd);
+    size_t n = l->units, fb = n * sizeof(float);
+    enum sq_status st;
+    if (sd == SQ_DTYPE_F32) {
+        st = sq_model_add(out, l->scale_name, SQ_DTYPE_F32, rank, shape, l->scale, fb, false, err);
+    } else {
+        uint8_t *b = malloc(n ? 2 * n : 1);
+        if (!b)
+            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+        for (size_t u = 0; u < n; u++) {
+            uint16_t h = sqi_f16_bits(l->scale[u]);
+            b[2 * u] = (uint8_t)h;
+            b[2 * u + 1] = (uint8_t)(h >> 8);
+        }
+        st = sq_model_add(out, l->scale_name, SQ_DTYPE_F16, rank, shape, b, 2 * n, true, err);
+        if (st != SQ_OK)
+            free(b);
+    }
+    if (st != SQ_OK)
+        return st;
+    if (zd == SQ_DTYPE_F32)
+        return sq_model_add(out, l->zero_point_name, SQ_DTYPE_F32, rank, shape, l->zero_point, fb,
+                            false, err);
+    size_t es = sq_dtype_size(zd);
+    uint8_t *b = malloc(n ? es * n : 1);
+    if (!b)
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    for (size_t u = 0; u < n; u++) {
+        int32_t z = (int32_t)l->zero_point[u]; /* exact: an integer value that fits */
+        b[es * u] = (uint8_t)((uint32_t)z & 0xffu);
+        if (es == 2)
+            b[es * u + 1] = (uint8_t)(((uint32_t)z >> 8) & 0xffu);
+    }
+    st = sq_model_add(out, l->zero_point_name, zd, rank, shape, b, es * n, true, err);
+    if (st != SQ_OK)
+        free(b);
+    return st;
+}
+
 /*
  * The output model: every input tensor in order, a quantized one replaced by
  * its codes, scale and zero point. All data is borrowed from the plan and
@@ -145,15 +240,13 @@ static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *
                               err);
             continue;
         }
-        int64_t ch[1] = {(int64_t)l->geom.channels};
-        size_t fb = l->geom.channels * sizeof(float);
+        /* Per channel [O] as always; with a group (any g > 0) [O, G]. */
+        int64_t ch[2] = {(int64_t)l->geom.channels, (int64_t)l->groups};
+        unsigned srank = l->group ? 2 : 1;
         st = sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, l->codes, t->nelems, false,
                           err);
         if (st == SQ_OK)
-            st = sq_model_add(out, l->scale_name, SQ_DTYPE_F32, 1, ch, l->scale, fb, false, err);
-        if (st == SQ_OK)
-            st = sq_model_add(out, l->zero_point_name, SQ_DTYPE_F32, 1, ch, l->zero_point, fb,
-                              false, err);
+            st = add_stored(out, plan, l, srank, ch, err);
     }
     return st;
 }
