@@ -3,6 +3,7 @@
  * the weight shapes of ResNet-18 and ResNet-50 (random normal weights, 4 bits).
  *
  *   bench_core [--model resnet18|resnet50|all] [--threads N] [--impl I] [--reps R]
+ *              [--group G]
  *
  * floor:  read every float32 weight once and write one int8 per weight
  *         (a conversion pass: what any quantizer must at least do);
@@ -14,6 +15,9 @@
  * of the per-repetition ratios. The last lines (one per model and thread
  * count) are for scripts:
  *   resnet50 threads=2 floor_ms=4.1 rtn_ms=4.3 squant_ms=9.8
+ * With --group G, rtn and squant also run group-wise (a range per G input
+ * channels, sq_quantize_groups) on the same items, printed beside the
+ * per-channel numbers, with lines "... group=G ..." for scripts.
  * This is a benchmark, not a test: it never fails on timings.
  */
 #include <pthread.h>
@@ -78,6 +82,7 @@ struct job {
     atomic_size_t next;
     struct sq_params params;
     int floor; /* run the floor instead of libsquant */
+    size_t group; /* 0: per channel; else group-wise with this group size */
 };
 
 static double now(void)
@@ -146,9 +151,13 @@ static void *worker(void *arg)
             continue;
         }
         struct sq_error err;
-        if (sq_quantize_range(&job->params, &l->geom, l->w + off, it->c0, it->c1, l->q + off,
-                              l->scale + it->c0, l->zp + it->c0, scratch, scratch_size, NULL,
-                              &err) != SQ_OK) {
+        size_t per = sq_layer_groups(&l->geom, job->group), u0 = it->c0 * per, u1 = it->c1 * per;
+        if ((job->group ? sq_quantize_groups(&job->params, &l->geom, job->group, l->w + off, u0,
+                                             u1, l->q + off, l->scale + u0, l->zp + u0, scratch,
+                                             scratch_size, NULL, &err)
+                        : sq_quantize_range(&job->params, &l->geom, l->w + off, it->c0, it->c1,
+                                            l->q + off, l->scale + it->c0, l->zp + it->c0,
+                                            scratch, scratch_size, NULL, &err)) != SQ_OK) {
             fprintf(stderr, "bench_core: %s\n", err.message);
             exit(1);
         }
@@ -219,7 +228,7 @@ static void measure(struct job *job, int threads, int reps, struct result *res)
 
 static void bench_model(const char *name, const struct shape *shapes, size_t n_shapes,
                         const int *threads, int n_threads, enum sq_impl impl, int reps,
-                        struct result *res)
+                        struct result *res, size_t group, struct result *gres)
 {
     size_t n_layers = 0, weights = 0, n_items = 0;
     for (size_t s = 0; s < n_shapes; s++)
@@ -234,8 +243,9 @@ static void bench_model(const char *name, const struct shape *shapes, size_t n_s
             l->n = (size_t)(shape[0] * shape[1] * shape[2] * shape[3]);
             l->w = malloc(l->n * sizeof(float));
             l->q = malloc(l->n);
-            l->scale = malloc((size_t)shape[0] * sizeof(float));
-            l->zp = malloc((size_t)shape[0] * sizeof(float));
+            /* room for one scale per input channel: any --group */
+            l->scale = malloc((size_t)(shape[0] * shape[1]) * sizeof(float));
+            l->zp = malloc((size_t)(shape[0] * shape[1]) * sizeof(float));
             double sd = 1.0 / (double)(shape[1] * shape[2] * shape[3]);
             for (size_t i = 0; i < l->n; i += 2) {
                 double u1 = uniform01(), u2 = uniform01(), r = __builtin_sqrt(-2.0 * __builtin_log(u1));
@@ -270,6 +280,15 @@ static void bench_model(const char *name, const struct shape *shapes, size_t n_s
         printf("  %-8d %10.2f %10.2f %10.2f %12.3f %10.2f %10.2f\n", threads[t], res[t].floor_ms,
                res[t].rtn_ms, res[t].squant_ms, res[t].squant_ms * 1e6 / (double)weights,
                res[t].sq_rtn, res[t].sq_floor);
+        if (!group)
+            continue;
+        job.group = group;
+        measure(&job, threads[t], reps, &gres[t]);
+        printf("  %-8s %10.2f %10.2f %10.2f %12.3f %10.2f %10.2f   group %zu: sq/rtn per "
+               "channel %.2f\n",
+               "", gres[t].floor_ms, gres[t].rtn_ms, gres[t].squant_ms,
+               gres[t].squant_ms * 1e6 / (double)weights, gres[t].sq_rtn, gres[t].sq_floor, group,
+               gres[t].squant_ms / res[t].squant_ms);
     }
     for (li = 0; li < n_layers; li++) {
         free(layers[li].w);
@@ -286,6 +305,7 @@ int main(int argc, char **argv)
     const char *model = "all";
     int max_threads = (int)sysconf(_SC_NPROCESSORS_ONLN), reps = 11, only_threads = 0;
     enum sq_impl impl = SQ_IMPL_AUTO;
+    long group = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
             model = argv[++i];
@@ -293,6 +313,8 @@ int main(int argc, char **argv)
             only_threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--group") == 0 && i + 1 < argc)
+            group = atol(argv[++i]);
         else if (strcmp(argv[i], "--impl") == 0 && i + 1 < argc) {
             if (sq_impl_from_name(argv[++i], &impl) != SQ_OK || !sq_impl_available(impl)) {
                 fprintf(stderr, "bench_core: implementation %s is not available\n", argv[i]);
@@ -300,12 +322,13 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: bench_core [--model resnet18|resnet50|all] [--threads N] "
-                            "[--impl I] [--reps R]\n");
+                            "[--impl I] [--reps R] [--group G]\n");
             return 2;
         }
     }
-    if (reps < 1 || reps > 101 || max_threads < 1 || only_threads < 0 || only_threads > 256) {
-        fprintf(stderr, "bench_core: bad --reps or --threads\n");
+    if (reps < 1 || reps > 101 || max_threads < 1 || only_threads < 0 || only_threads > 256 ||
+        group < 0 || group > (1L << 30)) {
+        fprintf(stderr, "bench_core: bad --reps, --threads or --group\n");
         return 2;
     }
     if (max_threads > 256)
@@ -321,13 +344,13 @@ int main(int argc, char **argv)
         size_t n;
     } models[] = {{"resnet18", resnet18, sizeof resnet18 / sizeof *resnet18},
                   {"resnet50", resnet50, sizeof resnet50 / sizeof *resnet50}};
-    struct result res[2][2];
+    struct result res[2][2], gres[2][2];
     int ran[2] = {0, 0};
     for (int m = 0; m < 2; m++) {
         if (strcmp(model, "all") != 0 && strcmp(model, models[m].name) != 0)
             continue;
         bench_model(models[m].name, models[m].shapes, models[m].n, threads, n_threads, impl, reps,
-                    res[m]);
+                    res[m], (size_t)group, gres[m]);
         ran[m] = 1;
     }
     if (!ran[0] && !ran[1]) {
@@ -340,5 +363,12 @@ int main(int argc, char **argv)
                    "sq_floor=%.2f\n",
                    models[m].name, threads[t], res[m][t].floor_ms, res[m][t].rtn_ms,
                    res[m][t].squant_ms, res[m][t].sq_rtn, res[m][t].sq_floor);
+    for (int m = 0; group && m < 2; m++)
+        for (int t = 0; ran[m] && t < n_threads; t++)
+            printf("%s threads=%d group=%ld floor_ms=%.2f rtn_ms=%.2f squant_ms=%.2f sq_rtn=%.2f "
+                   "sq_floor=%.2f sq_per_channel=%.2f\n",
+                   models[m].name, threads[t], group, gres[m][t].floor_ms, gres[m][t].rtn_ms,
+                   gres[m][t].squant_ms, gres[m][t].sq_rtn, gres[m][t].sq_floor,
+                   gres[m][t].squant_ms / res[m][t].squant_ms);
     return 0;
 }
