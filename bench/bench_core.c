@@ -152,12 +152,12 @@ static void *worker(void *arg)
         }
         struct sq_error err;
         size_t per = sq_layer_groups(&l->geom, job->group), u0 = it->c0 * per, u1 = it->c1 * per;
-        if ((job->group ? sq_quantize_groups(&job->params, &l->geom, job->group, l->w + off, u0,
-                                             u1, l->q + off, l->scale + u0, l->zp + u0, scratch,
+        if ((job->group ? sq_quantize_groups(&job->params, &l->geom, job->group, l->w + off, u0, u1,
+                                             l->q + off, l->scale + u0, l->zp + u0, scratch,
                                              scratch_size, NULL, &err)
                         : sq_quantize_range(&job->params, &l->geom, l->w + off, it->c0, it->c1,
-                                            l->q + off, l->scale + it->c0, l->zp + it->c0,
-                                            scratch, scratch_size, NULL, &err)) != SQ_OK) {
+                                            l->q + off, l->scale + it->c0, l->zp + it->c0, scratch,
+                                            scratch_size, NULL, &err)) != SQ_OK) {
             fprintf(stderr, "bench_core: %s\n", err.message);
             exit(1);
         }
