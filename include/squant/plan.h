@@ -84,8 +84,9 @@ struct sq_layer_info {
     size_t group;               /* as asked: input channels per group, 0 = per channel */
     size_t groups;              /* groups per output channel (sq_layer_groups) */
     /* Once all its items ran: layer.channels * groups steps and zero points,
-     * row-major [O, groups], w ~ (q - zero_point) * scale; the group of input
-     * channel i is i / group. What a writer needs for blocked outputs. */
+     * row-major [O, groups], w ~ (q - zero_point) * scale; input channel i
+     * belongs to group i / group (group 0 if groups == 1). What a writer
+     * needs for blocked outputs (block size = group along the input axis). */
     const float *scale;
     const float *zero_point;
     enum sq_dtype scale_dtype;      /* how the output stores them: F32, or F16 if asked and */
