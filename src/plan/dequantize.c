@@ -67,19 +67,28 @@ static bool is_companion(const struct sq_model *m, const struct sq_tensor *t)
     return false;
 }
 
-/* The "group" the "squant" metadata records for layer `name`, or 0. */
-static size_t meta_group(json_t *report, const char *name)
+/* name -> group of the "squant" metadata's layers with a group (new reference, or NULL). */
+static json_t *meta_groups(const char *report_text)
 {
+    json_t *report = json_loads(report_text, JSON_REJECT_DUPLICATES, NULL), *map = json_object();
     size_t i;
     json_t *l;
     json_array_foreach(json_object_get(report, "layers"), i, l)
     {
         const char *n = json_string_value(json_object_get(l, "name"));
         json_t *g = json_object_get(l, "group");
-        if (n && strcmp(n, name) == 0 && json_is_integer(g) && json_integer_value(g) > 0)
-            return (size_t)json_integer_value(g);
+        if (map && n && json_is_integer(g) && json_integer_value(g) > 0 && !json_object_get(map, n))
+            json_object_set(map, n, g);
     }
-    return 0;
+    json_decref(report);
+    return map;
+}
+
+/* The group recorded for layer `name`, or 0. */
+static size_t meta_group(json_t *groups, const char *name)
+{
+    json_t *g = json_object_get(groups, name);
+    return g ? (size_t)json_integer_value(g) : 0;
 }
 
 static float read_value(const struct sq_tensor *t, size_t i)
@@ -107,7 +116,7 @@ enum sq_status sq_dequantize_model(const struct sq_model *in, struct sq_model *o
     for (size_t i = 0; st == SQ_OK && i < in->meta_count; i++) {
         st = sq_model_set_meta(out, in->meta[i].key, in->meta[i].value, err);
         if (strcmp(in->meta[i].key, "squant") == 0 && !report)
-            report = json_loads(in->meta[i].value, JSON_REJECT_DUPLICATES, NULL);
+            report = meta_groups(in->meta[i].value);
     }
     for (size_t i = 0; st == SQ_OK && i < in->count; i++) {
         const struct sq_tensor *t = &in->tensors[i];
