@@ -427,6 +427,58 @@ START_TEST(test_dequantize_and_f16)
 }
 END_TEST
 
+/* A channel's groups are cut into work items like channels are: one channel, several items. */
+START_TEST(test_items_split_channels)
+{
+    const struct tdef t = {"w", 2, {2, 200000}};
+    float *data = malloc(400000 * sizeof(float));
+    struct sq_model m;
+    build(&m, &t, 1, data, true);
+    struct sq_options o;
+    sq_options_init(&o);
+    struct sq_plan *per = plan_run(&m, &o, false);
+    ck_assert_uint_eq(sq_plan_item_count(per), 2); /* per channel: at most one item per channel */
+    o.group = 1000;
+    o.params.mode = SQ_MODE_SQUANT_C;
+    struct sq_plan *a = plan_run(&m, &o, false), *b = plan_run(&m, &o, true);
+    ck_assert_uint_eq(sq_plan_item_count(a), 4); /* 400 groups, 4 items: 2 per channel */
+    size_t la, lb;
+    uint8_t *sa = write_st(a, &la), *sb = write_st(b, &lb);
+    ck_assert(la == lb && memcmp(sa, sb, la) == 0);
+    struct sq_layer_info info;
+    sq_plan_layer_info(a, 0, &info);
+    struct sq_layer flat = {400, 1000, 1};
+    size_t ss;
+    ck_assert(sq_scratch_size(&flat, &ss) == SQ_OK);
+    void *scratch = malloc(ss);
+    int8_t *codes = malloc(400000);
+    float *s = malloc(400 * 4), *z = malloc(400 * 4);
+    struct sq_params p = o.params;
+    struct sq_error err;
+    ck_assert(sq_quantize_range(&p, &flat, data, 0, 400, codes, s, z, scratch, ss, NULL, &err) ==
+              SQ_OK);
+    ck_assert(memcmp(s, info.scale, 400 * 4) == 0);
+    ck_assert(memcmp(z, info.zero_point, 400 * 4) == 0);
+    struct sq_model out;
+    sq_model_init(&out);
+    ck_assert(sq_safetensors_parse(sa, la, NULL, &out, &err) == SQ_OK);
+    ck_assert(memcmp(find(&out, "w")->data, codes, 400000) == 0);
+    sq_model_free(&out);
+    free(scratch);
+    free(codes);
+    free(s);
+    free(z);
+    free(sa);
+    free(sb);
+    sq_plan_free(per);
+    sq_plan_free(a);
+    sq_plan_free(b);
+    sq_options_free(&o);
+    sq_model_free(&m);
+    free(data);
+}
+END_TEST
+
 /* A [O, G] scale with G > 1 needs the metadata's group; without it dequantize refuses. */
 START_TEST(test_dequantize_needs_group)
 {
@@ -472,6 +524,7 @@ int main(void)
     tcase_add_test(tc, test_reshape);
     tcase_add_test(tc, test_dequantize_and_f16);
     tcase_add_test(tc, test_dequantize_needs_group);
+    tcase_add_test(tc, test_items_split_channels);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
