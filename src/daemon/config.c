@@ -74,6 +74,19 @@ static const struct sqd_option options[] = {
      "Most simultaneous client connections."},
     {"connection-timeout", SQD_OPT_SECONDS, OFF(connection_timeout), "60", 1, 86400, 0,
      "Idle seconds before a connection is closed (not counted while a job runs)."},
+    {"max-connections-per-ip", SQD_OPT_UINT, OFF(max_connections_per_ip), "64", 0, 65536,
+     SQD_OPT_LIMIT,
+     "Most simultaneous connections from one client address. 0: no per-address limit (set "
+     "it behind a proxy, where every client has the proxy's address)."},
+    {"connection-reserve", SQD_OPT_UINT, OFF(connection_reserve), "16", 0, 65535, 0,
+     "Connection slots kept free for clients that send their request promptly: when fewer "
+     "are left, a new connection closes the oldest one still sending its headers."},
+    {"header-timeout", SQD_OPT_SECONDS, OFF(header_timeout), "10", 1, 3600, SQD_OPT_LIMIT,
+     "Seconds a client has to send a request's line and headers (and how long an idle "
+     "keep-alive connection is kept); later, the connection is closed."},
+    {"min-body-rate", SQD_OPT_BYTES, OFF(min_body_rate), "1K", 0, 1ull << 40, SQD_OPT_LIMIT,
+     "Least average upload rate in bytes per second, checked once a body has taken longer "
+     "than header-timeout; a slower upload is closed. 0: no minimum."},
     {"connection-memory", SQD_OPT_BYTES, OFF(connection_memory), "64K", 8192, 16 * MIB, 0,
      "Memory per connection for the request line and headers."},
     {"result-ttl", SQD_OPT_SECONDS, OFF(result_ttl), "1h", 1, 365 * 86400ull, SQD_OPT_LIMIT,
@@ -374,6 +387,13 @@ bool sqd_config_check(const struct sqd_config *cfg, char *msg, size_t msgsize)
                  "instance \"%.80s\" must be 1-%d of a-z, 0-9 and -, not starting or ending "
                  "with -",
                  cfg->instance, SQD_INSTANCE_MAX);
+        return false;
+    }
+    if (cfg->connection_reserve >= cfg->max_connections) {
+        snprintf(msg, msgsize,
+                 "connection-reserve (%" PRIu64 ") must be less than "
+                 "max-connections (%" PRIu64 ")",
+                 cfg->connection_reserve, cfg->max_connections);
         return false;
     }
     return true;

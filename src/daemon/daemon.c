@@ -39,8 +39,8 @@ static bool ctx_init(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     ctx->pool_size = sqd_config_threads(&ctx->cfg);
     ctx->max_active = sqd_config_active_jobs(&ctx->cfg);
     if (uv_mutex_init(&ctx->inbox_lock) || uv_mutex_init(&ctx->reg_lock) ||
-        uv_mutex_init(&ctx->log_lock) || !sqd_auth_init(&ctx->auth) ||
-        !sqd_metrics_init(&ctx->metrics, nroutes)) {
+        uv_mutex_init(&ctx->log_lock) || uv_mutex_init(&ctx->conns.lock) ||
+        !sqd_auth_init(&ctx->auth) || !sqd_metrics_init(&ctx->metrics, nroutes)) {
         snprintf(msg, msgsize, "cannot initialize: out of memory");
         return false;
     }

@@ -26,6 +26,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->ctx = ctx;
     req->conn = conn;
     req->t_start = sqd_now_ns();
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    req->cn = ci ? ci->socket_context : NULL;
     size_t plen = strcspn(uri, "?");
     req->path = strndup(uri, plen);
     sqd_request_id(ctx, req->id);
@@ -45,8 +48,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->status == 0) {
         /* Closed before an answer: the client went away or sent garbage. */
-        req->status = toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? 499 : 400;
+        unsigned swept = sqd_conn_closed_status(ctx, req->cn);
+        req->status = swept ? swept : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? 499 : 400;
     }
+    /* The connection waits for its next request: the header deadline runs again. */
+    sqd_conn_phase(ctx, req->cn, SQD_CONN_HEADERS);
     sqd_access_log(ctx, req);
     sqd_metrics_request(&ctx->metrics, sqd_route_index(req->route), req->status);
     atomic_fetch_add(&ctx->metrics.bytes_out, req->bytes_out);
@@ -248,11 +254,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (rid && sqd_request_id_valid(rid))
             snprintf(req->id, sizeof(req->id), "%s", rid);
+        sqd_conn_phase(ctx, req->cn, SQD_CONN_BUSY);
         req->route = sqd_route_find(method, url, &req->path_known, req->allow, sizeof(req->allow),
                                     req->job_id, sizeof(req->job_id));
         if (req->route && (req->route->flags & SQD_ROUTE_BODY) && authorized(req)) {
             req->phase = SQD_PH_BODY;
-            sqd_upload_begin(req);
+            if (sqd_upload_begin(req))
+                sqd_conn_phase(ctx, req->cn, SQD_CONN_BODY);
             return MHD_YES;
         }
         /*
@@ -283,8 +291,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             req->bytes_in += n;
             atomic_fetch_add(&ctx->metrics.bytes_in, n);
+            sqd_conn_body(ctx, req->cn, n);
             return sqd_upload_data(req, upload_data, n) ? MHD_YES : MHD_NO;
         }
+        sqd_conn_phase(ctx, req->cn, SQD_CONN_BUSY);
         sqd_upload_end(req);
         return MHD_YES;
     case SQD_PH_WAIT:
@@ -307,6 +317,18 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
     sqd_log(ctx, "mhd: %s", msg);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct sqd_ctx *ctx = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = sqd_conn_open(ctx, conn);
+    } else {
+        sqd_conn_close(ctx, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static bool write_port_file(const char *path, unsigned port, char *msg, size_t msgsize)
@@ -337,10 +359,11 @@ bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     ctx->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, ctx, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ctx,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, ctx,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)ctx->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)ctx->cfg.connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)ctx->cfg.connection_memory, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        ctx, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ctx->cfg.max_connections_per_ip,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)ctx->cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ctx->cfg.connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ctx->cfg.connection_memory, MHD_OPTION_END);
     if (!ctx->mhd) {
         snprintf(msg, msgsize, "cannot listen on %s (address in use or not permitted?)",
                  ctx->cfg.listen);

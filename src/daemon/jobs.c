@@ -684,6 +684,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct sqd_ctx *ctx = t->data;
     poll_clients(ctx);
+    sqd_conns_sweep(ctx);
     uint64_t now = sqd_now_ns();
     if (now - ctx->last_expiry > 1000000000u) {
         ctx->last_expiry = now;

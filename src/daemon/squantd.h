@@ -67,6 +67,10 @@ struct sqd_config {
     uint64_t max_total_elements;
     uint64_t max_header_bytes;
     uint64_t max_connections;
+    uint64_t max_connections_per_ip;
+    uint64_t connection_reserve;
+    uint64_t header_timeout;
+    uint64_t min_body_rate;
     uint64_t connection_timeout;
     uint64_t connection_memory;
     uint64_t result_ttl;
@@ -314,6 +318,51 @@ uint64_t sqd_now_ns(void);
 /* Tell systemd (NOTIFY_SOCKET) a state such as "READY=1"; no-op without it. */
 void sqd_notify(const char *state);
 
+/* ------------------------------------------------------------------ conns.c */
+
+/*
+ * Every open connection, for the slow-client defences: a deadline for a
+ * request's line and headers, a least upload rate, and a reserve of free
+ * slots kept by closing the oldest connection still sending headers.
+ * Created and freed by MHD's connection notifications (MHD thread); the
+ * loop thread's tick sweeps the list. All fields under sqd_conns.lock.
+ * A connection is closed from outside with shutdown(2) on its socket,
+ * which MHD then sees as the client's end; the record is unlinked before
+ * MHD closes the socket, so a swept fd is never a reused one.
+ */
+enum sqd_conn_phase {
+    SQD_CONN_HEADERS, /* waiting for (the rest of) a request's line and headers */
+    SQD_CONN_BODY,    /* receiving an upload */
+    SQD_CONN_BUSY     /* being answered, or a job runs: no deadline */
+};
+
+struct sqd_conn {
+    struct sqd_conn *prev, *next;
+    int fd;
+    enum sqd_conn_phase phase;
+    uint64_t since;         /* monotonic ns: start of the phase */
+    uint64_t bytes;         /* body bytes received in the phase */
+    unsigned closed_status; /* 408 or 503 once swept or evicted: for the access log */
+    char addr[48];          /* the client address, for the access log */
+};
+
+struct sqd_conns {
+    uv_mutex_t lock;
+    struct sqd_conn *head, *tail;
+    size_t count;
+    atomic_uint_fast64_t timed_out; /* closed by a deadline */
+    atomic_uint_fast64_t evicted;   /* closed to keep the reserve */
+};
+
+struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn);
+void sqd_conn_close(struct sqd_ctx *ctx, struct sqd_conn *c);
+void sqd_conn_phase(struct sqd_ctx *ctx, struct sqd_conn *c, enum sqd_conn_phase phase);
+void sqd_conn_body(struct sqd_ctx *ctx, struct sqd_conn *c, size_t n);
+/* How the connection was closed by a sweep (0 = it was not). */
+unsigned sqd_conn_closed_status(struct sqd_ctx *ctx, struct sqd_conn *c);
+/* Loop thread: close connections past their deadlines. */
+void sqd_conns_sweep(struct sqd_ctx *ctx);
+
 /* ------------------------------------------------------------------ routes.c / http.c */
 
 typedef void (*sqd_handler_fn)(struct sqd_request *req);
@@ -364,6 +413,7 @@ enum sqd_phase { SQD_PH_NEW, SQD_PH_DEFER, SQD_PH_BODY, SQD_PH_WAIT, SQD_PH_ANSW
 struct sqd_request {
     struct sqd_ctx *ctx;
     struct MHD_Connection *conn;
+    struct sqd_conn *cn; /* its connection's record (NULL if none) */
     char id[SQD_REQID_MAX];
     char method[16];
     char *path; /* owned; without the query string */
@@ -650,6 +700,7 @@ struct sqd_ctx {
 
     struct sqd_auth auth;
     struct sqd_metrics metrics;
+    struct sqd_conns conns;
     atomic_bool draining;
     uv_mutex_t log_lock;
     /*
