@@ -141,9 +141,9 @@ enum sq_status sq_layer_init(struct sq_layer *layer, unsigned rank, const int64_
                              struct sq_error *err)
 {
     if (rank < 2 || rank > SQ_MAX_RANK)
-        return sqi_fail(err, SQ_ERR_SHAPE,
-                        "rank %u cannot be quantized: expected [out, in] or [out, in, kernel dims...]",
-                        rank);
+        return sqi_fail(
+            err, SQ_ERR_SHAPE,
+            "rank %u cannot be quantized: expected [out, in] or [out, in, kernel dims...]", rank);
     for (unsigned i = 0; i < rank; i++)
         if (shape[i] < 1)
             return sqi_fail(err, SQ_ERR_SHAPE, "dimension %u is %lld: every dimension must be >= 1",
@@ -182,7 +182,10 @@ void sq_report_init(struct sq_report *r)
     memset(r, 0, sizeof *r);
 }
 
-static double dmax(double a, double b) { return a > b ? a : b; }
+static double dmax(double a, double b)
+{
+    return a > b ? a : b;
+}
 
 void sq_report_merge(struct sq_report *dst, const struct sq_report *src)
 {
@@ -259,6 +262,30 @@ enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq
                         "weight %zu (output channel %zu, element %zu of the channel) is %s",
                         (c0 + done) * len + i, c0 + done, i,
                         i < len && isnan(cw[i]) ? "NaN" : "infinite");
+    }
+    /*
+     * Finite weights whose range overflows float (near +-FLT_MAX) give an
+     * infinite step: no code can represent them. Say so for the channel.
+     */
+    for (size_t c = 0; c < n; c++) {
+        double step = (double)sqi_public_step(scale[c]);
+        double zp = (double)sqi_public_zero_point(zero_point[c]);
+        float d0 = (float)(((double)ctx.t_min - zp) * step);
+        float d1 = (float)(((double)ctx.t_max - zp) * step);
+        if (isfinite(step) && isfinite(zp) && isfinite(d0) && isfinite(d1))
+            continue;
+        const float *cw = w + c * len;
+        float lo = cw[0], hi = cw[0];
+        for (size_t i = 1; i < len; i++) {
+            lo = cw[i] < lo ? cw[i] : lo;
+            hi = cw[i] > hi ? cw[i] : hi;
+        }
+        if (err)
+            err->channel = (int64_t)(c0 + c);
+        return sqi_fail(err, SQ_ERR_NONFINITE,
+                        "the weights of output channel %zu span %g to %g, a range wider than "
+                        "float32 holds: the quantization step would be infinite",
+                        c0 + c, (double)lo, (double)hi);
     }
     if (report) {
         sq_report_init(report);

@@ -31,6 +31,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->cn = ci ? ci->socket_context : NULL;
     size_t plen = strcspn(uri, "?");
     req->path = strndup(uri, plen);
+    /* libmicrohttpd decodes %00 into a NUL that would cut the path or a value short. */
+    req->bad_uri = strstr(uri, "%00") != NULL;
+    sq_error_init(&req->upload_err);
     sqd_request_id(ctx, req->id);
     sqd_spec_init(&req->spec);
     sqd_body_init(&req->body, 0, 0, NULL);
@@ -214,6 +217,11 @@ static bool authorized(struct sqd_request *req)
 /* Answer a request that carries no model: 404, 405, 401, or the route's handler. */
 static void answer_now(struct sqd_request *req)
 {
+    if (req->bad_uri) {
+        sqd_respond_error(req, 400, sq_status_name(SQ_ERR_ARG),
+                          "the path or a query parameter contains an encoded NUL (%%00)");
+        return;
+    }
     if (!req->route) {
         if (req->path_known) {
             const char *h[] = {"Allow", req->allow, NULL};
@@ -257,7 +265,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sqd_conn_phase(ctx, req->cn, SQD_CONN_BUSY);
         req->route = sqd_route_find(method, url, &req->path_known, req->allow, sizeof(req->allow),
                                     req->job_id, sizeof(req->job_id));
-        if (req->route && (req->route->flags & SQD_ROUTE_BODY) && authorized(req)) {
+        if (req->route && !req->bad_uri && (req->route->flags & SQD_ROUTE_BODY) &&
+            authorized(req)) {
             req->phase = SQD_PH_BODY;
             if (sqd_upload_begin(req))
                 sqd_conn_phase(ctx, req->cn, SQD_CONN_BODY);

@@ -419,6 +419,7 @@ struct sqd_request {
     char *path; /* owned; without the query string */
     const struct sqd_route *route;
     bool path_known; /* no route, but the path exists: 405 */
+    bool bad_uri;    /* an encoded NUL in the path or query: 400 */
     char allow[128]; /* the path's methods, for 405 */
     char job_id[SQD_JOBID_LEN + 2];
     uint64_t t_start;

@@ -20,6 +20,13 @@
 #define SQD_OPTIONS_MAX (64 * 1024) /* the multipart options part */
 #define SQD_FIELD_MAX 4096          /* any other small form field */
 #define SQD_PP_BUFFER (64 * 1024)
+/*
+ * A body without Content-Length (chunked) that crosses max-body-size is
+ * read on and dropped for up to this many more bytes, so that the client,
+ * which is still sending, can read the 413 afterwards; past it the
+ * connection is closed (logged as 413).
+ */
+#define SQD_DISCARD_MAX (64ull * 1024 * 1024)
 
 /* Remember the first failure while receiving; it is answered at the end. */
 static void upload_fail(struct sqd_request *req, enum sq_status st, const char *msg)
@@ -36,6 +43,10 @@ static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *ke
 {
     struct sqd_request *req = cls;
     (void)kind;
+    if (!key || !*key) {
+        upload_fail(req, SQ_ERR_ARG, "a query parameter has an empty name");
+        return MHD_NO;
+    }
     if (sqd_spec_param(&req->spec, key, value ? value : "", &req->upload_err) != SQ_OK) {
         req->upload_status = req->upload_err.status;
         return MHD_NO;
@@ -139,6 +150,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         snprintf(ps->field.key, sizeof(ps->field.key), "%s", key);
         ps->field.len = 0;
         ps->field.open = true;
+    }
+    if (size && memchr(data, '\0', size)) {
+        upload_fail(req, SQ_ERR_ARG, "a form field value contains a NUL byte");
+        return MHD_NO;
     }
     if (ps->field.len + size > SQD_FIELD_MAX) {
         upload_fail(req, SQ_ERR_ARG, "a form field value is longer than 4096 bytes");
@@ -267,24 +282,35 @@ bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size)
     struct sqd_ctx *ctx = req->ctx;
     if (req->bytes_in > ctx->cfg.max_body_size) {
         /*
-         * A body without Content-Length (chunked) crossed the limit. libmicrohttpd
-         * cannot answer in the middle of a body, so the connection is closed: the
-         * rest is never read.
+         * A body without Content-Length (chunked) crossed the limit.
+         * libmicrohttpd cannot answer in the middle of a body, so the rest is
+         * read and dropped, and the 413 answered at its end; a body that goes
+         * on for more than SQD_DISCARD_MAX past the limit has its connection
+         * closed instead.
          */
-        upload_fail(req, SQ_ERR_LIMIT, "the body exceeds max-body-size");
-        return false;
+        char msg[SQ_ERROR_MESSAGE_MAX];
+        snprintf(msg, sizeof(msg), "the body exceeds max-body-size (%" PRIu64 " bytes)",
+                 ctx->cfg.max_body_size);
+        if (req->upload_status != SQ_ERR_LIMIT) {
+            req->upload_status = SQ_OK; /* this one is what the client must hear */
+            sq_error_init(&req->upload_err);
+        }
+        upload_fail(req, SQ_ERR_LIMIT, msg);
+        if (req->bytes_in - ctx->cfg.max_body_size > SQD_DISCARD_MAX) {
+            req->status = 413; /* for the log: the answer could not be sent */
+            return false;
+        }
+        return true;
     }
     if (req->upload_status != SQ_OK)
-        return req->upload_status != SQ_ERR_LIMIT; /* discard the rest, answer at the end */
+        return true; /* discard the rest, answer at the end */
     if (req->pp) {
         if (MHD_post_process(req->pp, data, size) != MHD_YES)
             upload_fail(req, SQ_ERR_FORMAT, "malformed multipart/form-data body");
-        return req->upload_status != SQ_ERR_LIMIT;
+        return true;
     }
-    if (sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
+    if (sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK)
         req->upload_status = req->upload_err.status;
-        return req->upload_status != SQ_ERR_LIMIT;
-    }
     return true;
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Make test inputs for the integration tests (standard library only).
 
-  gen.py npy OUT SHAPE [--seed N] [--dtype f4|f2|f8] [--nan I] [--version 1|2|3]
+  gen.py npy OUT SHAPE [--seed N] [--dtype f4|f2|f8] [--nan I] [--huge I] [--version 1|2|3]
   gen.py raw OUT SHAPE [--seed N] [--dtype F32|F16|BF16|F64] [--nan I]
   gen.py safetensors OUT NAME=SHAPE[:DTYPE] ... [--seed N]
 
-SHAPE is comma-separated (64,64,3,3). Values are a deterministic
+--nan I makes element I a NaN; --huge I makes elements I and I+1 +-3.4e38
+(finite, near FLT_MAX). SHAPE is comma-separated (64,64,3,3). Values are a deterministic
 pseudo-random function of the seed, so every run makes the same bytes.
 """
 import json
@@ -17,7 +18,7 @@ import sys
 UNIQUE = 1 << 18  # distinct values; longer tensors repeat them, so big models are fast to make
 
 
-def values(n, seed, nan=None):
+def values(n, seed, nan=None, huge=None):
     x = (seed * 2654435761 + 12345) & 0xFFFFFFFF
     out = []
     for i in range(min(n, UNIQUE)):
@@ -25,12 +26,14 @@ def values(n, seed, nan=None):
         out.append(((x >> 8) / float(1 << 24) - 0.5) * 0.2)
     if nan is not None and nan < len(out):
         out[nan] = float("nan")
+    if huge is not None and huge + 1 < len(out):
+        out[huge], out[huge + 1] = 3.4e38, -3.4e38
     return out
 
 
-def data(n, seed, dtype, nan=None):
+def data(n, seed, dtype, nan=None, huge=None):
     """n elements of dtype: the first UNIQUE values, tiled as bytes."""
-    v = values(n, seed, nan)
+    v = values(n, seed, nan, huge)
     b = pack(v, dtype)
     if n > len(v):
         reps = n // len(v) + 1
@@ -64,7 +67,7 @@ def shape_of(s):
 
 
 def opts(args):
-    o = {"--seed": "1", "--dtype": None, "--nan": None, "--version": "1"}
+    o = {"--seed": "1", "--dtype": None, "--nan": None, "--huge": None, "--version": "1"}
     rest = []
     i = 0
     while i < len(args):
@@ -77,7 +80,7 @@ def opts(args):
     return o, rest
 
 
-def npy(out, shape, seed, dtype, nan, version):
+def npy(out, shape, seed, dtype, nan, version, huge=None):
     n = math.prod(shape)
     descr = {"f4": "<f4", "f2": "<f2", "f8": "<f8"}[dtype or "f4"]
     header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
@@ -90,7 +93,7 @@ def npy(out, shape, seed, dtype, nan, version):
         head = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
     else:
         head = b"\x93NUMPY" + bytes([ver, 0]) + struct.pack("<I", len(header))
-    body = data(n, seed, dtype or "f4", nan)
+    body = data(n, seed, dtype or "f4", nan, huge)
     with open(out, "wb") as f:
         f.write(head + header.encode("latin1") + body)
 
@@ -121,8 +124,9 @@ def main():
     o, rest = opts(sys.argv[3:])
     seed = int(o["--seed"])
     nan = int(o["--nan"]) if o["--nan"] is not None else None
+    huge = int(o["--huge"]) if o["--huge"] is not None else None
     if kind == "npy":
-        npy(out, shape_of(rest[0]), seed, o["--dtype"], nan, o["--version"])
+        npy(out, shape_of(rest[0]), seed, o["--dtype"], nan, o["--version"], huge)
     elif kind == "raw":
         shape = shape_of(rest[0])
         with open(out, "wb") as f:

@@ -1,0 +1,75 @@
+#!/bin/sh
+# Rejections found by attacking the daemon from outside: each answers the
+# documented JSON error with the right status, only meaningful fields, no
+# machine paths, and the daemon keeps serving.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+start_daemon --max-body-size 4M
+
+NPY='Content-Type: application/x-npy'
+$GEN npy "$T/w.npy" 16,8,3,3
+$GEN npy "$T/huge.npy" 16,8,3,3 --huge 77
+
+# jfield KEY: the error object has KEY (prints yes/no).
+jfield() { jget "$T/body" "'yes' if '$1' in d['error'] else 'no'" 2>/dev/null || echo '?'; }
+
+# Finite weights near +-FLT_MAX: the step would be infinite. 422 naming tensor and channel.
+http POST /v1/quantize -H "$NPY" --data-binary @"$T/huge.npy"
+expect_error 422 nonfinite_weight "weights spanning more than the float range"
+check "no Retry-After on the 422" [ -z "$(header Retry-After)" ]
+check "the tensor is named ($(head -c 300 "$T/body"))" [ "$(jget "$T/body" 'd["error"]["tensor"]')" = weight ]
+check "the channel is named" [ "$(jget "$T/body" 'd["error"]["channel"]')" = 1 ]
+rc=0
+"$SQUANT" quantize "$T/huge.npy" -o "$T/huge.out" 2>"$T/cli.err" || rc=$?
+check "the CLI fails on huge weights" [ "$rc" != 0 ]
+check "the CLI names the channel, not memory ($(cat "$T/cli.err"))" \
+    sh -c "grep -q 'channel 1' '$T/cli.err' && ! grep -q 'out of memory' '$T/cli.err'"
+
+# An options part over 64 KiB: 413 with the JSON error, not a reset connection.
+$PYTHON -c 'import sys; sys.stdout.write("{\"bits\":4,\"x\":\"" + "a" * 70000 + "\"}")' >"$T/bigopts.json"
+http POST /v1/quantize -F model=@"$T/w.npy" -F "options=<$T/bigopts.json"
+expect_error 413 limit_exceeded "an options part over 64 KiB"
+still_serving "a big options part"
+
+# %00 in a path or a parameter: 400, and nothing is cut short.
+http POST /v1/jobs -H "$NPY" --data-binary @"$T/w.npy"
+expect_status 202 "an async job to aim at"
+id=$(jget "$T/body" 'd["id"]')
+http DELETE "/v1/jobs/$id%00/result"
+expect_error 400 bad_parameter "DELETE with %00 in the path"
+http GET "/v1/jobs/$id"
+expect_status 200 "the job was not deleted"
+http POST '/v1/quantize?name=a%00b' -H "$NPY" --data-binary @"$T/w.npy"
+expect_error 400 bad_parameter "%00 in a parameter"
+http POST '/v1/quantize?name=a%00b' -H "$NPY"
+expect_error 400 bad_parameter "%00 in a parameter, no body"
+printf -- '--XyZb\r\nContent-Disposition: form-data; name="name"\r\n\r\na\000b\r\n--XyZb\r\nContent-Disposition: form-data; name="model"\r\n\r\nx\r\n--XyZb--\r\n' >"$T/nul.mp"
+http POST /v1/quantize -H 'Content-Type: multipart/form-data; boundary=XyZb' --data-binary @"$T/nul.mp"
+expect_error 400 bad_parameter "a NUL in a form field"
+
+# Errors carry only the fields that mean something.
+http POST '/v1/quantize?dtype=F32&shape=4;4' -H 'Content-Type: application/octet-stream' --data-binary @"$T/w.npy"
+expect_error 400 bad_parameter "a bad shape parameter"
+check "no offset/channel/index on a parameter error ($(head -c 300 "$T/body"))" \
+    [ "$(jfield offset)$(jfield channel)$(jfield index)" = nonono ]
+http POST /v1/quantize -F model=@"$T/w.npy" -F 'options={"bits":1.5}'
+expect_error 400 bad_parameter "a bad options value"
+check "no offset/channel/index on an options error ($(head -c 300 "$T/body"))" \
+    [ "$(jfield offset)$(jfield channel)$(jfield index)" = nonono ]
+http POST /v1/quantize -F 'options={"bits":3}'
+expect_error 400 bad_parameter "multipart without a model"
+check "no offset/channel/index on a multipart error ($(head -c 300 "$T/body"))" \
+    [ "$(jfield offset)$(jfield channel)$(jfield index)" = nonono ]
+
+# A chunked body over max-body-size: 413 answered after the rest is dropped.
+head -c 6000000 /dev/zero >"$T/big.bin"
+rc=0
+STATUS=$(curl -sS --max-time 60 -o "$T/body" -D "$T/hdr" -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+    -H "$NPY" --data-binary @"$T/big.bin" "$BASE/v1/quantize" 2>"$T/curl.err") || rc=$?
+check "chunked over the limit: curl got an answer (curl $rc: $(cat "$T/curl.err"))" [ "$rc" = 0 ]
+expect_error 413 limit_exceeded "a chunked body over max-body-size"
+sleep 0.2
+check "logged as 413" sh -c "grep 'path=/v1/quantize' '$T/daemon.log' | tail -n1 | grep -q status=413"
+still_serving "a chunked body over the limit"
+
+stop_daemon
+finish
