@@ -42,6 +42,7 @@ enum sq_status {
     SQ_ERR_IO,          /* reading or writing a file failed */
     SQ_ERR_CANCELLED,   /* the work was cancelled before it finished */
     SQ_ERR_INTERNAL,    /* a broken invariant: a bug in libsquant */
+    SQ_ERR_NOSPACE,     /* a file could not be written: the disk (or quota) is full */
     SQ_STATUS_COUNT
 };
 

@@ -47,6 +47,15 @@ static bool write_all(int fd, const uint8_t *p, size_t n)
     return true;
 }
 
+/* A failed write: a full disk is its own status; messages name no path (clients read them). */
+static enum sq_status write_failed(struct sq_error *err, const char *what)
+{
+    int e = errno;
+    if (e == ENOSPC || e == EDQUOT)
+        return sqi_fail(err, SQ_ERR_NOSPACE, "the spool disk is full: cannot store %s", what);
+    return sqi_fail(err, SQ_ERR_IO, "cannot write %s: %s", what, strerror(e));
+}
+
 /* Move the in-memory part to a fresh unlinked file. */
 static enum sq_status spill(struct sqd_body *b, struct sq_error *err)
 {
@@ -57,15 +66,16 @@ static enum sq_status spill(struct sqd_body *b, struct sq_error *err)
     if (fd < 0) {
         char path[4096];
         if ((size_t)snprintf(path, sizeof(path), "%s/upload.XXXXXX", b->tmp_dir) >= sizeof(path))
-            return sqi_fail(err, SQ_ERR_IO, "spool path too long: %s", b->tmp_dir);
+            return sqi_fail(err, SQ_ERR_IO, "the spool path is too long");
         fd = mkostemp(path, O_CLOEXEC);
         if (fd < 0)
-            return sqi_fail(err, SQ_ERR_IO, "cannot create a spool file: %s", strerror(errno));
+            return write_failed(err, "the request body");
         unlink(path);
     }
     if (!write_all(fd, b->mem, b->len)) {
+        enum sq_status st = write_failed(err, "the request body");
         close(fd);
-        return sqi_fail(err, SQ_ERR_IO, "cannot write a spool file: %s", strerror(errno));
+        return st;
     }
     free(b->mem);
     b->mem = NULL;
@@ -92,7 +102,7 @@ enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, s
     }
     if (b->fd >= 0) {
         if (!write_all(b->fd, data, n))
-            return sqi_fail(err, SQ_ERR_IO, "cannot write a spool file: %s", strerror(errno));
+            return write_failed(err, "the request body");
         b->len = total;
         return SQ_OK;
     }
@@ -114,7 +124,7 @@ enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, s
 enum sq_status sqd_body_sync(struct sqd_body *b, struct sq_error *err)
 {
     if (b->fd >= 0 && fdatasync(b->fd) != 0)
-        return sqi_fail(err, SQ_ERR_IO, "cannot sync the spooled input: %s", strerror(errno));
+        return write_failed(err, "the request body");
     return SQ_OK;
 }
 

@@ -24,6 +24,7 @@ static const unsigned http_of[SQ_STATUS_COUNT] = {
     [SQ_ERR_IO] = 500,
     [SQ_ERR_CANCELLED] = 409,
     [SQ_ERR_INTERNAL] = 500,
+    [SQ_ERR_NOSPACE] = 507,     /* Insufficient Storage */
 };
 /* clang-format on */
 

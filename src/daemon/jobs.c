@@ -301,8 +301,12 @@ static void write_work(uv_work_t *w)
     free(job->out);
     job->out = NULL;
     sqd_body_free(&job->body);
-    if (st != SQD_QUEUED)
-        sqd_spool_drop_input(job->dir); /* only a job that will run again needs its input */
+    /*
+     * Only a job that will run again needs its input: a queued one (shutdown),
+     * and one that ran out of disk space, which runs again at the next start.
+     */
+    if (st != SQD_QUEUED && job->status != SQ_ERR_NOSPACE)
+        sqd_spool_drop_input(job->dir);
     struct sq_error err;
     sq_error_init(&err);
     if (sqd_spool_write_state(job->dir, &snapshot, &err) != SQ_OK)

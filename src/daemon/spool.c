@@ -33,10 +33,15 @@
 static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *what,
                            const char *path)
 {
+    /* Clients read these messages: the file's name, never the machine's path. */
+    int e = errno;
+    if (e == ENOSPC || e == EDQUOT)
+        st = SQ_ERR_NOSPACE;
     if (err) {
+        const char *base = strrchr(path, '/');
         err->status = st;
-        snprintf(err->message, sizeof(err->message), "spool: cannot %s %.200s: %s", what, path,
-                 strerror(errno));
+        snprintf(err->message, sizeof(err->message), "spool: cannot %s %.100s: %s", what,
+                 base ? base + 1 : path, st == SQ_ERR_NOSPACE ? "the disk is full" : strerror(e));
     }
     return st;
 }
@@ -394,6 +399,14 @@ static json_t *load_json(const char *dir, const char *name)
     return j;
 }
 
+static bool has_input(const char *dir)
+{
+    char *in = path_join(dir, "input");
+    bool ok = in && access(in, R_OK) == 0;
+    free(in);
+    return ok;
+}
+
 /* Queue a spooled job again (start-up). */
 static bool resume_job(struct sqd_ctx *ctx, struct sqd_jobrec *rec, const char *dir)
 {
@@ -490,7 +503,7 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         snprintf(msg, msgsize, "spool-dir %s: %s", ctx->jobs_dir, strerror(errno));
         return false;
     }
-    size_t resumed = 0, kept = 0, others = 0;
+    size_t resumed = 0, kept = 0, others = 0, retried = 0;
     struct dirent *e;
     int64_t now = (int64_t)time(NULL);
     while ((e = readdir(d))) {
@@ -505,6 +518,17 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         bool ok = state && rec && rec_from_json(rec, state) && strcmp(rec->id, e->d_name) == 0;
         json_decref(state);
         bool keep = false;
+        /* A job that ran out of disk space kept its input: it runs again. */
+        const char *code =
+            ok && rec->error ? json_string_value(json_object_get(rec->error, "code")) : NULL;
+        if (ok && rec->state == SQD_FAILED && code &&
+            strcmp(code, sq_status_name(SQ_ERR_NOSPACE)) == 0 && has_input(dir)) {
+            json_decref(rec->error);
+            rec->error = NULL;
+            rec->finished = 0;
+            rec->state = SQD_QUEUED;
+            retried++;
+        }
         if (ok && (rec->state == SQD_QUEUED || rec->state == SQD_RUNNING)) {
             if (sqd_reg_add(ctx, rec)) {
                 if (resume_job(ctx, rec, dir)) {
@@ -532,7 +556,10 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     }
     closedir(d);
     if (resumed || kept)
-        sqd_log(ctx, "spool: %zu job(s) resumed, %zu finished job(s) kept", resumed, kept);
+        sqd_log(ctx,
+                "spool: %zu job(s) resumed (%zu of them had run out of disk space), %zu "
+                "finished job(s) kept",
+                resumed, retried, kept);
     if (others)
         sqd_log(ctx, "spool: %zu job(s) of another instance name left alone (instance = \"%s\")",
                 others, ctx->cfg.instance);

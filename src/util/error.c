@@ -22,6 +22,7 @@ static const struct {
     [SQ_ERR_IO] = {"io_error", "reading or writing a file failed"},
     [SQ_ERR_CANCELLED] = {"cancelled", "the work was cancelled"},
     [SQ_ERR_INTERNAL] = {"internal_error", "internal error (a bug in libsquant)"},
+    [SQ_ERR_NOSPACE] = {"insufficient_storage", "no space is left on the disk"},
 };
 
 const char *sq_status_name(enum sq_status status)

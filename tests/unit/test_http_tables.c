@@ -51,6 +51,7 @@ START_TEST(test_status_table)
     ck_assert_uint_eq(sqd_http_status(SQ_ERR_UNSUPPORTED), 415);
     ck_assert_uint_eq(sqd_http_status(SQ_ERR_NOMEM), 503);
     ck_assert_uint_eq(sqd_http_status(SQ_ERR_INTERNAL), 500);
+    ck_assert_uint_eq(sqd_http_status(SQ_ERR_NOSPACE), 507);
     ck_assert_uint_eq(sqd_http_status((enum sq_status)999), 500);
     for (int s = 1; s < SQ_STATUS_COUNT; s++) {
         unsigned h = sqd_http_status((enum sq_status)s);
