@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,7 +33,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     size_t plen = strcspn(uri, "?");
     req->path = strndup(uri, plen);
     /* libmicrohttpd decodes %00 into a NUL that would cut the path or a value short. */
-    req->bad_uri = strstr(uri, "%00") != NULL;
+    req->uri_len = strlen(uri);
+    if (strstr(uri, "%00")) {
+        req->reject = 400;
+        snprintf(req->reject_msg, sizeof(req->reject_msg),
+                 "the path or a query parameter contains an encoded NUL (%%00)");
+    }
     sq_error_init(&req->upload_err);
     sqd_request_id(ctx, req->id);
     sqd_spec_init(&req->spec);
@@ -217,9 +223,10 @@ static bool authorized(struct sqd_request *req)
 /* Answer a request that carries no model: 404, 405, 401, or the route's handler. */
 static void answer_now(struct sqd_request *req)
 {
-    if (req->bad_uri) {
-        sqd_respond_error(req, 400, sq_status_name(SQ_ERR_ARG),
-                          "the path or a query parameter contains an encoded NUL (%%00)");
+    if (req->reject) {
+        sqd_respond_error(req, req->reject,
+                          sq_status_name(req->reject == 400 ? SQ_ERR_ARG : SQ_ERR_LIMIT), "%s",
+                          req->reject_msg);
         return;
     }
     if (!req->route) {
@@ -246,6 +253,40 @@ static void answer_now(struct sqd_request *req)
         sqd_respond_error(req, 500, sq_status_name(SQ_ERR_INTERNAL), "no answer");
 }
 
+/*
+ * The request line and headers against connection-memory. libmicrohttpd gets
+ * a larger pool (sqd_http_start), so that it is this check, with its JSON
+ * answer, that refuses them, not libmicrohttpd's own HTML page.
+ */
+#define SQD_MAX_HEADERS 100
+static void check_request_size(struct sqd_request *req)
+{
+    uint64_t limit = req->ctx->cfg.connection_memory;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t hsize = ci ? ci->header_size : 0;
+    int nheaders = MHD_get_connection_values(req->conn, MHD_HEADER_KIND, NULL, NULL);
+    if (req->reject)
+        return;
+    if (req->uri_len > limit) {
+        req->reject = 414;
+        snprintf(req->reject_msg, sizeof(req->reject_msg),
+                 "the URL (%zu bytes) is longer than connection-memory (%" PRIu64 " bytes)",
+                 req->uri_len, limit);
+    } else if (hsize > limit) {
+        req->reject = 431;
+        snprintf(req->reject_msg, sizeof(req->reject_msg),
+                 "the request line and headers (%zu bytes) exceed connection-memory (%" PRIu64
+                 " bytes)",
+                 hsize, limit);
+    } else if (nheaders > SQD_MAX_HEADERS) {
+        req->reject = 431;
+        snprintf(req->reject_msg, sizeof(req->reject_msg),
+                 "the request has %d header fields; at most %d are accepted", nheaders,
+                 SQD_MAX_HEADERS);
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -265,8 +306,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         sqd_conn_phase(ctx, req->cn, SQD_CONN_BUSY);
         req->route = sqd_route_find(method, url, &req->path_known, req->allow, sizeof(req->allow),
                                     req->job_id, sizeof(req->job_id));
-        if (req->route && !req->bad_uri && (req->route->flags & SQD_ROUTE_BODY) &&
-            authorized(req)) {
+        check_request_size(req);
+        if (req->route && !req->reject && (req->route->flags & SQD_ROUTE_BODY) && authorized(req)) {
             req->phase = SQD_PH_BODY;
             if (sqd_upload_begin(req))
                 sqd_conn_phase(ctx, req->cn, SQD_CONN_BODY);
@@ -361,6 +402,15 @@ bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     size_t sslen;
     if (!sqd_parse_listen(ctx->cfg.listen, &ss, &sslen, msg, msgsize))
         return false;
+    /*
+     * libmicrohttpd's pool holds the request line, the headers and the read
+     * buffer. It gets four times connection-memory (pages it does not touch
+     * cost nothing) so that check_request_size answers an oversized request
+     * with JSON; only a request past the pool meets libmicrohttpd's own page.
+     */
+    uint64_t pool = ctx->cfg.connection_memory * 4;
+    if (pool < 256 * 1024)
+        pool = 256 * 1024;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
     if (ss.ss_family == AF_INET6)
@@ -372,7 +422,7 @@ bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         ctx, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ctx->cfg.max_connections_per_ip,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)ctx->cfg.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ctx->cfg.connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ctx->cfg.connection_memory, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)pool, MHD_OPTION_END);
     if (!ctx->mhd) {
         snprintf(msg, msgsize, "cannot listen on %s (address in use or not permitted?)",
                  ctx->cfg.listen);

@@ -419,8 +419,10 @@ struct sqd_request {
     char *path; /* owned; without the query string */
     const struct sqd_route *route;
     bool path_known; /* no route, but the path exists: 405 */
-    bool bad_uri;    /* an encoded NUL in the path or query: 400 */
-    char allow[128]; /* the path's methods, for 405 */
+    size_t uri_len;
+    unsigned reject;      /* answered with this status before routing (400, 414, 431) */
+    char reject_msg[160]; /* and this message */
+    char allow[128];      /* the path's methods, for 405 */
     char job_id[SQD_JOBID_LEN + 2];
     uint64_t t_start;
     uint64_t t_body; /* body complete */

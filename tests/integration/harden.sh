@@ -71,5 +71,18 @@ sleep 0.2
 check "logged as 413" sh -c "grep 'path=/v1/quantize' '$T/daemon.log' | tail -n1 | grep -q status=413"
 still_serving "a chunked body over the limit"
 
+# Oversized request lines and headers: JSON, not libmicrohttpd's HTML page.
+long=$($PYTHON -c 'print("a" * 100000)')
+http GET "/v1/info?x=$long"
+expect_error 414 limit_exceeded "a URL over connection-memory"
+http GET /v1/info -H "X-Big: $long"
+expect_error 431 limit_exceeded "headers over connection-memory"
+http POST /v1/quantize -H "X-Big: $long" -H "$NPY" --data-binary @"$T/w.npy"
+expect_error 431 limit_exceeded "headers over connection-memory on an upload"
+# shellcheck disable=SC2046
+http GET /v1/info $(i=0; while [ $i -lt 150 ]; do printf -- '-H X-H%d:v ' $i; i=$((i + 1)); done)
+expect_error 431 limit_exceeded "too many header fields"
+still_serving "oversized requests"
+
 stop_daemon
 finish
