@@ -112,6 +112,9 @@ static struct sqd_jobrec *find_locked(struct sqd_request *req)
     }
     uv_mutex_lock(&ctx->reg_lock);
     struct sqd_jobrec *rec = sqd_reg_find(ctx, req->job_id);
+    /* Another token's job does not exist for this one. */
+    if (rec && rec->owner[0] && strcmp(rec->owner, req->owner) != 0)
+        rec = NULL;
     if (!rec) {
         uv_mutex_unlock(&ctx->reg_lock);
         sqd_respond_error(req, 404, "not_found", "no such job: %s (unknown, expired or deleted)",

@@ -216,8 +216,9 @@ static bool authorized(struct sqd_request *req)
 {
     if (req->route->flags & SQD_ROUTE_NOAUTH)
         return true;
-    return sqd_auth_check(&req->ctx->auth,
-                          MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization"));
+    return sqd_auth_identify(
+        &req->ctx->auth, MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization"),
+        req->owner);
 }
 
 /* Answer a request that carries no model: 404, 405, 401, or the route's handler. */

@@ -235,7 +235,18 @@ json_t *sqd_jobrec_json(const struct sqd_jobrec *rec)
     return doc;
 }
 
-/* Read back what sqd_jobrec_json wrote (state.json). */
+/* The record as state.json holds it: the API's document and the owner id. */
+static json_t *state_json(const struct sqd_jobrec *rec)
+{
+    json_t *doc = sqd_jobrec_json(rec);
+    if (doc && rec->owner[0] && json_object_set_new(doc, "owner", json_string(rec->owner)) != 0) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* Read back what state_json wrote (state.json). */
 static bool rec_from_json(struct sqd_jobrec *rec, json_t *j)
 {
     const char *id = json_string_value(json_object_get(j, "id"));
@@ -243,6 +254,12 @@ static bool rec_from_json(struct sqd_jobrec *rec, json_t *j)
     if (!id || !sqd_job_id_valid(id) || !state)
         return false;
     snprintf(rec->id, sizeof(rec->id), "%s", id);
+    const char *owner = json_string_value(json_object_get(j, "owner"));
+    if (owner) {
+        if (strlen(owner) != SQD_OWNER_LEN || strspn(owner, "0123456789abcdef") != SQD_OWNER_LEN)
+            return false;
+        memcpy(rec->owner, owner, SQD_OWNER_LEN + 1);
+    }
     rec->state = SQD_STATES;
     for (int s = 0; s < SQD_STATES; s++) {
         if (strcmp(state, sqd_state_name((enum sqd_job_state)s)) == 0)
@@ -316,7 +333,7 @@ enum sq_status sqd_spool_commit(struct sqd_ctx *ctx, const char *dir, struct sqd
     if (st != SQ_OK)
         return st;
     uv_mutex_lock(&ctx->reg_lock);
-    json_t *state = sqd_jobrec_json(job->rec);
+    json_t *state = state_json(job->rec);
     uv_mutex_unlock(&ctx->reg_lock);
     st = write_json(dir, "state.json", state, err);
     json_decref(state);
@@ -335,7 +352,7 @@ enum sq_status sqd_spool_commit(struct sqd_ctx *ctx, const char *dir, struct sqd
 enum sq_status sqd_spool_write_state(const char *dir, const struct sqd_jobrec *rec,
                                      struct sq_error *err)
 {
-    json_t *doc = sqd_jobrec_json(rec);
+    json_t *doc = state_json(rec);
     enum sq_status st = write_json(dir, "state.json", doc, err);
     json_decref(doc);
     return st;

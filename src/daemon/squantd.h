@@ -297,6 +297,15 @@ bool sqd_auth_init(struct sqd_auth *a);
 bool sqd_auth_load(struct sqd_auth *a, const char *path, char *msg, size_t msgsize);
 /* Check an Authorization header value; true when auth is off or a token matches. */
 bool sqd_auth_check(struct sqd_auth *a, const char *authorization);
+/*
+ * The same, and the owner id of the matching token: 32 hex digits derived
+ * from it by SHA-256 (the token itself is never stored), "" with auth off.
+ * Async jobs keep it (state.json) and answer only requests with the same.
+ */
+#define SQD_OWNER_LEN 32
+bool sqd_auth_identify(struct sqd_auth *a, const char *authorization,
+                       char owner[SQD_OWNER_LEN + 1]);
+void sqd_sha256(const void *data, size_t len, uint8_t out[32]);
 void sqd_auth_free(struct sqd_auth *a);
 /* Constant-time comparison of two byte strings (time depends on the lengths only). */
 bool sqd_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
@@ -424,6 +433,7 @@ struct sqd_request {
     char reject_msg[160]; /* and this message */
     char allow[128];      /* the path's methods, for 405 */
     char job_id[SQD_JOBID_LEN + 2];
+    char owner[SQD_OWNER_LEN + 1]; /* of the request's token ("" with auth off) */
     uint64_t t_start;
     uint64_t t_body; /* body complete */
     uint64_t bytes_in;
@@ -541,6 +551,7 @@ struct sqd_timings {
  */
 struct sqd_jobrec {
     char id[SQD_JOBID_LEN + 1];
+    char owner[SQD_OWNER_LEN + 1]; /* the creating token's owner id; "" = anyone's */
     enum sqd_job_state state;
     int64_t created;  /* unix seconds */
     int64_t finished; /* unix seconds, 0 while active */

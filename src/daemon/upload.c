@@ -432,6 +432,7 @@ void sqd_h_jobs_post(struct sqd_request *req)
     }
     memcpy(job->id, req->job_id, SQD_JOBID_LEN + 1);
     memcpy(rec->id, req->job_id, SQD_JOBID_LEN + 1);
+    memcpy(rec->owner, req->owner, sizeof(rec->owner));
     job->spec = req->spec;
     sqd_spec_init(&req->spec);
     job->body = req->body;

@@ -41,6 +41,28 @@ START_TEST(test_routes)
 }
 END_TEST
 
+START_TEST(test_sha256)
+{
+    /* FIPS 180-4 examples: one block, two blocks, and the empty string. */
+    static const struct {
+        const char *in, *hex;
+    } v[] = {
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+    };
+    for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) {
+        uint8_t d[32];
+        char hex[65];
+        sqd_sha256(v[k].in, strlen(v[k].in), d);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+        ck_assert_str_eq(hex, v[k].hex);
+    }
+}
+END_TEST
+
 START_TEST(test_status_table)
 {
     ck_assert_uint_eq(sqd_http_status(SQ_ERR_ARG), 400);
@@ -254,6 +276,7 @@ static Suite *tables_suite(void)
     TCase *tc = tcase_create("routes");
     tcase_add_test(tc, test_routes);
     tcase_add_test(tc, test_status_table);
+    tcase_add_test(tc, test_sha256);
     suite_add_tcase(s, tc);
     tc = tcase_create("spec");
     tcase_add_test(tc, test_params);
