@@ -94,6 +94,9 @@ static const struct sqd_option options[] = {
     {"drain-timeout", SQD_OPT_SECONDS, OFF(drain_timeout), "30", 0, 86400, 0,
      "On SIGTERM, how long running sync requests may take to finish before they are "
      "cancelled."},
+    {"drain-delay", SQD_OPT_SECONDS, OFF(drain_delay), "0", 0, 3600, 0,
+     "On SIGTERM, how long the daemon keeps accepting connections while /readyz answers 503 "
+     "(and new quantize requests 503 with Retry-After), before drain-timeout starts."},
     {"access-log", SQD_OPT_BOOL, OFF(access_log), "yes", 0, 1, 0,
      "One line per request on stderr."},
     {"ui", SQD_OPT_BOOL, OFF(ui), "yes", 0, 1, 0,

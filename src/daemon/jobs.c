@@ -684,6 +684,8 @@ static void close_all(struct sqd_ctx *ctx)
     uv_close((uv_handle_t *)&ctx->sig_hup, NULL);
 }
 
+static void begin_drain(struct sqd_ctx *ctx);
+
 static void on_tick(uv_timer_t *t)
 {
     struct sqd_ctx *ctx = t->data;
@@ -696,6 +698,11 @@ static void on_tick(uv_timer_t *t)
     }
     if (!atomic_load(&ctx->draining))
         return;
+    if (!ctx->quiesced) {
+        if (now < ctx->quiesce_at)
+            return; /* drain-delay: still accepting, /readyz says 503 */
+        begin_drain(ctx);
+    }
     if (now >= ctx->drain_deadline) {
         for (struct sqd_job *j = ctx->active; j; j = j->next)
             atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
@@ -714,15 +721,11 @@ static void on_tick(uv_timer_t *t)
         close_all(ctx);
 }
 
-void sqd_jobs_drain(struct sqd_ctx *ctx)
+/* The end of drain-delay: stop accepting, let sync requests finish, park async jobs. */
+static void begin_drain(struct sqd_ctx *ctx)
 {
-    if (atomic_load(&ctx->draining)) {
-        ctx->drain_deadline = 0; /* a second signal: stop now */
-        return;
-    }
-    atomic_store(&ctx->draining, true);
+    ctx->quiesced = true;
     ctx->drain_deadline = sqd_now_ns() + ctx->cfg.drain_timeout * 1000000000u;
-    sqd_notify("STOPPING=1");
     sqd_log(ctx, "draining: no new connections; running requests get %" PRIu64 " s",
             ctx->cfg.drain_timeout);
     sqd_http_quiesce(ctx);
@@ -749,6 +752,31 @@ void sqd_jobs_drain(struct sqd_ctx *ctx)
         if (j->async)
             atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
     }
+}
+
+void sqd_jobs_drain(struct sqd_ctx *ctx)
+{
+    if (atomic_load(&ctx->draining)) {
+        /* A second signal: stop now. */
+        if (!ctx->quiesced)
+            begin_drain(ctx);
+        ctx->drain_deadline = 0;
+        return;
+    }
+    atomic_store(&ctx->draining, true);
+    sqd_notify("STOPPING=1");
+    if (ctx->cfg.drain_delay == 0) {
+        begin_drain(ctx);
+        return;
+    }
+    /*
+     * drain-delay: keep the listener open and answer /readyz (and new work)
+     * with 503, so that a load balancer's health check sees the daemon leave
+     * instead of a refused connection.
+     */
+    ctx->quiesce_at = sqd_now_ns() + ctx->cfg.drain_delay * 1000000000u;
+    sqd_log(ctx, "draining: /readyz answers 503; the listener closes in %" PRIu64 " s",
+            ctx->cfg.drain_delay);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

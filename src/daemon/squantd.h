@@ -75,6 +75,7 @@ struct sqd_config {
     uint64_t connection_memory;
     uint64_t result_ttl;
     uint64_t drain_timeout;
+    uint64_t drain_delay;
     bool access_log;
     bool ui;
 };
@@ -702,6 +703,8 @@ struct sqd_ctx {
     uint64_t last_expiry;
     uv_signal_t sig_term, sig_int, sig_hup;
     uint64_t drain_deadline;
+    uint64_t quiesce_at; /* end of drain-delay */
+    bool quiesced;       /* the listener is closed */
     bool stopping;
 
     atomic_size_t queued_gauge; /* waiting jobs, for /metrics */
