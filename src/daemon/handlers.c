@@ -212,6 +212,13 @@ static void answer_job_file(struct sqd_request *req, const char *name, const cha
         return;
     }
     json_decref(error);
+    if (!sqd_accept_allows(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"),
+                           fmt)) {
+        sqd_respond_error(req, 406, "not_acceptable",
+                          "the result of job %s is %s, which Accept does not admit", req->job_id,
+                          sqd_format_mime(fmt));
+        return;
+    }
     char *dir = sqd_spool_job_dir(ctx, req->job_id);
     char path[4200];
     int fd = -1;

@@ -75,6 +75,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Answers whose type (or 406) depends on Accept say so to caches. */
+static void add_vary(struct sqd_request *req, struct MHD_Response *r)
+{
+    if (req->route &&
+        (req->route->handler == sqd_h_quantize || req->route->handler == sqd_h_jobs_post ||
+         req->route->handler == sqd_h_job_result))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
+}
+
 void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
                          void *body, size_t len, const char *const *headers)
 {
@@ -85,6 +94,7 @@ void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *c
         return; /* MHD closes the connection */
     }
     MHD_add_response_header(r, "X-Request-Id", req->id);
+    add_vary(req, r);
     if (content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (status == 503) {
@@ -184,6 +194,7 @@ void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *conten
         return;
     }
     MHD_add_response_header(r, "X-Request-Id", req->id);
+    add_vary(req, r);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
         req->status = status;

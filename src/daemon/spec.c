@@ -87,9 +87,9 @@ static enum sq_status parse_shape(struct sqd_spec *s, const char *v, struct sq_e
     return SQ_OK;
 bad:
     return sqi_fail(err, SQ_ERR_ARG,
-                "shape must be dimensions separated by commas (e.g. 64,64,3,3), "
-                "not '%.64s'",
-                v);
+                    "shape must be dimensions separated by commas (e.g. 64,64,3,3), "
+                    "not '%.64s'",
+                    v);
 }
 
 enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *value,
@@ -100,7 +100,8 @@ enum sq_status sqd_spec_param(struct sqd_spec *s, const char *key, const char *v
     if (strcmp(key, "dtype") == 0) {
         enum sq_dtype d;
         if (sq_dtype_from_name(value, &d) != SQ_OK || !sq_dtype_is_quantizable(d))
-            return sqi_fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'", value);
+            return sqi_fail(err, SQ_ERR_ARG, "dtype must be F32, F16, BF16 or F64, not '%.32s'",
+                            value);
         s->dtype = d;
         s->have_dtype = true;
         return SQ_OK;
@@ -145,7 +146,7 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!doc)
         return sqi_fail(err, SQ_ERR_ARG, "options: invalid JSON at line %d column %d: %s", je.line,
-                    je.column, je.text);
+                        je.column, je.text);
     enum sq_status st = SQ_OK;
     if (!json_is_object(doc)) {
         st = sqi_fail(err, SQ_ERR_ARG, "options must be a JSON object");
@@ -162,13 +163,14 @@ enum sq_status sqd_spec_json(struct sqd_spec *s, const char *text, size_t len, s
             json_t *d;
             if (json_array_size(v) == 0 || json_array_size(v) > SQ_MAX_RANK) {
                 st = sqi_fail(err, SQ_ERR_ARG, "options: shape must have 1 to %d dimensions",
-                          SQ_MAX_RANK);
+                              SQ_MAX_RANK);
                 goto out;
             }
             json_array_foreach(v, i, d)
             {
                 if (!json_is_integer(d) || json_integer_value(d) < 1) {
-                    st = sqi_fail(err, SQ_ERR_ARG, "options: shape dimensions must be integers >= 1");
+                    st = sqi_fail(err, SQ_ERR_ARG,
+                                  "options: shape dimensions must be integers >= 1");
                     goto out;
                 }
                 off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%lld", i ? "," : "",
@@ -261,27 +263,142 @@ const char *sqd_format_mime(enum sq_format f)
     }
 }
 
-enum sq_format sqd_accept_format(const char *accept)
+/*
+ * Accept (RFC 9110 12.5.1): each of the formats we write gets the q-value of
+ * the most specific media range that matches it (type/subtype, then a type
+ * wildcard, then the full wildcard); unmatched ones get 0 once an Accept is given. The best q
+ * wins; ties go to an explicit range, then to the earlier one in the
+ * header, then to the order below (safetensors first: the default).
+ */
+static const struct {
+    enum sq_format f;
+    const char *mime, *alias;
+} writable[] = {
+    {SQ_FORMAT_SAFETENSORS, "application/vnd.safetensors", "application/safetensors"},
+    {SQ_FORMAT_NPY, "application/x-npy", "application/npy"},
+    {SQ_FORMAT_JSON, "application/json", NULL},
+};
+#define NWRITABLE (sizeof(writable) / sizeof(writable[0]))
+
+struct accept_score {
+    int spec; /* 0 none, 1 * / *, 2 application/ *, 3 exact */
+    int q;    /* thousandths */
+    int pos;  /* index of the item in the header */
+};
+
+/* The q parameter in thousandths; 1000 when absent, -1 when malformed. */
+static int accept_q(const char *params, size_t n)
 {
-    /* The first listed type that we write wins; q-values are not weighed. */
-    const char *p = accept;
-    while (p && *p) {
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (params[i] == ';' || params[i] == ' ' || params[i] == '\t'))
+            i++;
+        size_t start = i;
+        while (i < n && params[i] != ';')
+            i++;
+        const char *p = params + start;
+        size_t len = i - start;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            p += 2;
+            len -= 2;
+            if (len == 0 || len > 5 || (p[0] != '0' && p[0] != '1'))
+                return -1;
+            int q = (p[0] - '0') * 1000;
+            if (len > 1) {
+                if (p[1] != '.')
+                    return -1;
+                int scale = 100;
+                for (size_t k = 2; k < len; k++, scale /= 10) {
+                    if (p[k] < '0' || p[k] > '9')
+                        return -1;
+                    q += (p[k] - '0') * scale;
+                }
+            }
+            return q > 1000 ? -1 : q;
+        }
+    }
+    return 1000;
+}
+
+static bool range_is(const char *r, size_t n, const char *type)
+{
+    return type && strlen(type) == n && strncasecmp(r, type, n) == 0;
+}
+
+/* Score every writable format against the header. False if it has no usable item. */
+static bool accept_scores(const char *accept, struct accept_score sc[NWRITABLE])
+{
+    memset(sc, 0, NWRITABLE * sizeof(*sc));
+    bool any = false;
+    int pos = 0;
+    for (const char *p = accept; p && *p; pos++) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        char item[128];
-        if (n < sizeof(item)) {
-            memcpy(item, p, n);
-            item[n] = '\0';
-            if (media_is(item, "application/vnd.safetensors"))
-                return SQ_FORMAT_SAFETENSORS;
-            if (media_is(item, "application/x-npy"))
-                return SQ_FORMAT_NPY;
-            if (media_is(item, "application/json"))
-                return SQ_FORMAT_JSON;
+        const char *semi = memchr(p, ';', n);
+        size_t rn = semi ? (size_t)(semi - p) : n;
+        const char *r = p;
+        while (rn && (*r == ' ' || *r == '\t')) {
+            r++;
+            rn--;
         }
+        while (rn && (r[rn - 1] == ' ' || r[rn - 1] == '\t'))
+            rn--;
+        int q = semi ? accept_q(semi, n - (size_t)(semi - p)) : 1000;
         p = end ? end + 1 : NULL;
+        if (rn == 0 || q < 0)
+            continue;
+        any = true;
+        int spec = range_is(r, rn, "*/*") ? 1 : range_is(r, rn, "application/*") ? 2 : 3;
+        for (size_t f = 0; f < NWRITABLE; f++) {
+            if (spec == 3 && !range_is(r, rn, writable[f].mime) &&
+                !range_is(r, rn, writable[f].alias))
+                continue;
+            if (spec > sc[f].spec) {
+                sc[f].spec = spec;
+                sc[f].q = q;
+                sc[f].pos = pos;
+            }
+        }
     }
-    return SQ_FORMAT_AUTO;
+    return any;
+}
+
+bool sqd_accept_format(const char *accept, enum sq_format *out)
+{
+    *out = SQ_FORMAT_AUTO;
+    struct accept_score sc[NWRITABLE];
+    if (!accept || !accept_scores(accept, sc))
+        return true; /* no preference */
+    size_t best = NWRITABLE;
+    for (size_t f = 0; f < NWRITABLE; f++) {
+        if (sc[f].q <= 0)
+            continue;
+        if (best == NWRITABLE || sc[f].q > sc[best].q ||
+            (sc[f].q == sc[best].q &&
+             ((sc[f].spec == 3) > (sc[best].spec == 3) ||
+              ((sc[f].spec == 3) == (sc[best].spec == 3) && sc[f].pos < sc[best].pos))))
+            best = f;
+    }
+    if (best == NWRITABLE)
+        return false; /* nothing we write is acceptable: 406 */
+    /* A wildcard that admits the default is no preference. */
+    if (sc[best].spec < 3 && writable[best].f == SQ_FORMAT_SAFETENSORS)
+        return true;
+    *out = writable[best].f;
+    return true;
+}
+
+bool sqd_accept_allows(const char *accept, enum sq_format f)
+{
+    struct accept_score sc[NWRITABLE];
+    if (!accept || !accept_scores(accept, sc))
+        return true;
+    for (size_t i = 0; i < NWRITABLE; i++)
+        if (writable[i].f == f)
+            return sc[i].q > 0;
+    return false;
 }
 
 enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt,
@@ -293,11 +410,12 @@ enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt
             return st;
     }
     if (s->input == SQ_FORMAT_RAW && (!s->have_dtype || s->rank == 0))
-        return sqi_fail(err, SQ_ERR_ARG,
-                    "a raw body (application/octet-stream) needs the dtype and shape parameters");
+        return sqi_fail(
+            err, SQ_ERR_ARG,
+            "a raw body (application/octet-stream) needs the dtype and shape parameters");
     if (s->input != SQ_FORMAT_RAW && s->input != SQ_FORMAT_AUTO && (s->have_dtype || s->rank))
         return sqi_fail(err, SQ_ERR_ARG, "dtype and shape apply to raw input only; this body is %s",
-                    sq_format_name(s->input));
+                        sq_format_name(s->input));
     return SQ_OK;
 }
 
@@ -316,13 +434,13 @@ enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *
                 return sqi_fail(err, SQ_ERR_FORMAT, "the request has no body");
             else if (s->octet)
                 return sqi_fail(err, SQ_ERR_ARG,
-                            "a raw body (application/octet-stream) needs the dtype and shape "
-                            "parameters");
+                                "a raw body (application/octet-stream) needs the dtype and shape "
+                                "parameters");
             else
                 return sqi_fail(err, SQ_ERR_UNSUPPORTED,
-                            "unknown input format: send Content-Type application/x-npy, "
-                            "application/vnd.safetensors, or application/octet-stream with "
-                            "dtype and shape");
+                                "unknown input format: send Content-Type application/x-npy, "
+                                "application/vnd.safetensors, or application/octet-stream with "
+                                "dtype and shape");
         }
     }
     if (f == SQ_FORMAT_RAW)

@@ -240,8 +240,14 @@ enum sqd_ctype {
     SQD_CT_UNSUPPORTED
 };
 enum sqd_ctype sqd_ctype_parse(const char *content_type);
-/* Output format named by an Accept header, or AUTO when it names none we write. */
-enum sq_format sqd_accept_format(const char *accept);
+/*
+ * The output format an Accept header prefers, by q-value: AUTO when it has
+ * no preference (absent, or a wildcard that admits the default). False when
+ * none of the formats we write is acceptable (406).
+ */
+bool sqd_accept_format(const char *accept, enum sq_format *out);
+/* Whether Accept admits format f (true without an Accept). */
+bool sqd_accept_allows(const char *accept, enum sq_format f);
 const char *sqd_format_mime(enum sq_format f);
 /*
  * Build the sq_options of a spec (caller-initialized `opt`, freed by the
@@ -533,6 +539,8 @@ bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size);
 /* The body is complete: turn it into a job (or answer an error). */
 void sqd_upload_end(struct sqd_request *req);
 void sqd_upload_free(struct sqd_request *req);
+/* 406 not_acceptable: nothing in Accept is a format we write. */
+void respond_not_acceptable(struct sqd_request *req);
 
 /* ------------------------------------------------------------------ jobs.c */
 

@@ -172,6 +172,14 @@ static struct pp_state *pp_states_new(struct sqd_request *req)
     return ps;
 }
 
+void respond_not_acceptable(struct sqd_request *req)
+{
+    sqd_respond_error(req, 406, "not_acceptable",
+                      "no type in Accept can be produced: the result is "
+                      "application/vnd.safetensors, application/x-npy or application/json "
+                      "(or send the format parameter)");
+}
+
 static bool parse_content_length(const char *s, uint64_t *out)
 {
     if (!s || !*s)
@@ -213,6 +221,13 @@ bool sqd_upload_begin(struct sqd_request *req)
     }
     const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     enum sqd_ctype ct = sqd_ctype_parse(ctype);
+    enum sq_format accepted;
+    if (!req->spec.have_format && ct != SQD_CT_MULTIPART &&
+        !sqd_accept_format(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept"),
+                           &accepted)) {
+        respond_not_acceptable(req); /* before the body is read */
+        return false;
+    }
     switch (ct) {
     case SQD_CT_UNSUPPORTED:
         sqd_respond_error(req, 415, sq_status_name(SQ_ERR_UNSUPPORTED),
@@ -348,8 +363,18 @@ void sqd_upload_end(struct sqd_request *req)
         return;
     }
     if (!req->spec.have_format) {
-        enum sq_format f =
-            sqd_accept_format(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"));
+        enum sq_format f;
+        if (!sqd_accept_format(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"),
+                               &f)) {
+            respond_not_acceptable(req);
+            if (req->job_dir) {
+                sqd_body_free(&req->body);
+                sqd_spool_remove(req->job_dir);
+                free(req->job_dir);
+                req->job_dir = NULL;
+            }
+            return;
+        }
         if (f != SQ_FORMAT_AUTO &&
             sqd_spec_param(&req->spec, "format", sq_format_name(f), &req->upload_err) != SQ_OK) {
             req->upload_status = req->upload_err.status;

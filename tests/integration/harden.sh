@@ -71,6 +71,26 @@ sleep 0.2
 check "logged as 413" sh -c "grep 'path=/v1/quantize' '$T/daemon.log' | tail -n1 | grep -q status=413"
 still_serving "a chunked body over the limit"
 
+# Accept: q-values decide, 406 when nothing we write is acceptable, Vary: Accept.
+http POST /v1/quantize -H "$NPY" -H 'Accept: application/x-npy;q=0.5, application/json' --data-binary @"$T/w.npy"
+expect_status 200 "Accept with q-values"
+check "the higher q wins ($(header Content-Type))" [ "$(header Content-Type)" = application/json ]
+check "Vary: Accept ($(header Vary))" [ "$(header Vary)" = Accept ]
+http POST /v1/quantize -H "$NPY" -H 'Accept: application/json;q=0, application/x-npy;q=0.3' --data-binary @"$T/w.npy"
+check "q=0 excludes a type ($(header Content-Type))" [ "$(header Content-Type)" = application/x-npy ]
+http POST /v1/quantize -H "$NPY" -H 'Accept: text/html' --data-binary @"$T/w.npy"
+expect_error 406 not_acceptable "Accept that admits nothing we write"
+check "Vary on the 406" [ "$(header Vary)" = Accept ]
+http POST /v1/quantize -F model=@"$T/w.npy" -H 'Accept: text/html'
+expect_error 406 not_acceptable "Accept that admits nothing, multipart"
+http POST /v1/jobs -H "$NPY" --data-binary @"$T/w.npy"
+jid=$(jget "$T/body" 'd["id"]')
+i=0; while [ $i -lt 300 ]; do http GET "/v1/jobs/$jid"; [ "$(jget "$T/body" 'd["state"]')" = done ] && break; sleep 0.1; i=$((i + 1)); done
+http GET "/v1/jobs/$jid/result" -H 'Accept: application/json'
+expect_error 406 not_acceptable "a safetensors result asked for as JSON"
+http GET "/v1/jobs/$jid/result" -H 'Accept: application/*'
+expect_status 200 "a result under a wildcard"
+
 # Oversized request lines and headers: JSON, not libmicrohttpd's HTML page.
 long=$($PYTHON -c 'print("a" * 100000)')
 http GET "/v1/info?x=$long"

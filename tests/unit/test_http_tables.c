@@ -171,10 +171,39 @@ START_TEST(test_content_types)
     ck_assert_int_eq(sqd_ctype_parse("application/x-www-form-urlencoded"), SQD_CT_OTHER);
     ck_assert_int_eq(sqd_ctype_parse("application/x-npyfoo"), SQD_CT_UNSUPPORTED);
     ck_assert_int_eq(sqd_ctype_parse("text/plain"), SQD_CT_UNSUPPORTED);
-    ck_assert_int_eq(sqd_accept_format("*/*"), SQ_FORMAT_AUTO);
-    ck_assert_int_eq(sqd_accept_format(NULL), SQ_FORMAT_AUTO);
-    ck_assert_int_eq(sqd_accept_format("text/html, application/json;q=0.9"), SQ_FORMAT_JSON);
-    ck_assert_int_eq(sqd_accept_format("application/x-npy"), SQ_FORMAT_NPY);
+    struct {
+        const char *accept;
+        bool ok;
+        enum sq_format f;
+    } acc[] = {
+        {"*/*", true, SQ_FORMAT_AUTO},
+        {NULL, true, SQ_FORMAT_AUTO},
+        {"", true, SQ_FORMAT_AUTO},
+        {"text/html, application/json;q=0.9", true, SQ_FORMAT_JSON},
+        {"application/x-npy", true, SQ_FORMAT_NPY},
+        {"application/x-npy;q=0.5, application/json", true, SQ_FORMAT_JSON},
+        {"application/json;q=0.2, application/x-npy;q=0.8", true, SQ_FORMAT_NPY},
+        {"application/x-npy, application/json", true, SQ_FORMAT_NPY},
+        {"*/*;q=0.1, application/json", true, SQ_FORMAT_JSON},
+        {"*/*, application/vnd.safetensors;q=0", true, SQ_FORMAT_NPY},
+        {"application/*", true, SQ_FORMAT_AUTO},
+        {"text/html", false, SQ_FORMAT_AUTO},
+        {"application/json;q=0", false, SQ_FORMAT_AUTO},
+        {"application/json;q=0.000, text/*", false, SQ_FORMAT_AUTO},
+        {"application/json;q=2", true, SQ_FORMAT_AUTO}, /* a malformed item is ignored */
+        {"APPLICATION/JSON ; Q=1.0", true, SQ_FORMAT_JSON},
+        {",,,", true, SQ_FORMAT_AUTO},
+    };
+    for (size_t i = 0; i < sizeof(acc) / sizeof(acc[0]); i++) {
+        enum sq_format f;
+        bool ok = sqd_accept_format(acc[i].accept, &f);
+        ck_assert_msg(ok == acc[i].ok, "Accept '%s': ok %d", acc[i].accept, ok);
+        if (ok)
+            ck_assert_msg(f == acc[i].f, "Accept '%s': format %d", acc[i].accept, (int)f);
+    }
+    ck_assert(sqd_accept_allows("application/json", SQ_FORMAT_JSON));
+    ck_assert(!sqd_accept_allows("application/json", SQ_FORMAT_SAFETENSORS));
+    ck_assert(sqd_accept_allows(NULL, SQ_FORMAT_SAFETENSORS));
 }
 END_TEST
 
