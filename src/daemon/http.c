@@ -32,6 +32,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->cn = ci ? ci->socket_context : NULL;
     size_t plen = strcspn(uri, "?");
     req->path = strndup(uri, plen);
+    req->query = strdup(uri[plen] ? uri + plen + 1 : "");
     /* libmicrohttpd decodes %00 into a NUL that would cut the path or a value short. */
     req->uri_len = strlen(uri);
     if (strstr(uri, "%00")) {
@@ -63,13 +64,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* The connection waits for its next request: the header deadline runs again. */
     sqd_conn_phase(ctx, req->cn, SQD_CONN_HEADERS);
     sqd_access_log(ctx, req);
-    sqd_metrics_request(&ctx->metrics, sqd_route_index(req->route), req->status);
+    /* Rows: the routes, then "the path of route r with another method" (405), then unmatched. */
+    size_t nroutes, slot;
+    sqd_routes(&nroutes);
+    if (req->route)
+        slot = sqd_route_index(req->route);
+    else if (req->path_known && req->path)
+        slot = nroutes + sqd_route_index(sqd_route_path(req->path));
+    else
+        slot = 2 * nroutes;
+    sqd_metrics_request(&ctx->metrics, slot, req->status);
     atomic_fetch_add(&ctx->metrics.bytes_out, req->bytes_out);
     sqd_upload_free(req);
     if (req->admitted)
         sqd_jobs_release(ctx);
     free(req->ans_body);
     free(req->path);
+    free(req->query);
     free(req);
     atomic_fetch_sub(&ctx->metrics.in_flight, 1);
     *con_cls = NULL;

@@ -27,7 +27,7 @@ void sqd_request_id(struct sqd_ctx *ctx, char out[SQD_REQID_MAX])
 bool sqd_request_id_valid(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > 32)
+    if (n == 0 || n > 64)
         return false;
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
@@ -66,10 +66,15 @@ void sqd_access_log(struct sqd_ctx *ctx, const struct sqd_request *req)
 {
     if (!ctx->cfg.access_log)
         return;
-    char path[512], method[64];
+    char path[512], method[64], query[512], job[80];
     escape(path, sizeof(path), req->path);
     escape(method, sizeof(method), req->method);
+    escape(query, sizeof(query), req->query && req->query[0] ? req->query : "-");
+    escape(job, sizeof(job), req->job_id[0] ? req->job_id : "-");
     double ms = (double)(sqd_now_ns() - req->t_start) / 1e6;
-    sqd_log(ctx, "access id=%s method=%s path=%s status=%u in=%" PRIu64 " out=%" PRIu64 " ms=%.3f",
-            req->id, method, path, req->status, req->bytes_in, req->bytes_out, ms);
+    sqd_log(ctx,
+            "access id=%s method=%s path=%s status=%u in=%" PRIu64 " out=%" PRIu64
+            " ms=%.3f client=%s query=%s job=%s",
+            req->id, method, path, req->status, req->bytes_in, req->bytes_out, ms,
+            req->cn ? req->cn->addr : "-", query, job);
 }

@@ -30,7 +30,7 @@ const char *sqd_state_name(enum sqd_job_state s)
 bool sqd_metrics_init(struct sqd_metrics *m, size_t nroutes)
 {
     memset(m, 0, sizeof(*m));
-    m->nroutes = nroutes + 1; /* + unmatched */
+    m->nroutes = 2 * nroutes + 1; /* routes, other methods on their paths (405), unmatched */
     m->requests = calloc(m->nroutes * NSLOTS, sizeof(*m->requests));
     return m->requests != NULL;
 }
@@ -78,8 +78,8 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
     sqi_buf_printf(&b, "# HELP squantd_requests_total HTTP requests answered, by route, "
                        "method and status.\n# TYPE squantd_requests_total counter\n");
     for (size_t r = 0; r < m->nroutes; r++) {
-        const char *path = r < nroutes ? routes[r].path : "unmatched";
-        const char *method = r < nroutes ? routes[r].method : "";
+        const char *path = r < 2 * nroutes ? routes[r % nroutes].path : "unmatched";
+        const char *method = r < nroutes ? routes[r].method : r < 2 * nroutes ? "other" : "";
         for (size_t s = 0; s < NSLOTS; s++) {
             uint64_t v = atomic_load(&m->requests[r * NSLOTS + s]);
             if (!v)

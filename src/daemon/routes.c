@@ -39,16 +39,21 @@ size_t sqd_route_index(const struct sqd_route *r)
     return r ? (size_t)(r - routes) : NROUTES;
 }
 
-/* Match a template against a path; "{id}" (any "{...}") takes one non-empty segment. */
+/*
+ * Match a template against a path; "{id}" (any "{...}") takes one non-empty
+ * segment. A segment too long for `id` still matches, cut to idsize-1
+ * bytes: no job has such an id, so the handler answers 404 under the route.
+ */
 static bool match(const char *tpl, const char *path, char *id, size_t idsize)
 {
     while (*tpl && *path) {
         if (*tpl == '{') {
             size_t n = strcspn(path, "/");
-            if (n == 0 || n >= idsize)
+            if (n == 0 || idsize == 0)
                 return false;
-            memcpy(id, path, n);
-            id[n] = '\0';
+            size_t k = n < idsize ? n : idsize - 1;
+            memcpy(id, path, k);
+            id[k] = '\0';
             tpl += strcspn(tpl, "}") + 1;
             path += n;
             continue;
@@ -59,6 +64,15 @@ static bool match(const char *tpl, const char *path, char *id, size_t idsize)
         path++;
     }
     return *tpl == '\0' && *path == '\0';
+}
+
+const struct sqd_route *sqd_route_path(const char *path)
+{
+    char scratch[SQD_JOBID_LEN + 2];
+    for (size_t i = 0; i < NROUTES; i++)
+        if (match(routes[i].path, path, scratch, sizeof(scratch)))
+            return &routes[i];
+    return NULL;
 }
 
 const struct sqd_route *sqd_route_find(const char *method, const char *path, bool *path_known,

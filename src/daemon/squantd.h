@@ -319,11 +319,11 @@ bool sqd_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
 
 /* ------------------------------------------------------------------ log.c */
 
-#define SQD_REQID_MAX 40
+#define SQD_REQID_MAX 72
 
 /* A request id: 16 hex digits from a per-process random prefix and a counter. */
 void sqd_request_id(struct sqd_ctx *ctx, char out[SQD_REQID_MAX]);
-/* Accept a client-supplied X-Request-Id if it is 1..32 chars of [A-Za-z0-9._-]. */
+/* Accept a client-supplied X-Request-Id if it is 1..64 chars of [A-Za-z0-9._-] (a UUID is 36). */
 bool sqd_request_id_valid(const char *id);
 void sqd_log(struct sqd_ctx *ctx, const char *fmt, ...) SQD_PRINTF(2, 3);
 void sqd_access_log(struct sqd_ctx *ctx, const struct sqd_request *req);
@@ -407,6 +407,8 @@ const struct sqd_route *sqd_route_find(const char *method, const char *path, boo
                                        char *allow, size_t allowsize, char *id, size_t idsize);
 /* Index of a route row in the table (for metrics); the row after the last is "unmatched". */
 size_t sqd_route_index(const struct sqd_route *r);
+/* The first row whose template matches the path, whatever its method (NULL if none). */
+const struct sqd_route *sqd_route_path(const char *path);
 
 /*
  * Job ids: 32 random hex digits, prefixed with "INSTANCE." when the
@@ -432,7 +434,8 @@ struct sqd_request {
     struct sqd_conn *cn; /* its connection's record (NULL if none) */
     char id[SQD_REQID_MAX];
     char method[16];
-    char *path; /* owned; without the query string */
+    char *path;  /* owned; without the query string */
+    char *query; /* owned; the raw query string, "" if none */
     const struct sqd_route *route;
     bool path_known; /* no route, but the path exists: 405 */
     size_t uri_len;

@@ -91,6 +91,27 @@ expect_error 406 not_acceptable "a safetensors result asked for as JSON"
 http GET "/v1/jobs/$jid/result" -H 'Accept: application/*'
 expect_status 200 "a result under a wildcard"
 
+# A UUID as X-Request-Id is kept.
+uuid=123e4567-e89b-12d3-a456-426614174000
+http GET /healthz -H "X-Request-Id: $uuid"
+check "a UUID request id is echoed ($(header X-Request-Id))" [ "$(header X-Request-Id)" = "$uuid" ]
+
+# 404 and 405 on a known path are counted under that path's route.
+http PATCH /v1/jobs/abc
+expect_error 405 method_not_allowed "PATCH on a job"
+http GET "/v1/jobs/$($PYTHON -c 'print("a" * 200)')"
+expect_error 404 not_found "an overlong job id"
+http GET /metrics
+check "405 under the job's route" grep -q 'route="/v1/jobs/{id}",method="other",status="405"} 1' "$T/body"
+check "404 under the job's route" grep -q 'route="/v1/jobs/{id}",method="GET",status="404"} 1' "$T/body"
+
+# The access log names the client, the query string and the job.
+http POST '/v1/jobs?bits=3' -H "$NPY" --data-binary @"$T/w.npy"
+jid2=$(jget "$T/body" 'd["id"]')
+sleep 0.2
+check "access log: client, query and job" \
+    grep -q "path=/v1/jobs status=202 .* client=127.0.0.1 query=bits=3 job=$jid2" "$T/daemon.log"
+
 # Oversized request lines and headers: JSON, not libmicrohttpd's HTML page.
 long=$($PYTHON -c 'print("a" * 100000)')
 http GET "/v1/info?x=$long"

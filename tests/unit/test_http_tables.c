@@ -33,7 +33,11 @@ START_TEST(test_routes)
     memcpy(longid, "/v1/jobs/", 9);
     longid[199] = '\0';
     r = sqd_route_find("GET", longid, &known, allow, sizeof(allow), id, sizeof(id));
-    ck_assert(!r && !known);
+    ck_assert(r && known && r->handler == sqd_h_job_get); /* answered 404 by the handler */
+    ck_assert(!sqd_job_id_valid(id));
+    ck_assert(sqd_route_path("/v1/jobs/abc") ==
+              sqd_route_find("GET", "/v1/jobs/abc", &known, allow, sizeof(allow), id, sizeof(id)));
+    ck_assert(sqd_route_path("/nope") == NULL);
     size_t n;
     const struct sqd_route *all = sqd_routes(&n);
     ck_assert_uint_eq(sqd_route_index(&all[2]), 2);
@@ -252,6 +256,13 @@ START_TEST(test_ct_equal)
     ck_assert(sqd_request_id_valid("abc-1.2_3"));
     ck_assert(!sqd_request_id_valid("a b"));
     ck_assert(!sqd_request_id_valid(""));
+    ck_assert(sqd_request_id_valid("123e4567-e89b-12d3-a456-426614174000"));
+    char rid[70];
+    memset(rid, 'a', 65);
+    rid[65] = '\0';
+    ck_assert(!sqd_request_id_valid(rid));
+    rid[64] = '\0';
+    ck_assert(sqd_request_id_valid(rid));
 }
 END_TEST
 
