@@ -291,6 +291,14 @@ bool sqd_config_load(struct sqd_config *cfg, const char *path, char *msg, size_t
         snprintf(msg, msgsize, "%s: %s", path, strerror(errno));
         return false;
     }
+    bool ok = sqd_config_read(cfg, f, path, msg, msgsize);
+    fclose(f);
+    return ok;
+}
+
+bool sqd_config_read(struct sqd_config *cfg, FILE *f, const char *path, char *msg,
+                     size_t msgsize)
+{
     char line[4096];
     unsigned lineno = 0;
     bool ok = true;
@@ -328,7 +336,6 @@ bool sqd_config_load(struct sqd_config *cfg, const char *path, char *msg, size_t
         snprintf(msg, msgsize, "%s: read error", path);
         ok = false;
     }
-    fclose(f);
     return ok;
 }
 

@@ -247,7 +247,7 @@ static json_t *state_json(const struct sqd_jobrec *rec)
 }
 
 /* Read back what state_json wrote (state.json). */
-static bool rec_from_json(struct sqd_jobrec *rec, json_t *j)
+bool sqd_jobrec_from_json(struct sqd_jobrec *rec, json_t *j)
 {
     const char *id = json_string_value(json_object_get(j, "id"));
     const char *state = json_string_value(json_object_get(j, "state"));
@@ -532,7 +532,7 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         char *dir = path_join(ctx->jobs_dir, e->d_name);
         json_t *state = dir ? load_json(dir, "state.json") : NULL;
         struct sqd_jobrec *rec = calloc(1, sizeof(*rec));
-        bool ok = state && rec && rec_from_json(rec, state) && strcmp(rec->id, e->d_name) == 0;
+        bool ok = state && rec && sqd_jobrec_from_json(rec, state) && strcmp(rec->id, e->d_name) == 0;
         json_decref(state);
         bool keep = false;
         /* A job that ran out of disk space kept its input: it runs again. */

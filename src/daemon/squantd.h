@@ -112,6 +112,9 @@ bool sqd_config_set(struct sqd_config *cfg, const char *key, const char *value, 
                     char *msg, size_t msgsize);
 /* Read `key = value` lines from a file. */
 bool sqd_config_load(struct sqd_config *cfg, const char *path, char *msg, size_t msgsize);
+/* The same from an open stream; `path` names it in messages. */
+bool sqd_config_read(struct sqd_config *cfg, FILE *f, const char *path, char *msg,
+                     size_t msgsize);
 /* Cross-key checks after everything is set (e.g. listen address syntax). */
 bool sqd_config_check(const struct sqd_config *cfg, char *msg, size_t msgsize);
 /* The value of a key as text, in the syntax the file accepts (malloc'ed; caller frees). */
@@ -648,6 +651,8 @@ bool sqd_job_id_owned(const char *instance, const char *id);
 bool sqd_instance_valid(const char *name, size_t len);
 /* Status document of a record (caller holds reg_lock). New reference. */
 json_t *sqd_jobrec_json(const struct sqd_jobrec *rec);
+/* Read a state.json document back into a zeroed record (false: not a valid record). */
+bool sqd_jobrec_from_json(struct sqd_jobrec *rec, json_t *j);
 
 /* ------------------------------------------------------------------ spool.c */
 

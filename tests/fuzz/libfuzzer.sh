@@ -4,9 +4,11 @@
 #
 #   tests/fuzz/libfuzzer.sh BUILDDIR OUTDIR [SECONDS]
 #
-# BUILDDIR is a configured build directory (for config.h). With SECONDS,
-# each fuzzer runs that long on a copy of its seed corpus (new inputs go to
-# OUTDIR/corpus-<parser>, crashes to OUTDIR/crash-*).
+# BUILDDIR is a configured and built build directory (for config.h, and
+# for the core library, which the daemon harnesses link uninstrumented).
+# With SECONDS, each fuzzer runs that long on a copy of its seed corpus
+# (new inputs go to OUTDIR/corpus-<parser>, crashes to OUTDIR/crash-*).
+# FUZZERS="params spool" limits the run to those harnesses.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$1" && pwd)
@@ -16,13 +18,30 @@ mkdir -p "$out"
 flags="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 inc="-I$build -I$top/include -I$top/src/util -I$top/tests/fuzz"
 jansson=$(pkg-config --cflags --libs jansson)
-for p in npy safetensors; do
-    clang $flags $inc -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
-        "$top"/src/formats/*.c "$top/src/util/buf.c" "$top/src/util/error.c" $jansson -lm
+daemon_libs="$(pkg-config --cflags --libs libmicrohttpd libuv) $jansson"
+daemon_src=$(ls "$top"/src/daemon/*.c | grep -v '/main\.c$')
+core="$build/src/core/.libs/libsqcore.a $build/src/core/.libs/libsqcore_avx2.a $build/src/core/.libs/libsqcore_avx512.a"
+for p in ${FUZZERS:-npy safetensors params fields raw spool config}; do
+    case $p in
+    npy | safetensors)
+        clang $flags $inc -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
+            "$top"/src/formats/*.c "$top/src/util/buf.c" "$top/src/util/error.c" $jansson -lm
+        ;;
+    *)
+        # shellcheck disable=SC2086
+        clang $flags $inc -I"$top/src/daemon" -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
+            $daemon_src "$top"/src/plan/*.c "$top"/src/formats/*.c "$top"/src/util/*.c \
+            $core $daemon_libs -lsystemd -lm
+        ;;
+    esac
     if [ -n "$secs" ]; then
         mkdir -p "$out/corpus-$p"
         cp "$top/tests/fuzz/corpus/$p"/* "$out/corpus-$p/"
-        "$out/fuzz_$p" -max_total_time="$secs" -artifact_prefix="$out/" \
-            -dict="$top/tests/fuzz/$p.dict" "$out/corpus-$p"
+        dict=
+        [ -f "$top/tests/fuzz/$p.dict" ] && dict="-dict=$top/tests/fuzz/$p.dict"
+        # shellcheck disable=SC2086
+        "$out/fuzz_$p" -max_total_time="$secs" -artifact_prefix="$out/$p-" $dict \
+            -print_final_stats=1 "$out/corpus-$p" 2>&1 | tail -n 40 >"$out/$p.log" || true
+        tail -n 20 "$out/$p.log"
     fi
 done
