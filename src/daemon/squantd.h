@@ -113,8 +113,7 @@ bool sqd_config_set(struct sqd_config *cfg, const char *key, const char *value, 
 /* Read `key = value` lines from a file. */
 bool sqd_config_load(struct sqd_config *cfg, const char *path, char *msg, size_t msgsize);
 /* The same from an open stream; `path` names it in messages. */
-bool sqd_config_read(struct sqd_config *cfg, FILE *f, const char *path, char *msg,
-                     size_t msgsize);
+bool sqd_config_read(struct sqd_config *cfg, FILE *f, const char *path, char *msg, size_t msgsize);
 /* Cross-key checks after everything is set (e.g. listen address syntax). */
 bool sqd_config_check(const struct sqd_config *cfg, char *msg, size_t msgsize);
 /* The value of a key as text, in the syntax the file accepts (malloc'ed; caller frees). */
@@ -337,6 +336,26 @@ uint64_t sqd_now_ns(void);
 /* Tell systemd (NOTIFY_SOCKET) a state such as "READY=1"; no-op without it. */
 void sqd_notify(const char *state);
 
+/* ------------------------------------------------------------------ multipart.c */
+
+/*
+ * One piece of a part's data (off = bytes of the part before it). name,
+ * filename and content_type are NULL when the part's headers do not give
+ * them. An empty part is reported once with size 0. False stops the reader.
+ */
+typedef bool (*sqd_part_fn)(void *cls, const char *name, const char *filename,
+                            const char *content_type, const char *data, uint64_t off, size_t size);
+struct sqd_multipart;
+/* The boundary parameter of a multipart Content-Type (1-70 bchars). */
+bool sqd_multipart_boundary(const char *content_type, char *out, size_t outsize);
+/* A reader for a body of this Content-Type; NULL without a valid boundary (or memory). */
+struct sqd_multipart *sqd_multipart_new(const char *content_type, sqd_part_fn fn, void *cls);
+/* Feed body bytes. False: malformed, or the callback said stop. */
+bool sqd_multipart_feed(struct sqd_multipart *mp, const char *data, size_t n);
+/* At the end of the body: true if the closing delimiter was seen (or no delimiter at all). */
+bool sqd_multipart_end(struct sqd_multipart *mp);
+void sqd_multipart_free(struct sqd_multipart *mp);
+
 /* ------------------------------------------------------------------ conns.c */
 
 /*
@@ -457,7 +476,7 @@ struct sqd_request {
 
     /* uploads */
     struct sqd_body body;
-    struct MHD_PostProcessor *pp;
+    struct sqd_multipart *pp;
     void *pp_state; /* the post processor's closure (upload.c) */
     struct sqd_spec spec;
     bool saw_model_part;

@@ -19,7 +19,6 @@
 
 #define SQD_OPTIONS_MAX (64 * 1024) /* the multipart options part */
 #define SQD_FIELD_MAX 4096          /* any other small form field */
-#define SQD_PP_BUFFER (64 * 1024)
 /*
  * A body without Content-Length (chunked) that crosses max-body-size is
  * read on and dropped for up to this many more bytes, so that the client,
@@ -80,28 +79,24 @@ struct pp_state {
     struct field field;
 };
 
-static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *filename, const char *content_type,
-                               const char *transfer_encoding, const char *data, uint64_t off,
-                               size_t size)
+static bool on_part(void *cls, const char *key, const char *filename, const char *content_type,
+                    const char *data, uint64_t off, size_t size)
 {
     struct pp_state *ps = cls;
     struct sqd_request *req = ps->req;
-    (void)kind;
     (void)filename;
-    (void)transfer_encoding;
     if (req->upload_status != SQ_OK)
-        return MHD_NO;
+        return false;
     /* A part without Content-Disposition (or without its name) has a NULL or empty key. */
     if (!key || !*key) {
         upload_fail(req, SQ_ERR_ARG,
                     "a multipart part has no name: each part needs "
                     "'Content-Disposition: form-data; name=\"...\"'");
-        return MHD_NO;
+        return false;
     }
     if (size && !data) {
         upload_fail(req, SQ_ERR_FORMAT, "malformed multipart/form-data body");
-        return MHD_NO;
+        return false;
     }
     if (ps->field.open && (off == 0 || strcmp(ps->field.key, key) != 0))
         flush_field(req, &ps->field);
@@ -109,7 +104,7 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         if (off == 0) {
             if (req->saw_model_part) {
                 upload_fail(req, SQ_ERR_ARG, "the multipart body has more than one 'model' part");
-                return MHD_NO;
+                return false;
             }
             req->saw_model_part = true;
             enum sqd_ctype ct = sqd_ctype_parse(content_type);
@@ -121,31 +116,31 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
         }
         if (size && sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
             req->upload_status = req->upload_err.status;
-            return MHD_NO;
+            return false;
         }
-        return MHD_YES;
+        return true;
     }
     if (strcmp(key, "options") == 0) {
         if (req->options_len + size > SQD_OPTIONS_MAX) {
             upload_fail(req, SQ_ERR_LIMIT, "the options part is larger than 64 KiB");
-            return MHD_NO;
+            return false;
         }
         char *p = realloc(req->options_text, req->options_len + size + 1);
         if (!p) {
             upload_fail(req, SQ_ERR_NOMEM, "out of memory");
-            return MHD_NO;
+            return false;
         }
         memcpy(p + req->options_len, data, size);
         req->options_len += size;
         p[req->options_len] = '\0';
         req->options_text = p;
-        return MHD_YES;
+        return true;
     }
     /* Any other field is a parameter (dtype, shape, name, bits, ...). */
     if (!ps->field.open) {
         if (strlen(key) >= sizeof(ps->field.key)) {
             upload_fail(req, SQ_ERR_ARG, "a form field name is too long");
-            return MHD_NO;
+            return false;
         }
         snprintf(ps->field.key, sizeof(ps->field.key), "%s", key);
         ps->field.len = 0;
@@ -153,15 +148,15 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
     }
     if (size && memchr(data, '\0', size)) {
         upload_fail(req, SQ_ERR_ARG, "a form field value contains a NUL byte");
-        return MHD_NO;
+        return false;
     }
     if (ps->field.len + size > SQD_FIELD_MAX) {
         upload_fail(req, SQ_ERR_ARG, "a form field value is longer than 4096 bytes");
-        return MHD_NO;
+        return false;
     }
     memcpy(ps->field.value + ps->field.len, data, size);
     ps->field.len += size;
-    return MHD_YES;
+    return true;
 }
 
 static struct pp_state *pp_states_new(struct sqd_request *req)
@@ -280,11 +275,12 @@ bool sqd_upload_begin(struct sqd_request *req)
     }
     if (ct == SQD_CT_MULTIPART) {
         struct pp_state *ps = pp_states_new(req);
-        req->pp = ps ? MHD_create_post_processor(conn, SQD_PP_BUFFER, on_part, ps) : NULL;
+        req->pp = ps ? sqd_multipart_new(ctype, on_part, ps) : NULL;
         if (!req->pp) {
             free(ps);
             sqd_respond_error(req, 400, sq_status_name(SQ_ERR_FORMAT),
-                              "multipart/form-data needs a boundary parameter in Content-Type");
+                              "multipart/form-data needs a boundary parameter in Content-Type "
+                              "(1 to 70 characters of RFC 2046)");
             return false;
         }
         req->pp_state = ps;
@@ -320,7 +316,7 @@ bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size)
     if (req->upload_status != SQ_OK)
         return true; /* discard the rest, answer at the end */
     if (req->pp) {
-        if (MHD_post_process(req->pp, data, size) != MHD_YES)
+        if (!sqd_multipart_feed(req->pp, data, size))
             upload_fail(req, SQ_ERR_FORMAT, "malformed multipart/form-data body");
         return true;
     }
@@ -345,8 +341,9 @@ void sqd_upload_end(struct sqd_request *req)
     if (req->pp) {
         struct pp_state *ps = req->pp_state;
         flush_field(req, &ps->field);
-        if (MHD_destroy_post_processor(req->pp) != MHD_YES)
+        if (!sqd_multipart_end(req->pp))
             upload_fail(req, SQ_ERR_FORMAT, "the multipart/form-data body ended early");
+        sqd_multipart_free(req->pp);
         req->pp = NULL;
         if (req->upload_status == SQ_OK && !req->saw_model_part)
             upload_fail(req, SQ_ERR_ARG,
@@ -400,8 +397,7 @@ void sqd_upload_end(struct sqd_request *req)
 
 void sqd_upload_free(struct sqd_request *req)
 {
-    if (req->pp)
-        MHD_destroy_post_processor(req->pp);
+    sqd_multipart_free(req->pp);
     req->pp = NULL;
     free(req->pp_state);
     req->pp_state = NULL;

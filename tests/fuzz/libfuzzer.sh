@@ -21,7 +21,7 @@ jansson=$(pkg-config --cflags --libs jansson)
 daemon_libs="$(pkg-config --cflags --libs libmicrohttpd libuv) $jansson"
 daemon_src=$(ls "$top"/src/daemon/*.c | grep -v '/main\.c$')
 core="$build/src/core/.libs/libsqcore.a $build/src/core/.libs/libsqcore_avx2.a $build/src/core/.libs/libsqcore_avx512.a"
-for p in ${FUZZERS:-npy safetensors params fields raw spool config}; do
+for p in ${FUZZERS:-npy safetensors params fields raw spool config multipart}; do
     case $p in
     npy | safetensors)
         clang $flags $inc -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
@@ -41,7 +41,7 @@ for p in ${FUZZERS:-npy safetensors params fields raw spool config}; do
         [ -f "$top/tests/fuzz/$p.dict" ] && dict="-dict=$top/tests/fuzz/$p.dict"
         # shellcheck disable=SC2086
         "$out/fuzz_$p" -max_total_time="$secs" -artifact_prefix="$out/$p-" $dict \
-            -print_final_stats=1 "$out/corpus-$p" 2>&1 | tail -n 40 >"$out/$p.log" || true
-        tail -n 20 "$out/$p.log"
+            -print_final_stats=1 "$out/corpus-$p" >"$out/$p.log" 2>&1 || true
+        grep -E 'DONE|INITED|^Done|stat::|ERROR|SUMMARY' "$out/$p.log" | tail -n 12
     fi
 done

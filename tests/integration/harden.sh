@@ -46,6 +46,16 @@ printf -- '--XyZb\r\nContent-Disposition: form-data; name="name"\r\n\r\na\000b\r
 http POST /v1/quantize -H 'Content-Type: multipart/form-data; boundary=XyZb' --data-binary @"$T/nul.mp"
 expect_error 400 bad_parameter "a NUL in a form field"
 
+# A one-character multipart boundary is valid (RFC 2046: 1 to 70 characters).
+{ printf -- '--a\r\nContent-Disposition: form-data; name="bits"\r\n\r\n3\r\n'
+  printf -- '--a\r\nContent-Disposition: form-data; name="model"; filename="w.npy"\r\nContent-Type: application/x-npy\r\n\r\n'
+  cat "$T/w.npy"; printf -- '\r\n--a--\r\n'; } >"$T/onechar.mp"
+http POST /v1/quantize -H 'Content-Type: multipart/form-data; boundary=a' -H 'Accept: application/json' --data-binary @"$T/onechar.mp"
+expect_status 200 "a one-character multipart boundary"
+check "its bits field was read" [ "$(jget "$T/body" 'd["report"]["params"]["bits"]')" = 3 ]
+http POST /v1/quantize -H "Content-Type: multipart/form-data; boundary=$($PYTHON -c 'print("b" * 71)')" --data-binary @"$T/onechar.mp"
+expect_error 400 bad_format "a 71-character boundary"
+
 # Errors carry only the fields that mean something.
 http POST '/v1/quantize?dtype=F32&shape=4;4' -H 'Content-Type: application/octet-stream' --data-binary @"$T/w.npy"
 expect_error 400 bad_parameter "a bad shape parameter"
