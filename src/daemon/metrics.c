@@ -120,6 +120,15 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
                    "squantd_queue_rejected_total %" PRIu64 "\n",
                    (size_t)atomic_load(&ctx->queued_gauge),
                    (size_t)atomic_load(&ctx->running_gauge), (uint64_t)atomic_load(&m->rejected));
+    sqi_buf_printf(&b,
+                   "# HELP squantd_connections_closed_total Connections the daemon closed to "
+                   "protect the others: past header-timeout or under min-body-rate (deadline), "
+                   "or the oldest still sending headers when slots ran short (reserve).\n"
+                   "# TYPE squantd_connections_closed_total counter\n"
+                   "squantd_connections_closed_total{reason=\"deadline\"} %" PRIu64 "\n"
+                   "squantd_connections_closed_total{reason=\"reserve\"} %" PRIu64 "\n",
+                   (uint64_t)atomic_load(&ctx->conns.timed_out),
+                   (uint64_t)atomic_load(&ctx->conns.evicted));
     sqi_buf_printf(&b, "# HELP squantd_jobs_total Jobs (sync and async) that ended, by final "
                        "state.\n# TYPE squantd_jobs_total counter\n");
     for (int s = SQD_DONE; s < SQD_STATES; s++)

@@ -28,6 +28,9 @@ check "slow connections were closed by the daemon ($(get closed_by_server) of 30
     [ "$(get closed_by_server)" -ge 250 ]
 grep -q 'past header-timeout' "$T/daemon.log" || fail "no header-timeout closure in the log"
 grep -q 'connection-reserve' "$T/daemon.log" || fail "no reserve eviction in the log"
+http GET /metrics
+check "closures counted in /metrics" grep -q 'squantd_connections_closed_total{reason="reserve"} [1-9]' "$T/body"
+check "deadline closures counted" grep -q 'squantd_connections_closed_total{reason="deadline"} [1-9]' "$T/body"
 still_serving "the slowloris"
 
 # A slow upload: 100 bytes a second against min-body-rate 1K, closed after header-timeout.
