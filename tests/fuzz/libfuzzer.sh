@@ -21,7 +21,7 @@ jansson=$(pkg-config --cflags --libs jansson)
 daemon_libs="$(pkg-config --cflags --libs libmicrohttpd libuv) $jansson"
 daemon_src=$(ls "$top"/src/daemon/*.c | grep -v '/main\.c$')
 core="$build/src/core/.libs/libsqcore.a $build/src/core/.libs/libsqcore_avx2.a $build/src/core/.libs/libsqcore_avx512.a"
-for p in ${FUZZERS:-npy safetensors params fields raw spool config multipart}; do
+for p in ${FUZZERS:-npy safetensors params fields raw spool config multipart http}; do
     case $p in
     npy | safetensors)
         clang $flags $inc -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
@@ -31,7 +31,7 @@ for p in ${FUZZERS:-npy safetensors params fields raw spool config multipart}; d
         # shellcheck disable=SC2086
         clang $flags $inc -I"$top/src/daemon" -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
             $daemon_src "$top"/src/plan/*.c "$top"/src/formats/*.c "$top"/src/util/*.c \
-            $core $daemon_libs -lsystemd -lm
+            $core $daemon_libs -lsystemd -lpthread -lm
         ;;
     esac
     if [ -n "$secs" ]; then
@@ -39,6 +39,8 @@ for p in ${FUZZERS:-npy safetensors params fields raw spool config multipart}; d
         cp "$top/tests/fuzz/corpus/$p"/* "$out/corpus-$p/"
         dict=
         [ -f "$top/tests/fuzz/$p.dict" ] && dict="-dict=$top/tests/fuzz/$p.dict"
+        # The daemon harness keeps a daemon alive across inputs: no leak check per input.
+        [ "$p" = http ] && dict="$dict -detect_leaks=0 -timeout=10"
         # shellcheck disable=SC2086
         "$out/fuzz_$p" -max_total_time="$secs" -artifact_prefix="$out/$p-" $dict \
             -print_final_stats=1 "$out/corpus-$p" >"$out/$p.log" 2>&1 || true
