@@ -67,7 +67,7 @@ struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn)
     if (cs->count + ctx->cfg.connection_reserve > ctx->cfg.max_connections) {
         /* Keep the reserve: the oldest connection still sending its headers goes. */
         for (struct sqd_conn *o = cs->head; o && o != c; o = o->next) {
-            if (o->phase == SQD_CONN_HEADERS && !o->closed_status &&
+            if ((o->phase == SQD_CONN_HEADERS || o->phase == SQD_CONN_IDLE) && !o->closed_status &&
                 (!victim || o->since < victim->since))
                 victim = o;
         }
@@ -115,6 +115,18 @@ void sqd_conn_phase(struct sqd_ctx *ctx, struct sqd_conn *c, enum sqd_conn_phase
     uv_mutex_unlock(&ctx->conns.lock);
 }
 
+void sqd_conn_request_line(struct sqd_ctx *ctx, struct sqd_conn *c)
+{
+    if (!c)
+        return;
+    uv_mutex_lock(&ctx->conns.lock);
+    if (c->phase == SQD_CONN_IDLE) {
+        c->phase = SQD_CONN_HEADERS;
+        c->since = sqd_now_ns();
+    }
+    uv_mutex_unlock(&ctx->conns.lock);
+}
+
 void sqd_conn_body(struct sqd_ctx *ctx, struct sqd_conn *c, size_t n)
 {
     if (!c)
@@ -139,10 +151,21 @@ void sqd_conns_sweep(struct sqd_ctx *ctx)
     struct sqd_conns *cs = &ctx->conns;
     uint64_t now = sqd_now_ns();
     uint64_t deadline = ctx->cfg.header_timeout * 1000000000u;
+    uint64_t idle = ctx->cfg.connection_timeout * 1000000000u;
     unsigned headers = 0, slow = 0;
     uv_mutex_lock(&cs->lock);
     for (struct sqd_conn *c = cs->head; c; c = c->next) {
-        if (c->closed_status || now - c->since <= deadline)
+        if (c->closed_status)
+            continue;
+        if (c->phase == SQD_CONN_IDLE) {
+            /* Bytes of a next request that never completes its line do not keep it open. */
+            if (now - c->since > idle) {
+                shut(c, 408);
+                headers++;
+            }
+            continue;
+        }
+        if (now - c->since <= deadline)
             continue;
         if (c->phase == SQD_CONN_HEADERS) {
             shut(c, 408);
@@ -160,8 +183,8 @@ void sqd_conns_sweep(struct sqd_ctx *ctx)
     if (headers + slow) {
         atomic_fetch_add(&cs->timed_out, headers + slow);
         sqd_log(ctx,
-                "closed %u connection(s) past header-timeout and %u upload(s) slower than "
-                "min-body-rate",
+                "closed %u connection(s) past header-timeout (or idle past "
+                "connection-timeout) and %u upload(s) slower than min-body-rate",
                 headers, slow);
     }
 }

@@ -113,7 +113,7 @@ static struct sqd_jobrec *find_locked(struct sqd_request *req)
     uv_mutex_lock(&ctx->reg_lock);
     struct sqd_jobrec *rec = sqd_reg_find(ctx, req->job_id);
     /* Another token's job does not exist for this one. */
-    if (rec && rec->owner[0] && strcmp(rec->owner, req->owner) != 0)
+    if (rec && !sqd_job_visible(req, rec))
         rec = NULL;
     if (!rec) {
         uv_mutex_unlock(&ctx->reg_lock);
@@ -168,9 +168,8 @@ void sqd_h_job_delete(struct sqd_request *req)
 
 bool sqd_job_visible(const struct sqd_request *req, const struct sqd_jobrec *rec)
 {
-    (void)req;
-    (void)rec;
-    return true;
+    /* A job belongs to the token that created it; one created without auth, to everyone. */
+    return !rec->owner[0] || strcmp(rec->owner, req->owner) == 0;
 }
 
 /*

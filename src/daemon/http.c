@@ -30,6 +30,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     req->cn = ci ? ci->socket_context : NULL;
+    sqd_conn_request_line(ctx, req->cn);
     size_t plen = strcspn(uri, "?");
     req->path = strndup(uri, plen);
     req->query = strdup(uri[plen] ? uri + plen + 1 : "");
@@ -61,8 +62,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         unsigned swept = sqd_conn_closed_status(ctx, req->cn);
         req->status = swept ? swept : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? 499 : 400;
     }
-    /* The connection waits for its next request: the header deadline runs again. */
-    sqd_conn_phase(ctx, req->cn, SQD_CONN_HEADERS);
+    /* The connection waits for its next request, idle for up to connection-timeout. */
+    sqd_conn_phase(ctx, req->cn, SQD_CONN_IDLE);
     sqd_access_log(ctx, req);
     /* Rows: the routes, then "the path of route r with another method" (405), then unmatched. */
     size_t nroutes, slot;

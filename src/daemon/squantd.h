@@ -370,6 +370,7 @@ void sqd_multipart_free(struct sqd_multipart *mp);
  */
 enum sqd_conn_phase {
     SQD_CONN_HEADERS, /* waiting for (the rest of) a request's line and headers */
+    SQD_CONN_IDLE,    /* keep-alive between requests: closed after connection-timeout */
     SQD_CONN_BODY,    /* receiving an upload */
     SQD_CONN_BUSY     /* being answered, or a job runs: no deadline */
 };
@@ -395,6 +396,8 @@ struct sqd_conns {
 struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn);
 void sqd_conn_close(struct sqd_ctx *ctx, struct sqd_conn *c);
 void sqd_conn_phase(struct sqd_ctx *ctx, struct sqd_conn *c, enum sqd_conn_phase phase);
+/* A request line arrived: an idle keep-alive connection starts its header deadline. */
+void sqd_conn_request_line(struct sqd_ctx *ctx, struct sqd_conn *c);
 void sqd_conn_body(struct sqd_ctx *ctx, struct sqd_conn *c, size_t n);
 /* How the connection was closed by a sweep (0 = it was not). */
 unsigned sqd_conn_closed_status(struct sqd_ctx *ctx, struct sqd_conn *c);
@@ -546,9 +549,8 @@ const struct sqd_asset *sqd_ui_assets(size_t *count);
 void sqd_h_job_report(struct sqd_request *req);
 /*
  * Whether the caller of `req` may see job `rec` (caller holds reg_lock): the
- * one place GET /v1/jobs and GET /v1/jobs/{id}/report ask. Records carry no
- * owner yet, so every authorized caller sees every job; job ownership by
- * token is decided here when it lands.
+ * one place every job endpoint asks. A job created with auth on belongs to
+ * its token's owner id (rec->owner); one created without, to every caller.
  */
 bool sqd_job_visible(const struct sqd_request *req, const struct sqd_jobrec *rec);
 

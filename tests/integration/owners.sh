@@ -27,13 +27,18 @@ id=$(jget "$T/body" 'd["id"]')
 check "the job's document names no owner" sh -c "! grep -q owner '$T/body'"
 wait_done "$id"
 
-for how in "GET /v1/jobs/$id" "GET /v1/jobs/$id/result" "DELETE /v1/jobs/$id"; do
+for how in "GET /v1/jobs/$id" "GET /v1/jobs/$id/result" "GET /v1/jobs/$id/report" "DELETE /v1/jobs/$id"; do
     # shellcheck disable=SC2086
     http $how -H "$B"
     expect_error 404 not_found "B: $how"
 done
 http GET "/v1/jobs/$id/result" -H "$A"
 expect_status 200 "A reads its result"
+http GET /v1/jobs -H "$B"
+expect_status 200 "B lists jobs"
+check "B's list does not show A's job" sh -c "! grep -q '$id' '$T/body'"
+http GET /v1/jobs -H "$A"
+check "A's list shows its job" grep -q "$id" "$T/body"
 check "the spool holds no token" sh -c "! grep -rq 'alpha-token' '$T/spool'"
 check "the spool holds the owner id" grep -q '"owner"' "$T/spool/jobs/$id/state.json"
 

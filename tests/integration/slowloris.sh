@@ -86,5 +86,32 @@ cat "$T/perip.out"
 check "the 41st connection from one address is refused" grep -q 'last=refused' "$T/perip.out"
 still_serving "the per-address limit"
 
+# An idle keep-alive connection outlives header-timeout (a proxy's pool relies on it).
+$PYTHON - "$PORT" >"$T/idle.out" 2>&1 <<'PY' || true
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+def answer():
+    data = b""
+    while b"\r\n\r\n" not in data or not data.endswith(b"}\n"):
+        b = s.recv(4096)
+        if not b:
+            return data
+        data += b
+    return data
+s.sendall(req)
+first = answer()
+time.sleep(5.5)
+try:
+    s.sendall(req)
+    second = answer()
+except OSError:
+    second = b""
+print("first=%s second=%s" % (first[:12].decode(), second[:12].decode() or "closed"))
+s.close()
+PY
+cat "$T/idle.out"
+check "an idle keep-alive connection outlives header-timeout" grep -q 'second=HTTP/1.1 200' "$T/idle.out"
+
 stop_daemon
 finish
