@@ -567,7 +567,7 @@ bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size);
 void sqd_upload_end(struct sqd_request *req);
 void sqd_upload_free(struct sqd_request *req);
 /* 406 not_acceptable: nothing in Accept is a format we write. */
-void respond_not_acceptable(struct sqd_request *req);
+void sqd_respond_not_acceptable(struct sqd_request *req);
 
 /* ------------------------------------------------------------------ jobs.c */
 

@@ -167,7 +167,7 @@ static struct pp_state *pp_states_new(struct sqd_request *req)
     return ps;
 }
 
-void respond_not_acceptable(struct sqd_request *req)
+void sqd_respond_not_acceptable(struct sqd_request *req)
 {
     sqd_respond_error(req, 406, "not_acceptable",
                       "no type in Accept can be produced: the result is "
@@ -220,7 +220,7 @@ bool sqd_upload_begin(struct sqd_request *req)
     if (!req->spec.have_format && ct != SQD_CT_MULTIPART &&
         !sqd_accept_format(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept"),
                            &accepted)) {
-        respond_not_acceptable(req); /* before the body is read */
+        sqd_respond_not_acceptable(req); /* before the body is read */
         return false;
     }
     switch (ct) {
@@ -363,7 +363,7 @@ void sqd_upload_end(struct sqd_request *req)
         enum sq_format f;
         if (!sqd_accept_format(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"),
                                &f)) {
-            respond_not_acceptable(req);
+            sqd_respond_not_acceptable(req);
             if (req->job_dir) {
                 sqd_body_free(&req->body);
                 sqd_spool_remove(req->job_dir);
