@@ -22,12 +22,12 @@
 /* Everything an implementation needs to know about one call. */
 struct sqi_ctx {
     unsigned bits;
-    float t_min, t_max;     /* -2^(b-1), 2^(b-1) - 1 */
-    float levels;           /* N = 2^b - 1 */
-    float half;             /* 2^(b-1) */
+    float t_min, t_max; /* -2^(b-1), 2^(b-1) - 1 */
+    float levels;       /* N = 2^b - 1 */
+    float half;         /* 2^(b-1) */
     bool symmetric;
-    bool kernel_stage;      /* mode has K and ksize > 1 */
-    bool channel_stage;     /* mode has C */
+    bool kernel_stage;          /* mode has K and ksize > 1 */
+    bool channel_stage;         /* mode has C */
     size_t kernels, ksize, len; /* len = kernels * ksize */
 };
 
@@ -125,13 +125,17 @@ static inline int8_t sqi_clamp_code(const struct sqi_ctx *ctx, float code)
  * Report of n channels (see struct sq_report), from the inputs and the
  * outputs; tmp holds 2 * len doubles. A report implementation.
  */
-typedef void (*sqi_report_fn)(const struct sqi_ctx *ctx, size_t n, const float *w,
-                              const int8_t *q, const float *scale, const float *zp, double *tmp,
+typedef void (*sqi_report_fn)(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                              const float *scale, const float *zp, double *tmp,
                               struct sq_report *report);
+void sqi_report_ref(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                    const float *scale, const float *zp, double *tmp, struct sq_report *report);
 void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                          const float *scale, const float *zp, double *tmp,
                          struct sq_report *report);
 #ifdef SQ_ARCH_X86_64
+void sqi_report_avx2(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                     const float *scale, const float *zp, double *tmp, struct sq_report *rep);
 void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                        const float *scale, const float *zp, double *tmp, struct sq_report *report);
 #endif
@@ -199,12 +203,16 @@ static inline uint64_t sqi_rank_key(float pri, size_t pos)
 {
     uint32_t bits;
     memcpy(&bits, &pri, sizeof bits);
-    return (uint64_t)bits << 32 | (uint32_t)~(uint32_t)pos;
+    return (uint64_t)bits << 32 | (uint32_t) ~(uint32_t)pos;
 }
 
-static inline size_t sqi_key_pos(uint64_t key) { return (uint32_t)~(uint32_t)key; }
+static inline size_t sqi_key_pos(uint64_t key)
+{
+    return (uint32_t) ~(uint32_t)key;
+}
 
-/* Rearrange distinct keys[0..n) so that keys[0..k) are the k largest. O(n) expected, O(n log n) worst. */
+/* Rearrange distinct keys[0..n) so that keys[0..k) are the k largest. O(n) expected, O(n log n)
+ * worst. */
 void sqi_top_k(uint64_t *keys, size_t n, size_t k);
 
 /* The row decision (section 6, steps 1-4) from the row sum s of a row of len elements. */
@@ -272,7 +280,13 @@ static inline float sqi_dequant(int8_t q, double step, double zero_point)
 }
 
 /* The public convention: step = 1/scale, zero_point = -zp. */
-static inline float sqi_public_step(float scale) { return 1.0f / scale; }
-static inline float sqi_public_zero_point(float zp) { return 0.0f - zp; }
+static inline float sqi_public_step(float scale)
+{
+    return 1.0f / scale;
+}
+static inline float sqi_public_zero_point(float zp)
+{
+    return 0.0f - zp;
+}
 
 #endif

@@ -80,10 +80,10 @@ static const struct {
     sqi_report_fn report;
     bool (*available)(void);
 } impls[SQ_IMPL_COUNT] = {
-    [SQ_IMPL_REF] = {sqi_quantize_ref, sqi_report_channels, NULL},
+    [SQ_IMPL_REF] = {sqi_quantize_ref, sqi_report_ref, NULL},
     [SQ_IMPL_GENERIC] = {sqi_quantize_generic, sqi_report_channels, NULL},
 #ifdef SQ_ARCH_X86_64
-    [SQ_IMPL_AVX2] = {sqi_quantize_avx2, sqi_report_channels, sqi_cpu_has_avx2},
+    [SQ_IMPL_AVX2] = {sqi_quantize_avx2, sqi_report_avx2, sqi_cpu_has_avx2},
     [SQ_IMPL_AVX512] = {sqi_quantize_avx512, sqi_report_avx512, sqi_cpu_has_avx512},
 #endif
 };

@@ -9,11 +9,15 @@
  * folded in lane order (so eight lanes of doubles can compute them), and the
  * residual sums are sequential over a kernel's elements, and a channel's
  * kernel sums go into eight accumulators the same way (sqi_report_residuals).
+ * Per element i of a channel, with x = f32(f32(scale w) - zp), rq =
+ * clamp(roundeven(x)) (round to nearest) and deq(v) = sqi_dequant(v):
+ *   d = deq(q) - w, rd = deq(rq) - w (doubles): sums of squares, max |.|;
+ *   q - x, rq - x (doubles): the kernel and channel residuals;
+ *   q != rq: a flip.
+ * The pass over the elements is report_body.h, compiled for each ISA.
  */
 #include "core.h"
-
-/* max without fmax's NaN rules (none occur here), so it compiles to one instruction. */
-static inline double dmax(double a, double b) { return b > a ? b : a; }
+#include "report_body.h"
 
 double sqi_fold8(const double *lanes)
 {
@@ -27,8 +31,8 @@ double sqi_fold8(const double *lanes)
 static inline void kernel_done(struct sq_report *rep, double kern, double rtn_kern, size_t j,
                                double *chan, double *rtn_chan)
 {
-    rep->max_kernel_residual = dmax(rep->max_kernel_residual, fabs(kern));
-    rep->rtn_max_kernel_residual = dmax(rep->rtn_max_kernel_residual, fabs(rtn_kern));
+    rep->max_kernel_residual = sqi_dmax(rep->max_kernel_residual, fabs(kern));
+    rep->rtn_max_kernel_residual = sqi_dmax(rep->rtn_max_kernel_residual, fabs(rtn_kern));
     chan[j & 7] += kern;
     rtn_chan[j & 7] += rtn_kern;
 }
@@ -42,8 +46,8 @@ void sqi_report_residuals(const struct sqi_ctx *ctx, const double *res, const do
     for (; j + 8 <= nk; j += 8) {
         double kern[8] = {0}, rtn_kern[8] = {0};
         for (size_t t = 0; t < ks; t++) {
-            _Pragma("GCC unroll 8")
-            for (size_t l = 0; l < 8; l++) {
+            _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++)
+            {
                 kern[l] += res[(j + l) * ks + t];
                 rtn_kern[l] += rtn_res[(j + l) * ks + t];
             }
@@ -59,12 +63,18 @@ void sqi_report_residuals(const struct sqi_ctx *ctx, const double *res, const do
         }
         kernel_done(rep, kern, rtn_kern, j, chan, rtn_chan);
     }
-    rep->max_channel_residual = dmax(rep->max_channel_residual, fabs(sqi_fold8(chan)));
-    rep->rtn_max_channel_residual = dmax(rep->rtn_max_channel_residual, fabs(sqi_fold8(rtn_chan)));
+    rep->max_channel_residual = sqi_dmax(rep->max_channel_residual, fabs(sqi_fold8(chan)));
+    rep->rtn_max_channel_residual =
+        sqi_dmax(rep->rtn_max_channel_residual, fabs(sqi_fold8(rtn_chan)));
 }
 
-void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
-                         const float *scale, const float *zp, double *tmp, struct sq_report *rep)
+/*
+ * The definition, one element at a time in double: the reference
+ * implementation's report, against which the tests compare every other
+ * implementation's bits.
+ */
+void sqi_report_ref(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                    const float *scale, const float *zp, double *tmp, struct sq_report *rep)
 {
     size_t len = ctx->len;
     double *res = tmp, *rtn_res = tmp + len;
@@ -80,8 +90,8 @@ void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, co
             double rd = (double)sqi_dequant(rq, step, z) - (double)cw[i];
             acc[i & 7] += d * d;
             rtn_acc[i & 7] += rd * rd;
-            rep->max_abs = dmax(rep->max_abs, fabs(d));
-            rep->rtn_max_abs = dmax(rep->rtn_max_abs, fabs(rd));
+            rep->max_abs = sqi_dmax(rep->max_abs, fabs(d));
+            rep->rtn_max_abs = sqi_dmax(rep->rtn_max_abs, fabs(rd));
             res[i] = (double)cq[i] - (double)x;
             rtn_res[i] = (double)rq - (double)x;
             rep->flips += cq[i] != rq;
@@ -91,6 +101,13 @@ void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, co
         sqi_report_residuals(ctx, res, rtn_res, rep);
     }
     rep->weights += (uint64_t)n * len;
+}
+
+/* The same bits, written for the vectorizer (report_body.h) and compiled for the baseline ISA. */
+void sqi_report_channels(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                         const float *scale, const float *zp, double *tmp, struct sq_report *rep)
+{
+    sqi_report_body(ctx, n, w, q, scale, zp, tmp, rep);
 }
 
 void sq_dequantize(const int8_t *codes, size_t n, float scale, float zero_point, float *out)

@@ -18,42 +18,102 @@ static inline vm vm_first(size_t n)
     __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n > 8 ? 8 : n)), lanes));
 }
-static inline vf vf_loadu(const float *p) { return _mm256_loadu_ps(p); }
+static inline vf vf_loadu(const float *p)
+{
+    return _mm256_loadu_ps(p);
+}
 static inline vf vf_load_n(const float *p, size_t n)
 {
     return _mm256_maskload_ps(p, _mm256_castps_si256(vm_first(n)));
 }
-static inline void vf_storeu(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline void vf_storeu(float *p, vf v)
+{
+    _mm256_storeu_ps(p, v);
+}
 static inline void vf_store_n(float *p, vf v, size_t n)
 {
     _mm256_maskstore_ps(p, _mm256_castps_si256(vm_first(n)), v);
 }
-static inline vf vf_set1(float x) { return _mm256_set1_ps(x); }
-static inline vf vf_zero(void) { return _mm256_setzero_ps(); }
-static inline vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
-static inline vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
-static inline vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
-static inline vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
-static inline vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
-static inline vf vf_abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
-static inline vf vf_neg(vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
-static inline vf vf_xor(vf a, vf b) { return _mm256_xor_ps(a, b); }
+static inline vf vf_set1(float x)
+{
+    return _mm256_set1_ps(x);
+}
+static inline vf vf_zero(void)
+{
+    return _mm256_setzero_ps();
+}
+static inline vf vf_add(vf a, vf b)
+{
+    return _mm256_add_ps(a, b);
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    return _mm256_sub_ps(a, b);
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    return _mm256_mul_ps(a, b);
+}
+static inline vf vf_min(vf a, vf b)
+{
+    return _mm256_min_ps(a, b);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    return _mm256_max_ps(a, b);
+}
+static inline vf vf_abs(vf a)
+{
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
+}
+static inline vf vf_neg(vf a)
+{
+    return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f));
+}
+static inline vf vf_xor(vf a, vf b)
+{
+    return _mm256_xor_ps(a, b);
+}
 static inline vf vf_round(vf a)
 {
     return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
-static inline vf vf_blend(vm m, vf a, vf b) { return _mm256_blendv_ps(a, b, m); }
+static inline vf vf_blend(vm m, vf a, vf b)
+{
+    return _mm256_blendv_ps(a, b, m);
+}
 static inline vf vf_gather(const float *base, vi idx, size_t n)
 {
     return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, idx, vm_first(n), 4);
 }
-static inline vm vm_lt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
-static inline vm vm_gt(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
-static inline vm vm_ge(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_GE_OQ); }
-static inline vm vm_eq(vf a, vf b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
-static inline vm vm_and(vm a, vm b) { return _mm256_and_ps(a, b); }
-static inline vm vm_gt_m(vm m, vf a, vf b) { return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_GT_OQ)); }
-static inline vm vm_lt_m(vm m, vf a, vf b) { return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+static inline vm vm_lt(vf a, vf b)
+{
+    return _mm256_cmp_ps(a, b, _CMP_LT_OQ);
+}
+static inline vm vm_gt(vf a, vf b)
+{
+    return _mm256_cmp_ps(a, b, _CMP_GT_OQ);
+}
+static inline vm vm_ge(vf a, vf b)
+{
+    return _mm256_cmp_ps(a, b, _CMP_GE_OQ);
+}
+static inline vm vm_eq(vf a, vf b)
+{
+    return _mm256_cmp_ps(a, b, _CMP_EQ_OQ);
+}
+static inline vm vm_and(vm a, vm b)
+{
+    return _mm256_and_ps(a, b);
+}
+static inline vm vm_gt_m(vm m, vf a, vf b)
+{
+    return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
+}
+static inline vm vm_lt_m(vm m, vf a, vf b)
+{
+    return _mm256_and_ps(m, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
 static inline vm vm_ilt_m(vm m, vi a, vi b)
 {
     return _mm256_and_ps(m, _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)));
@@ -62,23 +122,62 @@ static inline vm vm_ieq_m(vm m, vi a, vi b)
 {
     return _mm256_and_ps(m, _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)));
 }
-static inline vm vm_or(vm a, vm b) { return _mm256_or_ps(a, b); }
-static inline vm vm_andnot(vm a, vm b) { return _mm256_andnot_ps(b, a); }
-static inline vm vm_xor(vm a, vm b) { return _mm256_xor_ps(a, b); }
-static inline unsigned vm_bits(vm m) { return (unsigned)_mm256_movemask_ps(m); }
-static inline vi vi_set1(int x) { return _mm256_set1_epi32(x); }
-static inline vi vi_lanes(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
-static inline vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
-static inline vi vi_mul_small(vi a, int k) { return _mm256_mullo_epi32(a, _mm256_set1_epi32(k)); }
-static inline vi vi_inc(vi acc, vm m) { return _mm256_sub_epi32(acc, _mm256_castps_si256(m)); }
+static inline vm vm_or(vm a, vm b)
+{
+    return _mm256_or_ps(a, b);
+}
+static inline vm vm_andnot(vm a, vm b)
+{
+    return _mm256_andnot_ps(b, a);
+}
+static inline vm vm_xor(vm a, vm b)
+{
+    return _mm256_xor_ps(a, b);
+}
+static inline unsigned vm_bits(vm m)
+{
+    return (unsigned)_mm256_movemask_ps(m);
+}
+static inline vi vi_set1(int x)
+{
+    return _mm256_set1_epi32(x);
+}
+static inline vi vi_lanes(void)
+{
+    return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+}
+static inline vi vi_add(vi a, vi b)
+{
+    return _mm256_add_epi32(a, b);
+}
+static inline vi vi_mul_small(vi a, int k)
+{
+    return _mm256_mullo_epi32(a, _mm256_set1_epi32(k));
+}
+static inline vi vi_inc(vi acc, vm m)
+{
+    return _mm256_sub_epi32(acc, _mm256_castps_si256(m));
+}
 static inline vi vi_blend(vm m, vi a, vi b)
 {
     return _mm256_blendv_epi8(a, b, _mm256_castps_si256(m));
 }
-static inline vm vm_ilt(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)); }
-static inline vm vm_ieq(vi a, vi b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
-static inline vi vi_from_vf(vf a) { return _mm256_cvttps_epi32(a); }
-static inline vi vi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline vm vm_ilt(vi a, vi b)
+{
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a));
+}
+static inline vm vm_ieq(vi a, vi b)
+{
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b));
+}
+static inline vi vi_from_vf(vf a)
+{
+    return _mm256_cvttps_epi32(a);
+}
+static inline vi vi_load(const int32_t *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
 static inline int vi_hsum(vi v)
 {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -155,4 +254,13 @@ bool sqi_cpu_has_avx2(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
+}
+
+#include "report_body.h"
+
+/* The report (report_body.h) compiled for AVX2: the same bits as report.c's. */
+void sqi_report_avx2(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
+                     const float *scale, const float *zp, double *tmp, struct sq_report *rep)
+{
+    sqi_report_body(ctx, n, w, q, scale, zp, tmp, rep);
 }
