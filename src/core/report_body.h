@@ -16,31 +16,13 @@
 #include <stddef.h>
 
 #include "core.h"
+#include "vec.h"
 
 /* max without fmax's NaN rules (none occur here), so it compiles to one instruction. */
 static inline double sqi_dmax(double a, double b)
 {
     return b > a ? b : a;
 }
-
-/*
- * GNU C vectors (GCC and Clang) as wide as the target's registers: DW
- * double lanes (2 for SSE2 and NEON, 4 for AVX2, 8 for AVX-512); the float
- * part of a step runs on DW lanes too, so that conversions pair up. A block
- * of eight elements (the eight report lanes) is 8 / DW such steps.
- */
-#if defined(__AVX512F__)
-#define SQI_DW 8
-#elif defined(__AVX__)
-#define SQI_DW 4
-#else
-#define SQI_DW 2
-#endif
-#define SQI_NV (8 / SQI_DW)
-typedef float sqi_vf __attribute__((vector_size(4 * SQI_DW)));
-typedef double sqi_vd __attribute__((vector_size(8 * SQI_DW)));
-typedef int32_t sqi_vi __attribute__((vector_size(4 * SQI_DW)));
-typedef int64_t sqi_vl __attribute__((vector_size(8 * SQI_DW)));
 
 /* float lanes to double lanes, written per lane: GCC 12 splits __builtin_convertvector's */
 static inline __attribute__((always_inline)) sqi_vd sqi_f2d(sqi_vf v)
@@ -65,10 +47,20 @@ struct sqi_rep_lanes {
 
 /* Maxima and counts need no lane order: one set for every step (fewer registers). */
 struct sqi_rep_max {
-    sqi_vd mx, rtn_mx;
-    sqi_vd kmx, rtn_kmx; /* k1 only */
+    sqi_vd mx, rtn_mx, cmx;    /* cmx: of lanes without flips, for both */
+    sqi_vd kmx, rtn_kmx, ckmx; /* k1 only */
     sqi_vi flips;
 };
+
+/* Whether any lane of v is nonzero. */
+static inline bool sqi_vi_any(sqi_vi v)
+{
+    uint64_t u[SQI_DW / 2], o = 0;
+    memcpy(u, &v, sizeof u);
+    for (int l = 0; l < SQI_DW / 2; l++)
+        o |= u[l];
+    return o != 0;
+}
 
 /* The channel's constants. */
 struct sqi_rep_consts {
@@ -86,14 +78,13 @@ struct sqi_rep_consts {
  * of a zero, which neither |r| nor the channel sum can see).
  */
 static inline __attribute__((always_inline)) void
-sqi_rep_step(const float *wp, const int8_t *qp, sqi_vi valid, const struct sqi_rep_consts *k,
+sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_rep_consts *k,
              bool float_deq, bool k1, struct sqi_rep_lanes *s, struct sqi_rep_max *m_, double *res,
              double *rtn_res)
 {
     sqi_vf wf, qf, zero = {0};
     memcpy(&wf, wp, sizeof wf);
-    for (int l = 0; l < SQI_DW; l++)
-        qf[l] = (float)qp[l];
+    memcpy(&qf, qp, sizeof qf);
     sqi_vf x = (wf * (zero + k->scale)) - (zero + k->zp);
     /* sqi_rne, lane-wise: below 2^23, adding and subtracting 2^23 rounds to even */
     sqi_vi sign = (sqi_vi)x & (INT32_MIN + (sqi_vi){0});
@@ -102,6 +93,38 @@ sqi_rep_step(const float *wp, const int8_t *qp, sqi_vi valid, const struct sqi_r
     sqi_vf rq = SQI_SELF(a < 0x1p23f, t, x);
     rq = SQI_SELF(rq > k->t_min, rq, zero + k->t_min);
     rq = SQI_SELF(rq < k->t_max, rq, zero + k->t_max);
+    sqi_vi ne = (qf != rq) & valid;
+    sqi_vl vl = __builtin_convertvector(valid, sqi_vl);
+    sqi_vd wd = sqi_f2d(wf), xd = sqi_f2d(x);
+    if (!sqi_vi_any(ne)) {
+        /*
+         * No flip in these lanes: q = rq, so d = rd and r = rr bit for bit
+         * (the same operations on the same values): computed once, added to
+         * both sides.
+         */
+        sqi_vf dr;
+        if (float_deq) {
+            dr = (rq - k->z_f) * k->step_f;
+        } else {
+            sqi_vd zd = (sqi_vd){0} + k->z;
+            dr = __builtin_convertvector((sqi_f2d(rq) - zd) * k->step, sqi_vf);
+        }
+        sqi_vd rd = (sqi_vd)((sqi_vl)(sqi_f2d(dr) - wd) & vl), sq = rd * rd;
+        s->acc += sq;
+        s->rtn_acc += sq;
+        m_->cmx = SQI_MAXD(m_->cmx, SQI_ABSD(rd));
+        sqi_vd rr = sqi_f2d(rq) - xd;
+        if (k1) {
+            rr = (sqi_vd)((sqi_vl)rr & vl);
+            s->chan += rr;
+            s->rtn_chan += rr;
+            m_->ckmx = SQI_MAXD(m_->ckmx, SQI_ABSD(rr));
+        } else {
+            memcpy(res, &rr, sizeof rr);
+            memcpy(rtn_res, &rr, sizeof rr);
+        }
+        return;
+    }
     sqi_vf dq, dr;
     if (float_deq) {
         dq = (qf - k->z_f) * k->step_f;
@@ -112,16 +135,13 @@ sqi_rep_step(const float *wp, const int8_t *qp, sqi_vi valid, const struct sqi_r
         dr = __builtin_convertvector((sqi_f2d(rq) - zd) * k->step, sqi_vf);
     }
     /* invalid lanes get +0.0, which changes no sum (they start at +0.0) nor max */
-    sqi_vl vl = __builtin_convertvector(valid, sqi_vl);
-    sqi_vd wd = sqi_f2d(wf);
     sqi_vd d = (sqi_vd)((sqi_vl)(sqi_f2d(dq) - wd) & vl);
     sqi_vd rd = (sqi_vd)((sqi_vl)(sqi_f2d(dr) - wd) & vl);
     s->acc += d * d;
     s->rtn_acc += rd * rd;
     m_->mx = SQI_MAXD(m_->mx, SQI_ABSD(d));
     m_->rtn_mx = SQI_MAXD(m_->rtn_mx, SQI_ABSD(rd));
-    m_->flips -= (qf != rq) & valid;
-    sqi_vd xd = sqi_f2d(x);
+    m_->flips -= ne;
     sqi_vd r = sqi_f2d(qf) - xd;
     sqi_vd rr = sqi_f2d(rq) - xd;
     if (k1) {
@@ -153,18 +173,27 @@ sqi_rep_channel(const struct sqi_ctx *ctx, const float *cw, const int8_t *cq, fl
     k.z = k.z_f;
     sqi_vi all = {0};
     all -= 1;
-    for (; i + 8 <= len; i += 8)
-        _Pragma("GCC unroll 8") for (size_t j = 0; j < SQI_NV; j++)
-            sqi_rep_step(cw + i + j * SQI_DW, cq + i + j * SQI_DW, all, &k, float_deq, k1, &s[j],
-                         &mx, res + i + j * SQI_DW, rtn_res + i + j * SQI_DW);
+    /* The codes as floats, a chunk at a time: a loop any vectorizer makes one conversion. */
+    enum { CHUNK = 256 };
+    float qc[CHUNK];
+    for (; i + 8 <= len;) {
+        size_t n = (len - i) / 8 * 8;
+        n = n < CHUNK ? n : CHUNK;
+        for (size_t t = 0; t < n; t++)
+            qc[t] = (float)cq[i + t];
+        for (size_t b = 0; b < n; b += 8, i += 8)
+            _Pragma("GCC unroll 8") for (size_t j = 0; j < SQI_NV; j++)
+                sqi_rep_step(cw + i + j * SQI_DW, qc + b + j * SQI_DW, all, &k, float_deq, k1,
+                             &s[j], &mx, res + i + j * SQI_DW, rtn_res + i + j * SQI_DW);
+    }
     if (i < len) {
         /* The last m < 8 elements, zero-padded; residuals land in a local buffer. */
         size_t m = len - i;
-        float wb[8] = {0};
-        int8_t qb[8] = {0};
+        float wb[8] = {0}, qb[8] = {0};
         double r[8], rr[8];
         memcpy(wb, cw + i, m * sizeof(float));
-        memcpy(qb, cq + i, m);
+        for (size_t l = 0; l < m; l++)
+            qb[l] = (float)cq[i + l];
         for (size_t j = 0; j < SQI_NV; j++) {
             sqi_vi valid = {0};
             for (size_t l = 0; l < SQI_DW; l++)
@@ -223,17 +252,19 @@ sqi_report_body(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_
 #define SQI_LANES(f) (sqi_rep_gather(s, offsetof(struct sqi_rep_lanes, f), lanes), lanes)
         rep->sse += sqi_fold8(SQI_LANES(acc));
         rep->rtn_sse += sqi_fold8(SQI_LANES(rtn_acc));
-        rep->max_abs = sqi_dmax(rep->max_abs, sqi_rep_maxv(m.mx));
-        rep->rtn_max_abs = sqi_dmax(rep->rtn_max_abs, sqi_rep_maxv(m.rtn_mx));
+        double cm = sqi_rep_maxv(m.cmx), ckm = sqi_rep_maxv(m.ckmx);
+        rep->max_abs = sqi_dmax(rep->max_abs, sqi_dmax(cm, sqi_rep_maxv(m.mx)));
+        rep->rtn_max_abs = sqi_dmax(rep->rtn_max_abs, sqi_dmax(cm, sqi_rep_maxv(m.rtn_mx)));
         for (int l = 0; l < SQI_DW; l++)
             rep->flips += (uint64_t)m.flips[l];
         if (!k1) {
             sqi_report_residuals(ctx, res, rtn_res, rep);
             continue;
         }
-        rep->max_kernel_residual = sqi_dmax(rep->max_kernel_residual, sqi_rep_maxv(m.kmx));
+        rep->max_kernel_residual =
+            sqi_dmax(rep->max_kernel_residual, sqi_dmax(ckm, sqi_rep_maxv(m.kmx)));
         rep->rtn_max_kernel_residual =
-            sqi_dmax(rep->rtn_max_kernel_residual, sqi_rep_maxv(m.rtn_kmx));
+            sqi_dmax(rep->rtn_max_kernel_residual, sqi_dmax(ckm, sqi_rep_maxv(m.rtn_kmx)));
         rep->max_channel_residual =
             sqi_dmax(rep->max_channel_residual, fabs(sqi_fold8(SQI_LANES(chan))));
         rep->rtn_max_channel_residual =

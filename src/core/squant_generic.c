@@ -4,6 +4,7 @@
  * implementations follow the same flow and share the channel stage.
  */
 #include "core.h"
+#include "vec.h"
 
 struct gen_arrays {
     uint64_t *keys; /* len */
@@ -21,6 +22,46 @@ static void gen_layout(void *scratch, const struct sqi_ctx *ctx, struct gen_arra
     a->down.val = a->up.val + ctx->kernels;
     a->err = a->down.val + ctx->kernels;
     a->cand = a->err + ctx->len;
+}
+
+/*
+ * min/max of a channel; false if a weight is NaN or infinite (v - v is NaN
+ * then). Four independent vector accumulators of each kind, so that the
+ * loop runs at the throughput of min, max and add, not their latency.
+ */
+static bool gen_minmax(const float *w, size_t len, float *mn, float *mx)
+{
+    enum { A = 4, STEP = A * SQI_FW };
+    sqi_vfn lo[A], hi[A], bad[A];
+    for (int a = 0; a < A; a++) {
+        lo[a] = (sqi_vfn){0} + w[0];
+        hi[a] = lo[a];
+        bad[a] = (sqi_vfn){0};
+    }
+    size_t i = 0;
+    for (; i + STEP <= len; i += STEP)
+        for (int a = 0; a < A; a++) {
+            sqi_vfn v;
+            memcpy(&v, w + i + a * SQI_FW, sizeof v);
+            lo[a] = SQI_SELFN(v < lo[a], v, lo[a]);
+            hi[a] = SQI_SELFN(v > hi[a], v, hi[a]);
+            bad[a] += v - v;
+        }
+    float a_ = lo[0][0], b_ = hi[0][0], bad_s = 0.0f;
+    for (int a = 0; a < A; a++)
+        for (int l = 0; l < SQI_FW; l++) {
+            a_ = lo[a][l] < a_ ? lo[a][l] : a_;
+            b_ = hi[a][l] > b_ ? hi[a][l] : b_;
+            bad_s += bad[a][l];
+        }
+    for (; i < len; i++) {
+        bad_s += w[i] - w[i];
+        a_ = w[i] < a_ ? w[i] : a_;
+        b_ = w[i] > b_ ? w[i] : b_;
+    }
+    *mn = a_;
+    *mx = b_;
+    return bad_s == 0.0f;
 }
 
 /* Priority of a candidate value in direction up/down (0 for the other direction). */
@@ -95,8 +136,8 @@ static size_t kernel_large(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
     return b + sqi_key_pos(pick);
 }
 
-static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
-                         struct gen_arrays *a, uint64_t *flips)
+static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch, struct gen_arrays *a,
+                         uint64_t *flips)
 {
     size_t ks = ctx->ksize;
     a->up.n = a->down.n = 0;
@@ -120,13 +161,8 @@ size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w,
     size_t len = ctx->len;
     for (size_t c = 0; c < n; c++) {
         struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, a.err};
-        float mn = ch.w[0], mx = ch.w[0], bad = 0.0f;
-        for (size_t i = 0; i < len; i++) {
-            bad += ch.w[i] - ch.w[i]; /* NaN once any weight is NaN or infinite */
-            mn = ch.w[i] < mn ? ch.w[i] : mn;
-            mx = ch.w[i] > mx ? ch.w[i] : mx;
-        }
-        if (bad != 0.0f)
+        float mn, mx;
+        if (!gen_minmax(ch.w, len, &mn, &mx))
             return c;
         sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
         scale[c] = ch.scale;

@@ -65,28 +65,50 @@ static inline unsigned lanes_upto(size_t n)
     return n >= 32 ? 0xffffffffu : (1u << n) - 1u;
 }
 
-/* min/max of a channel; false if a weight is NaN or infinite. */
+/*
+ * min/max of a channel; false if a weight is NaN or infinite. Four
+ * independent accumulators of each kind, so that the loop runs at the
+ * throughput of min, max and add rather than their latency.
+ */
 static inline bool simd_minmax(const float *w, size_t len, float *mn, float *mx)
 {
-    vf lo = vf_set1(w[0]), hi = lo, bad = vf_zero(), first = lo;
+    vf first = vf_set1(w[0]), lo[4], hi[4], bad[4];
+    for (int a = 0; a < 4; a++) {
+        lo[a] = hi[a] = first;
+        bad[a] = vf_zero();
+    }
     size_t i = 0;
+    for (; i + 4 * W <= len; i += 4 * W) {
+        _Pragma("GCC unroll 4") for (int a = 0; a < 4; a++)
+        {
+            vf v = vf_loadu(w + i + a * W);
+            lo[a] = vf_min(lo[a], v);
+            hi[a] = vf_max(hi[a], v);
+            bad[a] = vf_add(bad[a], vf_sub(v, v)); /* NaN in a lane once it saw NaN or Inf */
+        }
+    }
     for (; i + W <= len; i += W) {
         vf v = vf_loadu(w + i);
-        lo = vf_min(lo, v);
-        hi = vf_max(hi, v);
-        bad = vf_add(bad, vf_sub(v, v)); /* NaN in a lane once it saw NaN or Inf */
+        lo[0] = vf_min(lo[0], v);
+        hi[0] = vf_max(hi[0], v);
+        bad[0] = vf_add(bad[0], vf_sub(v, v));
     }
     if (i < len) {
         vf v = vf_blend(vm_first(len - i), first, vf_load_n(w + i, len - i));
-        lo = vf_min(lo, v);
-        hi = vf_max(hi, v);
-        bad = vf_add(bad, vf_sub(v, v));
+        lo[0] = vf_min(lo[0], v);
+        hi[0] = vf_max(hi[0], v);
+        bad[0] = vf_add(bad[0], vf_sub(v, v));
     }
-    if ((vm_bits(vm_eq(bad, bad)) & lanes_upto(W)) != lanes_upto(W))
+    for (int a = 1; a < 4; a++) {
+        lo[0] = vf_min(lo[0], lo[a]);
+        hi[0] = vf_max(hi[0], hi[a]);
+        bad[0] = vf_add(bad[0], bad[a]);
+    }
+    if ((vm_bits(vm_eq(bad[0], bad[0])) & lanes_upto(W)) != lanes_upto(W))
         return false;
     float l[W], h[W];
-    vf_storeu(l, lo);
-    vf_storeu(h, hi);
+    vf_storeu(l, lo[0]);
+    vf_storeu(h, hi[0]);
     float a = l[0], b = h[0];
     for (int j = 1; j < W; j++) {
         a = l[j] < a ? l[j] : a;
@@ -114,9 +136,8 @@ static inline struct simd_consts simd_consts(const struct sqi_ctx *ctx, const st
 }
 
 /* One chunk of pass 1: q = clamp(r), err = e if err is not NULL; returns e, and x in *xo. */
-static inline __attribute__((always_inline)) vf pass1_chunk(struct simd_consts k, const float *w,
-                                                            int8_t *q, float *err, size_t i,
-                                                            size_t n, vf *xo)
+static inline __attribute__((always_inline)) vf
+pass1_chunk(struct simd_consts k, const float *w, int8_t *q, float *err, size_t i, size_t n, vf *xo)
 {
     vf wv = n == W ? vf_loadu(w + i) : vf_load_n(w + i, n);
     vf x = vf_sub(vf_mul(k.scale, wv), k.zp);
@@ -186,7 +207,8 @@ static inline __attribute__((always_inline)) void rowsum_init(struct rowsum_acc 
             r->up[l][k] = _mm256_setzero_ps();
 }
 
-/* Level carries after a complete block: 1 always, then 2 and 3 while i is a multiple of their span. */
+/* Level carries after a complete block: 1 always, then 2 and 3 while i is a multiple of their span.
+ */
 static void rowsum_carry(struct rowsum_acc *r, size_t i)
 {
     __m256 z = _mm256_setzero_ps(), a[4] = {r->a0, r->a1, r->a2, r->a3};
@@ -296,27 +318,20 @@ static inline __attribute__((always_inline)) vf simd_kernel_rowsum(const vf *e, 
     if (n >= 8 && n < 32) {
         size_t nv = n / 8;
         vf a[8], s = vf_zero();
-        _Pragma("GCC unroll 64")
-        for (size_t l = 0; l < 8; l++) {
+        _Pragma("GCC unroll 64") for (size_t l = 0; l < 8; l++)
+        {
             a[l] = e[l];
-            _Pragma("GCC unroll 64")
-            for (size_t j = 1; j < nv; j++)
-                a[l] = vf_add(a[l], e[8 * j + l]);
+            _Pragma("GCC unroll 64") for (size_t j = 1; j < nv; j++) a[l] =
+                vf_add(a[l], e[8 * j + l]);
         }
-        _Pragma("GCC unroll 64")
-        for (size_t i = 8 * nv; i < n; i++)
-            s = vf_add(s, e[i]);
-        _Pragma("GCC unroll 64")
-        for (size_t l = 0; l < 8; l++)
-            s = vf_add(s, a[l]);
+        _Pragma("GCC unroll 64") for (size_t i = 8 * nv; i < n; i++) s = vf_add(s, e[i]);
+        _Pragma("GCC unroll 64") for (size_t l = 0; l < 8; l++) s = vf_add(s, a[l]);
         return s;
     }
     if (n < 8) {
         /* a_k = element k for k < 4 * (n / 4); the rest go into a0 in order. */
         vf a0 = n >= 4 ? e[0] : vf_zero();
-        _Pragma("GCC unroll 64")
-        for (size_t i = n >= 4 ? 4 : 0; i < n; i++)
-            a0 = vf_add(a0, e[i]);
+        _Pragma("GCC unroll 64") for (size_t i = n >= 4 ? 4 : 0; i < n; i++) a0 = vf_add(a0, e[i]);
         if (n < 4)
             return a0;
         return vf_add(vf_add(vf_add(a0, e[1]), e[2]), e[3]);
@@ -326,31 +341,22 @@ static inline __attribute__((always_inline)) vf simd_kernel_rowsum(const vf *e, 
         vf a[4][8];
         for (size_t k = 0; k < 4; k++)
             simd_cascade(e + 8 * k, g, 32, 8, a[k]);
-        _Pragma("GCC unroll 64")
-        for (size_t j = 4 * g; j < nv; j++)
-            _Pragma("GCC unroll 64")
-            for (size_t l = 0; l < 8; l++)
-                a[0][l] = vf_add(a[0][l], e[8 * j + l]);
+        _Pragma("GCC unroll 64") for (size_t j = 4 * g; j < nv; j++)
+            _Pragma("GCC unroll 64") for (size_t l = 0; l < 8; l++) a[0][l] =
+                vf_add(a[0][l], e[8 * j + l]);
         for (size_t k = 1; k < 4; k++)
-            _Pragma("GCC unroll 64")
-            for (size_t l = 0; l < 8; l++)
-                a[0][l] = vf_add(a[0][l], a[k][l]);
+            _Pragma("GCC unroll 64") for (size_t l = 0; l < 8; l++) a[0][l] =
+                vf_add(a[0][l], a[k][l]);
         vf s = vf_zero();
-        _Pragma("GCC unroll 64")
-        for (size_t i = 8 * nv; i < n; i++)
-            s = vf_add(s, e[i]);
-        _Pragma("GCC unroll 64")
-        for (size_t l = 0; l < 8; l++)
-            s = vf_add(s, a[0][l]);
+        _Pragma("GCC unroll 64") for (size_t i = 8 * nv; i < n; i++) s = vf_add(s, e[i]);
+        _Pragma("GCC unroll 64") for (size_t l = 0; l < 8; l++) s = vf_add(s, a[0][l]);
         return s;
     }
     size_t g = n / 4;
     vf a[4];
     for (size_t k = 0; k < 4; k++)
         simd_cascade(e + k, g, 4, 1, &a[k]);
-    _Pragma("GCC unroll 64")
-    for (size_t i = 4 * g; i < n; i++)
-        a[0] = vf_add(a[0], e[i]);
+    _Pragma("GCC unroll 64") for (size_t i = 4 * g; i < n; i++) a[0] = vf_add(a[0], e[i]);
     return vf_add(vf_add(vf_add(a[0], a[1]), a[2]), a[3]);
 }
 
@@ -386,12 +392,11 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     } else
 #endif
     {
-        _Pragma("GCC unroll 64")
-        for (size_t t = 0; t < K; t++)
-            wt[t] = vf_gather(base + t, stride, nk);
+        _Pragma("GCC unroll 64") for (size_t t = 0; t < K; t++) wt[t] =
+            vf_gather(base + t, stride, nk);
     }
-    _Pragma("GCC unroll 64")
-    for (size_t t = 0; t < K; t++) {
+    _Pragma("GCC unroll 64") for (size_t t = 0; t < K; t++)
+    {
         x[t] = vf_sub(vf_mul(vs, wt[t]), vz);
         e[t] = vf_sub(vf_round(x[t]), x[t]); /* exact; so is r = x + e below */
     }
@@ -407,8 +412,8 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
      */
     vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
     vf bound = vf_blend(up, vf_neg(lo), hi);
-    _Pragma("GCC unroll 64")
-    for (size_t t = 0; t < K; t++) {
+    _Pragma("GCC unroll 64") for (size_t t = 0; t < K; t++)
+    {
         vf pr = vf_xor(e[t], flip_e);
         p[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(x[t], flip_x), bound), zero, pr);
     }
@@ -425,8 +430,8 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     vf off_val = zero;
     vm has_offer = vm_and(active, vm_ilt(target, vi_set1((int)K)));
     vf step = vf_blend(up, vf_set1(-1.0f), one);
-    _Pragma("GCC unroll 64")
-    for (size_t t = 0; t < K; t++) {
+    _Pragma("GCC unroll 64") for (size_t t = 0; t < K; t++)
+    {
         /*
          * rank = how many elements come before t in the stable descending
          * order: u < t with p[u] >= p[t], and u > t with p[u] > p[t]. Made
@@ -434,10 +439,8 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
          * stay in registers.
          */
         vi rank = vi_set1(0);
-        _Pragma("GCC unroll 64")
-        for (size_t u = 0; u < K; u++)
-            if (u != t)
-                rank = vi_inc(rank, u < t ? vm_ge(p[u], p[t]) : vm_gt(p[u], p[t]));
+        _Pragma("GCC unroll 64") for (size_t u = 0; u < K; u++) if (u != t) rank =
+            vi_inc(rank, u < t ? vm_ge(p[u], p[t]) : vm_gt(p[u], p[t]));
         vm flip = vm_ilt_m(active, rank, k);
         vm real = vm_gt_m(flip, p[t], zero);
         /* Flipped candidates move one step; surplus flips of non-candidates
@@ -585,7 +588,10 @@ static inline __attribute__((always_inline)) __m256 lo8(vf v)
 #endif
 }
 #if W == 16
-static inline __attribute__((always_inline)) __m256 hi8(vf v) { return _mm512_extractf32x8_ps(v, 1); }
+static inline __attribute__((always_inline)) __m256 hi8(vf v)
+{
+    return _mm512_extractf32x8_ps(v, 1);
+}
 #endif
 
 /*
@@ -596,8 +602,8 @@ static inline __attribute__((always_inline)) __m256 hi8(vf v) { return _mm512_ex
  * direction (errors are close to uniform). Then the k best are flipped. If
  * fewer than k passed tau (rare), every candidate is collected again.
  */
-static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
-                              uint64_t *keys, struct simd_cands *c, uint64_t *flips)
+static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys,
+                              struct simd_cands *c, uint64_t *flips)
 {
     size_t len = ctx->len;
     float half = 0.5f * (float)len, target = 4.0f * sqrtf((float)len / 12.0f) + 16.0f;
