@@ -13,57 +13,174 @@ typedef __m512 vf;
 typedef __m512i vi;
 typedef __mmask16 vm;
 
-static inline vm vm_first(size_t n) { return (vm)(n >= 16 ? 0xffff : (1u << n) - 1u); }
-static inline vf vf_loadu(const float *p) { return _mm512_loadu_ps(p); }
-static inline vf vf_load_n(const float *p, size_t n) { return _mm512_maskz_loadu_ps(vm_first(n), p); }
-static inline void vf_storeu(float *p, vf v) { _mm512_storeu_ps(p, v); }
-static inline void vf_store_n(float *p, vf v, size_t n) { _mm512_mask_storeu_ps(p, vm_first(n), v); }
-static inline vf vf_set1(float x) { return _mm512_set1_ps(x); }
-static inline vf vf_zero(void) { return _mm512_setzero_ps(); }
-static inline vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
-static inline vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
-static inline vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
-static inline vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
-static inline vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
-static inline vf vf_abs(vf a) { return _mm512_abs_ps(a); }
-static inline vf vf_neg(vf a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
-static inline vf vf_xor(vf a, vf b) { return _mm512_xor_ps(a, b); }
+static inline vm vm_first(size_t n)
+{
+    return (vm)(n >= 16 ? 0xffff : (1u << n) - 1u);
+}
+static inline vf vf_loadu(const float *p)
+{
+    return _mm512_loadu_ps(p);
+}
+static inline vf vf_load_n(const float *p, size_t n)
+{
+    return _mm512_maskz_loadu_ps(vm_first(n), p);
+}
+static inline void vf_storeu(float *p, vf v)
+{
+    _mm512_storeu_ps(p, v);
+}
+static inline void vf_store_n(float *p, vf v, size_t n)
+{
+    _mm512_mask_storeu_ps(p, vm_first(n), v);
+}
+static inline vf vf_set1(float x)
+{
+    return _mm512_set1_ps(x);
+}
+static inline vf vf_zero(void)
+{
+    return _mm512_setzero_ps();
+}
+static inline vf vf_add(vf a, vf b)
+{
+    return _mm512_add_ps(a, b);
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    return _mm512_sub_ps(a, b);
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    return _mm512_mul_ps(a, b);
+}
+static inline vf vf_min(vf a, vf b)
+{
+    return _mm512_min_ps(a, b);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    return _mm512_max_ps(a, b);
+}
+static inline vf vf_abs(vf a)
+{
+    return _mm512_abs_ps(a);
+}
+static inline vf vf_neg(vf a)
+{
+    return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f));
+}
+static inline vf vf_xor(vf a, vf b)
+{
+    return _mm512_xor_ps(a, b);
+}
 static inline vf vf_round(vf a)
 {
     return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
-static inline vf vf_blend(vm m, vf a, vf b) { return _mm512_mask_blend_ps(m, a, b); }
+static inline vf vf_blend(vm m, vf a, vf b)
+{
+    return _mm512_mask_blend_ps(m, a, b);
+}
 static inline vf vf_gather(const float *base, vi idx, size_t n)
 {
     return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), vm_first(n), idx, base, 4);
 }
-static inline vm vm_lt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
-static inline vm vm_gt(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
-static inline vm vm_ge(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
-static inline vm vm_eq(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
-static inline vm vm_and(vm a, vm b) { return (vm)(a & b); }
-static inline vm vm_gt_m(vm m, vf a, vf b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_GT_OQ); }
-static inline vm vm_lt_m(vm m, vf a, vf b) { return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_LT_OQ); }
-static inline vm vm_ilt_m(vm m, vi a, vi b) { return _mm512_mask_cmplt_epi32_mask(m, a, b); }
-static inline vm vm_ieq_m(vm m, vi a, vi b) { return _mm512_mask_cmpeq_epi32_mask(m, a, b); }
-static inline vm vm_or(vm a, vm b) { return (vm)(a | b); }
-static inline vm vm_andnot(vm a, vm b) { return (vm)(a & ~b); }
-static inline vm vm_xor(vm a, vm b) { return (vm)(a ^ b); }
-static inline unsigned vm_bits(vm m) { return m; }
-static inline vi vi_set1(int x) { return _mm512_set1_epi32(x); }
+static inline vm vm_lt(vf a, vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ);
+}
+static inline vm vm_gt(vf a, vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ);
+}
+static inline vm vm_ge(vf a, vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ);
+}
+static inline vm vm_eq(vf a, vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ);
+}
+static inline vm vm_and(vm a, vm b)
+{
+    return (vm)(a & b);
+}
+static inline vm vm_gt_m(vm m, vf a, vf b)
+{
+    return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_GT_OQ);
+}
+static inline vm vm_lt_m(vm m, vf a, vf b)
+{
+    return _mm512_mask_cmp_ps_mask(m, a, b, _CMP_LT_OQ);
+}
+static inline vm vm_ilt_m(vm m, vi a, vi b)
+{
+    return _mm512_mask_cmplt_epi32_mask(m, a, b);
+}
+static inline vm vm_ieq_m(vm m, vi a, vi b)
+{
+    return _mm512_mask_cmpeq_epi32_mask(m, a, b);
+}
+static inline vm vm_or(vm a, vm b)
+{
+    return (vm)(a | b);
+}
+static inline vm vm_andnot(vm a, vm b)
+{
+    return (vm)(a & ~b);
+}
+static inline vm vm_xor(vm a, vm b)
+{
+    return (vm)(a ^ b);
+}
+static inline unsigned vm_bits(vm m)
+{
+    return m;
+}
+static inline vi vi_set1(int x)
+{
+    return _mm512_set1_epi32(x);
+}
 static inline vi vi_lanes(void)
 {
     return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
-static inline vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
-static inline vi vi_mul_small(vi a, int k) { return _mm512_mullo_epi32(a, _mm512_set1_epi32(k)); }
-static inline vi vi_inc(vi acc, vm m) { return _mm512_mask_add_epi32(acc, m, acc, _mm512_set1_epi32(1)); }
-static inline vi vi_blend(vm m, vi a, vi b) { return _mm512_mask_blend_epi32(m, a, b); }
-static inline vm vm_ilt(vi a, vi b) { return _mm512_cmplt_epi32_mask(a, b); }
-static inline vm vm_ieq(vi a, vi b) { return _mm512_cmpeq_epi32_mask(a, b); }
-static inline vi vi_from_vf(vf a) { return _mm512_cvttps_epi32(a); }
-static inline vi vi_load(const int32_t *p) { return _mm512_loadu_si512(p); }
-static inline int vi_hsum(vi v) { return _mm512_reduce_add_epi32(v); }
+static inline vi vi_add(vi a, vi b)
+{
+    return _mm512_add_epi32(a, b);
+}
+static inline vi vi_mul_small(vi a, int k)
+{
+    return _mm512_mullo_epi32(a, _mm512_set1_epi32(k));
+}
+static inline vi vi_inc(vi acc, vm m)
+{
+    return _mm512_mask_add_epi32(acc, m, acc, _mm512_set1_epi32(1));
+}
+static inline vi vi_blend(vm m, vi a, vi b)
+{
+    return _mm512_mask_blend_epi32(m, a, b);
+}
+static inline vm vm_ilt(vi a, vi b)
+{
+    return _mm512_cmplt_epi32_mask(a, b);
+}
+static inline vm vm_ieq(vi a, vi b)
+{
+    return _mm512_cmpeq_epi32_mask(a, b);
+}
+static inline vi vi_from_vf(vf a)
+{
+    return _mm512_cvttps_epi32(a);
+}
+static inline vi vi_load(const int32_t *p)
+{
+    return _mm512_loadu_si512(p);
+}
+static inline int vi_hsum(vi v)
+{
+    return _mm512_reduce_add_epi32(v);
+}
 static inline int vf_compress(float *dst, vm m, vf v)
 {
     _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(m, v));
@@ -104,18 +221,16 @@ static inline __attribute__((always_inline)) void load_kernels(const float *base
                                                                vf *out)
 {
     vf z[17];
-    _Pragma("GCC unroll 16")
-    for (size_t j = 0; j < K; j++)
-        z[j] = _mm512_loadu_ps(base + 16 * j);
+    _Pragma("GCC unroll 16") for (size_t j = 0; j < K; j++) z[j] = _mm512_loadu_ps(base + 16 * j);
     z[K] = z[K - 1];
-    __m512i lanes_k = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)K));
-    _Pragma("GCC unroll 16")
-    for (size_t t = 0; t < K; t++) {
+    __m512i lanes_k =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)K));
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++)
+    {
         vf acc = _mm512_setzero_ps();
-        _Pragma("GCC unroll 8")
-        for (size_t j = 0; 32 * j < 16 * K; j++) {
+        _Pragma("GCC unroll 8") for (size_t j = 0; 32 * j < 16 * K; j++)
+        {
             /* lanes i whose element K*i + t lies in registers 2j, 2j+1 */
             long lo = (long)(32 * j) - (long)t, hi = lo + 31;
             long imin = lo <= 0 ? 0 : (lo + (long)K - 1) / (long)K;
@@ -170,6 +285,7 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
         /* With one element per kernel, the residuals need no second pass. */
         bool k1 = ctx->ksize == 1;
         __m512d chan = acc, rtn_chan = acc, kmx = acc, rtn_kmx = acc;
+        __m512d cmx = acc, ckmx = acc; /* maxima of flip-free chunks, for both sides */
         uint64_t flips = 0;
         for (size_t i = 0; i < len; i += 16) {
             size_t m = len - i < 16 ? len - i : 16;
@@ -178,7 +294,34 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
             vf x = vf_sub(vf_mul(vs, wf), vz);
             vf rq = vf_min(vf_max(vf_round(x), lo), hi);
             vf qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(valid, cq + i)));
-            flips += (uint64_t)__builtin_popcount(_mm512_mask_cmp_ps_mask(valid, qf, rq, _CMP_NEQ_OQ));
+            __mmask16 ne = _mm512_mask_cmp_ps_mask(valid, qf, rq, _CMP_NEQ_OQ);
+            flips += (uint64_t)__builtin_popcount(ne);
+            if (!ne && float_deq) {
+                /* No flip: q = rq, so d = rd and q - x = rq - x bit for bit: once, for both. */
+                vf drf = vf_mul(vf_sub(rq, vzf), vstep);
+                for (int h = 0; h < 2; h++) {
+                    __mmask8 hv = (__mmask8)(valid >> (8 * h));
+                    if (!hv)
+                        break;
+#define HALF(v) _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v))
+                    __m512d wd = HALF(wf), xd = HALF(x), rqd = HALF(rq), dr = HALF(drf);
+#undef HALF
+                    __m512d rd = _mm512_sub_pd(dr, wd), sq = _mm512_mul_pd(rd, rd);
+                    acc = _mm512_mask_add_pd(acc, hv, acc, sq);
+                    rtn_acc = _mm512_mask_add_pd(rtn_acc, hv, rtn_acc, sq);
+                    cmx = _mm512_mask_max_pd(cmx, hv, cmx, _mm512_abs_pd(rd));
+                    __m512d rr = _mm512_sub_pd(rqd, xd);
+                    if (k1) {
+                        chan = _mm512_mask_add_pd(chan, hv, chan, rr);
+                        rtn_chan = _mm512_mask_add_pd(rtn_chan, hv, rtn_chan, rr);
+                        ckmx = _mm512_mask_max_pd(ckmx, hv, ckmx, _mm512_abs_pd(rr));
+                    } else {
+                        _mm512_mask_storeu_pd(res + i + 8 * h, hv, rr);
+                        _mm512_mask_storeu_pd(rtn_res + i + 8 * h, hv, rr);
+                    }
+                }
+                continue;
+            }
             vf dqf = vf_mul(vf_sub(qf, vzf), vstep), drf = vf_mul(vf_sub(rq, vzf), vstep);
             for (int h = 0; h < 2; h++) {
                 __mmask8 hv = (__mmask8)(valid >> (8 * h));
@@ -190,8 +333,10 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
                     dq = HALF(dqf);
                     dr = HALF(drf);
                 } else {
-                    dq = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, z), step)));
-                    dr = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, z), step)));
+                    dq =
+                        _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, z), step)));
+                    dr = _mm512_cvtps_pd(
+                        _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, z), step)));
                 }
 #undef HALF
                 __m512d d = _mm512_sub_pd(dq, wd), rd = _mm512_sub_pd(dr, wd);
@@ -216,7 +361,8 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
         rep->sse += sqi_fold8(lanes);
         _mm512_storeu_pd(lanes, rtn_acc);
         rep->rtn_sse += sqi_fold8(lanes);
-        double m = _mm512_reduce_max_pd(mx), rm = _mm512_reduce_max_pd(rtn_mx);
+        double m = _mm512_reduce_max_pd(_mm512_max_pd(mx, cmx)),
+               rm = _mm512_reduce_max_pd(_mm512_max_pd(rtn_mx, cmx));
         rep->max_abs = m > rep->max_abs ? m : rep->max_abs;
         rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
         rep->flips += flips;
@@ -224,7 +370,8 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
             sqi_report_residuals(ctx, res, rtn_res, rep);
             continue;
         }
-        double k = _mm512_reduce_max_pd(kmx), rk = _mm512_reduce_max_pd(rtn_kmx);
+        double k = _mm512_reduce_max_pd(_mm512_max_pd(kmx, ckmx)),
+               rk = _mm512_reduce_max_pd(_mm512_max_pd(rtn_kmx, ckmx));
         rep->max_kernel_residual = k > rep->max_kernel_residual ? k : rep->max_kernel_residual;
         rep->rtn_max_kernel_residual =
             rk > rep->rtn_max_kernel_residual ? rk : rep->rtn_max_kernel_residual;
