@@ -79,6 +79,14 @@ static inline float sqi_rne(float v)
     return copysignf(t, v);
 }
 
+/* sqi_rne with a select in place of its early return (the same value), for the vectorizer. */
+static inline float sqi_rne_sel(float v)
+{
+    float a = fabsf(v);
+    float t = copysignf((a + 0x1p23f) - 0x1p23f, v);
+    return a < 0x1p23f ? t : v;
+}
+
 /* The per-channel range (SQUANT-SPEC section 2, or the symmetric scheme). */
 static inline void sqi_channel_params(const struct sqi_ctx *ctx, float mn, float mx, float *scale,
                                       float *zp)

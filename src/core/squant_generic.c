@@ -167,20 +167,33 @@ size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w,
         sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
         scale[c] = ch.scale;
         zp[c] = ch.zp;
-        size_t n_up = 0, n_dn = 0;
+        size_t n_up, n_dn;
         {
-            /* Locals: stores to the arrays could otherwise alias ch and force reloads. */
+            /*
+             * Pass 1 (sqi_elem for every element), written for the
+             * vectorizer: locals, since stores to the arrays could otherwise
+             * alias ch and force reloads; sqi_rne_sel and selects, no branch;
+             * 32-bit counters, as wide as the float lanes.
+             */
             const float *cw = ch.w, s_ = ch.scale, z_ = ch.zp;
+            const float t_min = ctx->t_min, t_max = ctx->t_max;
             float *err = ch.err, *cand = a.cand;
             int8_t *cq = ch.q;
+            int32_t nu = 0, nd = 0;
             for (size_t i = 0; i < len; i++) {
-                struct sqi_elem v = sqi_elem(ctx, s_, z_, cw[i]);
-                err[i] = v.e;
-                cq[i] = sqi_clamp_code(ctx, v.r);
-                cand[i] = v.e * (float)(v.up | v.down); /* e or 0, without a branch */
-                n_up += v.up;
-                n_dn += v.down;
+                float x = sqi_code_x(s_, z_, cw[i]);
+                float r = sqi_rne_sel(x), e = r - x;
+                int32_t up = (e < 0.0f) & (x < t_max), down = (e > 0.0f) & (x > t_min);
+                err[i] = e;
+                float code = r < t_min ? t_min : r;
+                code = code > t_max ? t_max : code;
+                cq[i] = (int8_t)code;
+                cand[i] = e * (float)(up | down); /* e or 0, without a branch */
+                nu += up;
+                nd += down;
             }
+            n_up = (size_t)nu;
+            n_dn = (size_t)nd;
         }
         if (ctx->kernel_stage)
             kernel_stage(ctx, &ch, &a, &flips->kernel);

@@ -43,7 +43,7 @@ cat > "$out/config.h" <<'CONFIG'
 CONFIG
 # The flags configure gives the core (configure.ac: warnings, exact floats, vectorizer).
 cflags="-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-psabi -ffp-contract=off -fno-fast-math \
--fvisibility=hidden -ftree-vectorize -fvect-cost-model=dynamic"
+-fvisibility=hidden -ftree-vectorize -fvect-cost-model=dynamic -fno-trapping-math"
 # Debian's arm64 headers live in /usr/include with the host's: after the cross sysroot's.
 inc="-I$top/include -I$out -I$top/src/util -I$top/src/core -I$top/tests/unit -idirafter /usr/include"
 libs="-L/usr/lib/aarch64-linux-gnu -static -lcheck -lsubunit -ljansson -lm -lpthread -lrt"
