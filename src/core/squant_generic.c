@@ -71,6 +71,44 @@ static inline float dir_pri(float cand, bool up)
     return v > 0.0f ? v : 0.0f; /* a max, not a branch */
 }
 
+/* Whether any lane of v is nonzero. */
+static inline bool any_lane(sqi_vin v)
+{
+    uint64_t u[SQI_FW / 2], o = 0;
+    memcpy(u, &v, sizeof u);
+    for (int l = 0; l < SQI_FW / 2; l++)
+        o |= u[l];
+    return o != 0;
+}
+
+/*
+ * The rank keys of the candidates in direction up with priority >= tau,
+ * in ascending positions. Few pass: a vector of lanes is tested at once and
+ * only one with a passing lane is looked at element by element.
+ */
+static size_t collect(const float *cand, size_t len, bool up, float tau, uint64_t *keys)
+{
+    float sign = up ? -1.0f : 1.0f; /* -1 * c is -c exactly: dir_pri's value where it is > 0 */
+    size_t m = 0, i = 0;
+    for (; i + SQI_FW <= len; i += SQI_FW) {
+        sqi_vfn pri;
+        memcpy(&pri, cand + i, sizeof pri);
+        pri *= sign;
+        sqi_vin keep = (pri >= tau) & (pri > 0.0f);
+        if (!any_lane(keep))
+            continue;
+        for (size_t l = 0; l < SQI_FW; l++)
+            if (keep[l])
+                keys[m++] = sqi_rank_key(pri[l], i + l);
+    }
+    for (; i < len; i++) {
+        float pri = dir_pri(cand[i], up);
+        if (pri >= tau && pri > 0.0f)
+            keys[m++] = sqi_rank_key(pri, i);
+    }
+    return m;
+}
+
 /* Flip element j of a kernel (surplus flips of non-candidates only set err to 0). */
 static void kernel_flip(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
                         const struct gen_arrays *a, size_t j, bool up, uint64_t *flips)
@@ -217,12 +255,7 @@ size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w,
             float tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
             size_t m;
             for (;;) {
-                m = 0;
-                for (size_t i = 0; i < len; i++) {
-                    float pri = dir_pri(a.cand[i], p.up);
-                    if (pri >= tau && pri > 0.0f)
-                        a.keys[m++] = sqi_rank_key(pri, i);
-                }
+                m = collect(a.cand, len, p.up, tau, a.keys);
                 if (m >= p.k || tau == 0.0f)
                     break;
                 tau = 0.0f;
