@@ -94,6 +94,15 @@ SQ_API enum sq_status sq_model_set_meta(struct sq_model *model, const char *key,
  */
 SQ_API enum sq_status sq_safetensors_write(const struct sq_model *model, size_t limit,
                                            uint8_t **out, size_t *out_len, struct sq_error *err);
+/*
+ * Only the header of what sq_safetensors_write produces (the 8-byte length,
+ * the JSON and its padding): the data section, the tensors' bytes in model
+ * order, can then be written by the caller piece by piece. Tensor data may
+ * be NULL here. Ownership and errors as sq_safetensors_write.
+ */
+SQ_API enum sq_status sq_safetensors_write_header(const struct sq_model *model, size_t limit,
+                                                  uint8_t **out, size_t *out_len,
+                                                  struct sq_error *err);
 /* One tensor as .npy version 1.0 (2.0 if the header needs it), little-endian. */
 SQ_API enum sq_status sq_npy_write(const struct sq_tensor *tensor, size_t limit, uint8_t **out,
                                    size_t *out_len, struct sq_error *err);

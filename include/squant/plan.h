@@ -139,6 +139,38 @@ SQ_API enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timin
                                           struct sq_error *err);
 
 /*
+ * Streaming: bounded memory for any model size (safetensors output).
+ *
+ * sq_plan_new_streaming builds the same plan as sq_plan_new but allocates
+ * no codes: the caller calls sq_plan_layer_begin(layer) before running that
+ * layer's items (it allocates the layer's codes), and once they have all
+ * run, sq_plan_stream_data(layer), layers in increasing order. That hands
+ * the output's data section, from where the previous call stopped through
+ * the layer's codes, scale and zero point, to `write` (in order, pieces of
+ * any size; a status other than SQ_OK stops and is returned), then frees
+ * the layer's codes. sq_plan_stream_data(plan, sq_plan_layer_count(plan))
+ * writes what follows the last layer. The data section is
+ * sq_plan_data_bytes long. sq_plan_write_header (once every item ran) gives
+ * the header that goes before it, malloc'ed for the caller: header + data
+ * are the bytes sq_plan_write(SAFETENSORS) gives. sq_plan_write refuses a
+ * plan whose codes are not all held. sq_plan_layers_held_max: the most
+ * layers whose codes were allocated at the same time.
+ */
+typedef enum sq_status (*sq_write_fn)(void *ctx, const void *data, size_t len,
+                                      struct sq_error *err);
+SQ_API enum sq_status sq_plan_new_streaming(const struct sq_model *model,
+                                            const struct sq_options *opt, struct sq_plan **out,
+                                            struct sq_error *err);
+SQ_API enum sq_status sq_plan_layer_begin(struct sq_plan *plan, size_t layer,
+                                          struct sq_error *err);
+SQ_API enum sq_status sq_plan_stream_data(struct sq_plan *plan, size_t layer, sq_write_fn write,
+                                          void *ctx, struct sq_error *err);
+SQ_API uint64_t sq_plan_data_bytes(const struct sq_plan *plan);
+SQ_API enum sq_status sq_plan_write_header(const struct sq_plan *plan, size_t limit, uint8_t **out,
+                                           size_t *out_len, struct sq_error *err);
+SQ_API size_t sq_plan_layers_held_max(const struct sq_plan *plan);
+
+/*
  * Turn a quantized model back into float32: every I8 tensor W that has
  * tensors W.scale (F32 or F16, [O] or [O, G]) and W.zero_point (F32, I8 or
  * I16, the same shape) becomes F32 (W - zero_point) * scale; with G > 1 the

@@ -22,6 +22,8 @@
 
 #include <squant/squant.h>
 
+#include "cli.h"
+
 #define OUTPUT_LIMIT ((size_t)1 << 40)
 
 static const char usage_text[] =
@@ -58,7 +60,7 @@ struct input {
     size_t len;
 };
 
-static void fail_line(const char *file, const struct sq_error *err)
+void cli_fail_line(const char *file, const struct sq_error *err)
 {
     fprintf(stderr, "squant: %s: %s", file, err->message);
     if (err->tensor[0])
@@ -118,7 +120,7 @@ static int load_model(const char *path, struct input *in, struct sq_model *model
     sq_error_init(&err);
     sq_model_init(model);
     if (sq_model_parse(in->map, in->len, SQ_FORMAT_AUTO, &limits, "weight", model, &err) != SQ_OK) {
-        fail_line(path, &err);
+        cli_fail_line(path, &err);
         sq_model_free(model);
         input_close(in);
         return -1;
@@ -250,7 +252,7 @@ static int run_plan(struct sq_plan *plan, bool progress, const char *path)
     if (progress)
         fputc('\n', stderr);
     if (r.failed_item != SIZE_MAX)
-        fail_line(path, &r.first_err);
+        cli_fail_line(path, &r.first_err);
     else if (r.done == n)
         rc = 0;
 out:
@@ -467,12 +469,18 @@ static int cmd_quantize(int argc, char **argv)
     sq_error_init(&err);
     uint8_t *out = NULL;
     size_t out_len = 0;
-    if (sq_plan_new(&model, &opt, &plan, &err) != SQ_OK) {
-        fail_line(in_path, &err);
+    /* safetensors is streamed with bounded memory; npy and json are assembled in memory */
+    bool stream = opt.output == SQ_FORMAT_SAFETENSORS;
+    if ((stream ? sq_plan_new_streaming : sq_plan_new)(&model, &opt, &plan, &err) != SQ_OK) {
+        cli_fail_line(in_path, &err);
+    } else if (stream) {
+        bool progress = !quiet && !json && isatty(2) && sq_plan_layer_count(plan) > 8;
+        if (cli_quantize_streaming(plan, &model, in.map, in.len, out_path, progress, in_path) == 0)
+            rc = 0;
     } else if (run_plan(plan, !quiet && !json && isatty(2) && sq_plan_layer_count(plan) > 8,
                         in_path) == 0) {
         if (sq_plan_write(plan, opt.output, OUTPUT_LIMIT, &out, &out_len, &err) != SQ_OK)
-            fail_line(in_path, &err);
+            cli_fail_line(in_path, &err);
         else if (write_output(out_path, out, out_len) == 0)
             rc = 0;
     }
@@ -612,7 +620,7 @@ static int cmd_dequantize(int argc, char **argv)
     int rc = 1;
     if (sq_dequantize_model(&model, &out, &err) != SQ_OK ||
         sq_safetensors_write(&out, OUTPUT_LIMIT, &bytes, &len, &err) != SQ_OK)
-        fail_line(in_path, &err);
+        cli_fail_line(in_path, &err);
     else if (write_output(out_path, bytes, len) == 0)
         rc = 0;
     free(bytes);

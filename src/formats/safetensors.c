@@ -354,7 +354,8 @@ static enum sq_status nomem_write(struct sq_error *err)
 }
 
 /* The header object: __metadata__ first, then the tensors in model order, contiguous. */
-static enum sq_status build_header(const struct sq_model *model, json_t *root, struct sq_error *err)
+static enum sq_status build_header(const struct sq_model *model, json_t *root, bool need_data,
+                                   struct sq_error *err)
 {
     if (model->meta_count) {
         json_t *m = json_object();
@@ -378,7 +379,7 @@ static enum sq_status build_header(const struct sq_model *model, json_t *root, s
         size_t nelems, nbytes;
         if (t->rank > SQ_MAX_RANK || !sqi_shape_product(t->shape, t->rank, &nelems) ||
             !sqi_mul(nelems, sq_dtype_size(t->dtype), &nbytes) || nbytes != t->nbytes ||
-            (nbytes && !t->data))
+            (need_data && nbytes && !t->data))
             return sqi_fail_at(err, SQ_ERR_ARG, t->name, -1,
                                "tensor '%.100s': its shape, size and data disagree", t->name);
         if (!t->name || !t->name[0] || !sqi_utf8_valid(t->name, strlen(t->name)))
@@ -416,44 +417,84 @@ static enum sq_status build_header(const struct sq_model *model, json_t *root, s
     return SQ_OK;
 }
 
+/*
+ * The header (length, JSON, padding) into the empty buffer `b`. *reported
+ * tells whether a failure was already described in `err`; otherwise it is a
+ * buffer failure (SQ_ERR_LIMIT or SQ_ERR_NOMEM) for the caller to describe.
+ */
+static enum sq_status write_header(const struct sq_model *model, bool need_data, struct sqi_buf *b,
+                                   bool *reported, struct sq_error *err)
+{
+    *reported = true;
+    json_t *root = json_object();
+    if (!root)
+        return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory writing safetensors");
+    enum sq_status st = build_header(model, root, need_data, err);
+    if (st != SQ_OK) {
+        json_decref(root);
+        return st;
+    }
+    *reported = false;
+    st = sqi_buf_append_byte(b, 0, 8); /* the header length, filled in below */
+    struct dump d = {b, SQ_OK};
+    if (st == SQ_OK && json_dump_callback(root, dump_to_buf, &d, JSON_COMPACT) != 0)
+        st = d.st != SQ_OK ? d.st : SQ_ERR_NOMEM; /* jansson's own allocation failed */
+    json_decref(root);
+    if (st == SQ_OK)
+        st = sqi_buf_append_byte(b, ' ', (8 - b->len % 8) % 8);
+    if (st == SQ_OK)
+        sqi_put_le64(b->data, (uint64_t)(b->len - 8));
+    return st;
+}
+
+static enum sq_status write_failed(enum sq_status st, size_t limit, struct sq_error *err)
+{
+    if (st == SQ_ERR_LIMIT)
+        return sqi_fail_at(err, st, NULL, -1,
+                           "the safetensors output would exceed the limit of %zu bytes", limit);
+    return sqi_fail_at(err, st, NULL, -1, "out of memory writing safetensors");
+}
+
 enum sq_status sq_safetensors_write(const struct sq_model *model, size_t limit, uint8_t **out,
                                     size_t *out_len, struct sq_error *err)
 {
     if (!model || !out || !out_len)
         return sqi_fail_at(err, SQ_ERR_ARG, NULL, -1, "sq_safetensors_write: missing argument");
-    json_t *root = json_object();
-    if (!root)
-        return sqi_fail_at(err, SQ_ERR_NOMEM, NULL, -1, "out of memory writing safetensors");
-    enum sq_status st = build_header(model, root, err);
-    if (st != SQ_OK) {
-        json_decref(root);
-        return st;
-    }
     struct sqi_buf b;
     sqi_buf_init(&b, limit);
-    st = sqi_buf_append_byte(&b, 0, 8); /* the header length, filled in below */
-    struct dump d = {&b, SQ_OK};
-    if (st == SQ_OK && json_dump_callback(root, dump_to_buf, &d, JSON_COMPACT) != 0)
-        st = d.st != SQ_OK ? d.st : SQ_ERR_NOMEM; /* jansson's own allocation failed */
-    json_decref(root);
-    if (st == SQ_OK)
-        st = sqi_buf_append_byte(&b, ' ', (8 - b.len % 8) % 8);
+    bool reported;
+    enum sq_status st = write_header(model, true, &b, &reported, err);
+    if (st != SQ_OK && reported) {
+        sqi_buf_free(&b);
+        return st;
+    }
     size_t data = 0;
     for (size_t i = 0; i < model->count; i++)
         data += model->tensors[i].nbytes; /* no overflow: build_header checked the sum */
-    if (st == SQ_OK) {
-        sqi_put_le64(b.data, (uint64_t)(b.len - 8));
+    if (st == SQ_OK)
         st = sqi_buf_reserve(&b, data);
-    }
     for (size_t i = 0; i < model->count && st == SQ_OK; i++)
         st = sqi_buf_append(&b, model->tensors[i].data, model->tensors[i].nbytes);
     if (st == SQ_OK && !(*out = sqi_buf_take(&b, out_len)))
         st = SQ_ERR_NOMEM;
     sqi_buf_free(&b);
-    if (st == SQ_ERR_LIMIT)
-        return sqi_fail_at(err, st, NULL, -1,
-                           "the safetensors output would exceed the limit of %zu bytes", limit);
-    if (st != SQ_OK)
-        return sqi_fail_at(err, st, NULL, -1, "out of memory writing safetensors");
-    return SQ_OK;
+    return st == SQ_OK ? SQ_OK : write_failed(st, limit, err);
+}
+
+enum sq_status sq_safetensors_write_header(const struct sq_model *model, size_t limit,
+                                           uint8_t **out, size_t *out_len, struct sq_error *err)
+{
+    if (!model || !out || !out_len)
+        return sqi_fail_at(err, SQ_ERR_ARG, NULL, -1,
+                           "sq_safetensors_write_header: missing argument");
+    struct sqi_buf b;
+    sqi_buf_init(&b, limit);
+    bool reported;
+    enum sq_status st = write_header(model, false, &b, &reported, err);
+    if (st == SQ_OK && !(*out = sqi_buf_take(&b, out_len)))
+        st = SQ_ERR_NOMEM;
+    sqi_buf_free(&b);
+    if (st != SQ_OK && reported)
+        return st;
+    return st == SQ_OK ? SQ_OK : write_failed(st, limit, err);
 }

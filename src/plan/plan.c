@@ -82,11 +82,11 @@ static enum sq_status layer_init(struct plan_layer *l, const struct sq_model *m,
                         "the output tensors '%s.scale' and '%s.zero_point' would replace an input "
                         "tensor of the same name (is the input already quantized?)",
                         t->name, t->name);
-    l->codes = malloc(t->nelems);
-    /* Zeroed: sq_plan_layer_info reads them (stored dtypes) before items may have run. */
+    /* Zeroed: sq_plan_layer_info reads them (stored dtypes) before items may have run.
+     * The codes are allocated by sqi_plan_layer_alloc (at once, or per layer when streaming). */
     l->scale = calloc(l->units, sizeof(float));
     l->zero_point = calloc(l->units, sizeof(float));
-    if (!l->codes || !l->scale || !l->zero_point)
+    if (!l->scale || !l->zero_point)
         return sqi_fail(err, SQ_ERR_NOMEM, "out of memory for the outputs of %zu weights",
                         t->nelems);
     return SQ_OK;
@@ -104,8 +104,22 @@ static size_t items_for(const struct plan_layer *l)
     return n > l->units ? l->units : n;
 }
 
-enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options *opt,
-                           struct sq_plan **out, struct sq_error *err)
+enum sq_status sqi_plan_layer_alloc(struct sq_plan *plan, size_t l, struct sq_error *err)
+{
+    struct plan_layer *pl = &plan->layers[l];
+    if (pl->codes)
+        return SQ_OK;
+    const struct sq_tensor *t = &plan->model->tensors[pl->tensor];
+    if (!(pl->codes = malloc(t->nelems ? t->nelems : 1)))
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory for the outputs of %zu weights",
+                        t->nelems);
+    if (++plan->layers_held > plan->layers_held_max)
+        plan->layers_held_max = plan->layers_held;
+    return SQ_OK;
+}
+
+static enum sq_status plan_build(const struct sq_model *model, const struct sq_options *opt,
+                                 bool lazy, struct sq_plan **out, struct sq_error *err)
 {
     enum sq_status st = sq_params_check(&opt->params, err);
     if (st != SQ_OK)
@@ -117,6 +131,7 @@ enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options
     p->defaults = opt->params;
     p->group = opt->group;
     p->scale_dtype = opt->scale_dtype;
+    p->lazy = lazy;
     if (opt->scale_dtype != SQ_DTYPE_F32 && opt->scale_dtype != SQ_DTYPE_F16) {
         free(p);
         return sqi_fail(err, SQ_ERR_ARG, "scale_dtype must be F32 or F16");
@@ -156,6 +171,12 @@ enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options
             sq_plan_free(p);
             return st;
         }
+        if (!lazy && (st = sqi_plan_layer_alloc(p, li - 1, err)) != SQ_OK) {
+            sqi_error_tensor(err, model->tensors[i].name);
+            p->layer_count = li;
+            sq_plan_free(p);
+            return st;
+        }
         l->first_item = p->item_count;
         l->items = items_for(l);
         p->item_count += l->items;
@@ -177,6 +198,18 @@ enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options
     }
     *out = p;
     return SQ_OK;
+}
+
+enum sq_status sq_plan_new(const struct sq_model *model, const struct sq_options *opt,
+                           struct sq_plan **out, struct sq_error *err)
+{
+    return plan_build(model, opt, false, out, err);
+}
+
+enum sq_status sq_plan_new_streaming(const struct sq_model *model, const struct sq_options *opt,
+                                     struct sq_plan **out, struct sq_error *err)
+{
+    return plan_build(model, opt, true, out, err);
 }
 
 size_t sq_plan_item_count(const struct sq_plan *plan) { return plan->item_count; }
@@ -232,6 +265,9 @@ enum sq_status sq_plan_run(struct sq_plan *plan, size_t item, struct sq_error *e
     double t0 = now_seconds();
     struct plan_item *it = &plan->items[item];
     const struct plan_layer *l = &plan->layers[it->layer];
+    if (!l->codes)
+        return sqi_fail(err, SQ_ERR_ARG, "work item %zu: its layer was not begun (or was already "
+                        "written)", item);
     const struct sq_tensor *t = &plan->model->tensors[l->tensor];
     size_t first = sq_group_offset(&l->geom, l->group, it->c0), scratch_size;
     size_t count = sq_group_offset(&l->geom, l->group, it->c1) - first;

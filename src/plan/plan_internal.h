@@ -41,7 +41,14 @@ struct sq_plan {
     size_t layer_count;
     struct plan_item *items;
     size_t item_count;
+    bool lazy;           /* codes allocated per layer by sq_plan_layer_begin (streaming) */
+    size_t stream_next;  /* streaming: the next model tensor whose data is to be written */
+    size_t layers_held;  /* layers whose codes are allocated now */
+    size_t layers_held_max;
 };
+
+/* Allocate layer l's codes (idempotent). */
+enum sq_status sqi_plan_layer_alloc(struct sq_plan *plan, size_t l, struct sq_error *err);
 
 /* Whether `name` matches any of the n fnmatch globs. */
 bool sqi_options_match_any(char *const *globs, size_t n, const char *name);

@@ -243,7 +243,10 @@ static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *
         /* Per channel [O] as always; with a group (any g > 0) [O, G]. */
         int64_t ch[2] = {(int64_t)l->geom.channels, (int64_t)l->groups};
         unsigned srank = l->group ? 2 : 1;
-        st = sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, l->codes, t->nelems, false,
+        /* A streamed layer's codes are already written and freed: only its header entry is
+         * built from here (the callers of output_model with data check that codes exist). */
+        const void *codes = l->codes ? (const void *)l->codes : (const void *)l->scale;
+        st = sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, codes, t->nelems, false,
                           err);
         if (st == SQ_OK)
             st = add_stored(out, plan, l, srank, ch, err);
@@ -251,8 +254,9 @@ static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *
     return st;
 }
 
-static enum sq_status write_safetensors(const struct sq_plan *plan, size_t limit, uint8_t **out,
-                                        size_t *out_len, struct sq_error *err)
+/* The safetensors output, or with `header_only` its header (sq_safetensors_write_header). */
+static enum sq_status safetensors_out(const struct sq_plan *plan, bool header_only, size_t limit,
+                                      uint8_t **out, size_t *out_len, struct sq_error *err)
 {
     struct sq_model m;
     sq_model_init(&m);
@@ -266,10 +270,23 @@ static enum sq_status write_safetensors(const struct sq_plan *plan, size_t limit
     if (st == SQ_OK)
         st = sq_model_set_meta(&m, SQI_REPORT_KEY, report, err);
     if (st == SQ_OK)
-        st = sq_safetensors_write(&m, limit, out, out_len, err);
+        st = header_only ? sq_safetensors_write_header(&m, limit, out, out_len, err)
+                         : sq_safetensors_write(&m, limit, out, out_len, err);
     free(report);
     sq_model_free(&m);
     return st;
+}
+
+static enum sq_status write_safetensors(const struct sq_plan *plan, size_t limit, uint8_t **out,
+                                        size_t *out_len, struct sq_error *err)
+{
+    return safetensors_out(plan, false, limit, out, out_len, err);
+}
+
+enum sq_status sq_plan_write_header(const struct sq_plan *plan, size_t limit, uint8_t **out,
+                                    size_t *out_len, struct sq_error *err)
+{
+    return safetensors_out(plan, true, limit, out, out_len, err);
 }
 
 static enum sq_status write_npy(const struct sq_plan *plan, size_t limit, uint8_t **out,
@@ -363,6 +380,10 @@ done:
 enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t limit,
                              uint8_t **out, size_t *out_len, struct sq_error *err)
 {
+    for (size_t i = 0; i < plan->layer_count; i++)
+        if (!plan->layers[i].codes)
+            return sqi_fail(err, SQ_ERR_ARG,
+                            "the codes of layer %zu are not held (streamed, or never begun)", i);
     switch (format) {
     case SQ_FORMAT_SAFETENSORS:
         return write_safetensors(plan, limit, out, out_len, err);
