@@ -14,8 +14,15 @@
  *     keep-alive clients, with 1 worker thread and with one per core, and
  *     reports requests per second.
  *
+ *  0. First, LLM-shaped models (--llm 1,2b,4: 16 layers of 4096x4096 float32
+ *     = 1 GB, 64 layers in bfloat16 = 2 GB, 64 in float32 = 4 GB), each
+ *     generated alone into the build tree and deleted after: time,
+ *     throughput and peak memory (RssAnon, RssFile, VmHWM sampled from
+ *     /proc) of the CLI and of the daemon, answers compared with the CLI's.
+ *
  * usage: bench_e2e [--squantd PATH] [--squant PATH] [--runs N] [--clients N]
- *                  [--requests N] [--threads-max N]
+ *                  [--requests N] [--threads-max N] [--llm LIST|none]
+ *                  [--llm-runs N] [--only llm] [--keep yes]
  * Loopback only; every process it starts, it stops.
  */
 #define _GNU_SOURCE
@@ -32,9 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +52,7 @@
 static const char *squantd_path = "src/daemon/squantd";
 static const char *squant_path = "src/cli/squant";
 static char tmpdir[256];
+static bool keep; /* --keep: leave the generated LLM-shaped model (for profiling) and stop */
 
 static double now(void)
 {
@@ -244,7 +255,8 @@ static void start_daemon(int threads)
             dup2(fd, 2);
         execl(squantd_path, squantd_path, "--listen", "127.0.0.1:0", "--port-file", port_file,
               "--spool-dir", spool, "--threads", th, "--access-log", "no", "--max-queued-jobs",
-              "4096", "--max-connections", "1024", (char *)NULL);
+              "4096", "--max-connections", "1024", "--max-body-size", "64G", "--max-response-size",
+              "64G", "--connection-timeout", "600", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 400; i++) {
@@ -316,14 +328,25 @@ static bool send_all(int fd, const void *p, size_t n)
 
 struct answer {
     int status;
+    bool same;        /* with `expect`: the body equals it */
     double timing[5]; /* upload queue parse quantize write, ms */
     uint8_t *body;    /* when keep_body */
     size_t len;
 };
 
 /* POST body to path on fd; read the whole answer. False on a transport error. */
+static bool post_cmp(int fd, const char *path, const char *ctype, const void *body, size_t len,
+                     bool keep_body, const uint8_t *expect, size_t expect_len, struct answer *a);
+
 static bool post(int fd, const char *path, const char *ctype, const void *body, size_t len,
                  bool keep_body, struct answer *a)
+{
+    return post_cmp(fd, path, ctype, body, len, keep_body, NULL, 0, a);
+}
+
+/* post, and with `expect` compare the body with it as it arrives (nothing kept). */
+static bool post_cmp(int fd, const char *path, const char *ctype, const void *body, size_t len,
+                     bool keep_body, const uint8_t *expect, size_t expect_len, struct answer *a)
 {
     char req[512];
     int n = snprintf(req, sizeof(req),
@@ -359,6 +382,9 @@ static bool post(int fd, const char *path, const char *ctype, const void *body, 
                    &a->timing[0], &a->timing[1], &a->timing[2], &a->timing[3], &a->timing[4]);
     }
     size_t got = have - (size_t)(end + 4 - buf);
+    a->same = expect && clen == expect_len;
+    if (a->same)
+        a->same = got <= clen && memcmp(end + 4, expect, got) == 0;
     if (keep_body) {
         a->body = malloc(clen + 1);
         memcpy(a->body, end + 4, got);
@@ -369,6 +395,8 @@ static bool post(int fd, const char *path, const char *ctype, const void *body, 
         ssize_t r = recv(fd, dst, room < clen - got ? room : clen - got, 0);
         if (r <= 0)
             return false;
+        if (a->same)
+            a->same = memcmp(dst, expect + got, (size_t)r) == 0;
         got += (size_t)r;
     }
     a->len = clen;
@@ -387,6 +415,241 @@ static void *map_file(const char *path, size_t *len)
         die("mmap");
     *len = (size_t)st.st_size;
     return p;
+}
+
+/* ------------------------------------------------------------ LLM-shaped models */
+
+/*
+ * Memory, as /proc/PID/status says it: RssAnon is the process's anonymous
+ * memory (heap, stacks, private copies), which is what bounded memory is
+ * about; RssFile counts the pages of mapped files, which belong to the
+ * kernel's page cache and can be dropped at any time; VmHWM is the peak of
+ * their sum (plus RssShmem). Sampled every 2 ms: a peak shorter than that
+ * can be missed.
+ */
+struct mem {
+    long anon, file, hwm; /* KiB */
+    double cpu;           /* user + system seconds of the last run (CLI) */
+};
+
+static void read_mem(pid_t pid, struct mem *m)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long v;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "RssAnon: %ld kB", &v) == 1)
+            m->anon = v > m->anon ? v : m->anon;
+        else if (sscanf(line, "RssFile: %ld kB", &v) == 1)
+            m->file = v > m->file ? v : m->file;
+        else if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
+            m->hwm = v > m->hwm ? v : m->hwm;
+    }
+    if (f)
+        fclose(f);
+}
+
+/* Run argv to the end, sampling its memory; seconds, or -1 if it failed. */
+static double run_sampled(char *const argv[], struct mem *m)
+{
+    double t0 = now();
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    for (;;) {
+        pid_t w = wait4(pid, &st, WNOHANG, &ru);
+        if (w == pid)
+            break;
+        read_mem(pid, m);
+        usleep(2000);
+    }
+    double dt = now() - t0;
+    m->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? dt : -1;
+}
+
+struct sampler {
+    pid_t pid;
+    volatile int stop;
+    struct mem m;
+    pthread_t thread;
+};
+
+static void *sample_loop(void *arg)
+{
+    struct sampler *s = arg;
+    while (!s->stop) {
+        read_mem(s->pid, &s->m);
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16); /* round to nearest even */
+}
+
+/*
+ * An LLM-shaped safetensors file: `layers` blocks of a [4096] norm weight
+ * (passed through) and a 4096x4096 linear weight, float32 or bfloat16.
+ * Weights: a cheap triangular distribution scaled by 1/sqrt(4096).
+ */
+static size_t write_llm(const char *path, int layers, bool bf16, size_t *weights)
+{
+    const long d = 4096;
+    size_t es = bf16 ? 2 : 4, off = 0, hl = 0;
+    char *header = malloc((size_t)layers * 256 + 64);
+    hl += (size_t)sprintf(header + hl, "{");
+    for (int i = 0; i < layers; i++) {
+        size_t n1 = (size_t)d * es, n2 = (size_t)d * (size_t)d * es;
+        hl +=
+            (size_t)sprintf(header + hl,
+                            "%s\"model.layers.%d.norm.weight\":{\"dtype\":\"%s\",\"shape\":[%ld],"
+                            "\"data_offsets\":[%zu,%zu]},"
+                            "\"model.layers.%d.mlp.weight\":{\"dtype\":\"%s\",\"shape\":[%ld,%ld],"
+                            "\"data_offsets\":[%zu,%zu]}",
+                            i ? "," : "", i, bf16 ? "BF16" : "F32", d, off, off + n1, i,
+                            bf16 ? "BF16" : "F32", d, d, off + n1, off + n1 + n2);
+        off += n1 + n2;
+    }
+    hl += (size_t)sprintf(header + hl, "}");
+    while (hl % 8)
+        header[hl++] = ' ';
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        die(path);
+    uint64_t len = hl, state = 1234;
+    fwrite(&len, 8, 1, f);
+    fwrite(header, 1, hl, f);
+    size_t n = (size_t)d * (size_t)d;
+    float *w = malloc(n * 4);
+    uint16_t *h = malloc(n * 2);
+    for (int i = 0; i < layers; i++) {
+        for (int part = 0; part < 2; part++) {
+            size_t cnt = part ? n : (size_t)d;
+            for (size_t k = 0; k < cnt; k++) {
+                state = state * 6364136223846793005ull + 1442695040888963407ull;
+                float u = (float)(state >> 40) * (1.0f / 16777216.0f);
+                float v = (float)((state >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+                w[k] = part ? (u + v - 1.0f) * (2.0f / 64.0f) : 1.0f + 0.1f * (u - 0.5f);
+            }
+            if (bf16) {
+                for (size_t k = 0; k < cnt; k++)
+                    h[k] = to_bf16(w[k]);
+                fwrite(h, 2, cnt, f);
+            } else {
+                fwrite(w, 4, cnt, f);
+            }
+        }
+    }
+    free(w);
+    free(h);
+    if (fclose(f) != 0)
+        die(path);
+    free(header);
+    *weights = (size_t)layers * n;
+    return 8 + hl + off;
+}
+
+/* One LLM-shaped model through the CLI and the daemon. */
+static void llm_case(int layers, bool bf16, int runs, int threads)
+{
+    char model[300], out[300];
+    snprintf(model, sizeof(model), "%s/llm.safetensors", tmpdir);
+    snprintf(out, sizeof(out), "%s/llm-cli.safetensors", tmpdir);
+    double bytes = (double)layers * (4096.0 * 4096 + 4096) * (bf16 ? 2 : 4);
+    struct statvfs vfs;
+    if (statvfs(tmpdir, &vfs) == 0 &&
+        (double)vfs.f_bavail * (double)vfs.f_frsize < 2.6 * bytes + (1u << 30)) {
+        printf("llm %d x 4096x4096 %s: skipped, %.1f GB free on %s is not enough\n", layers,
+               bf16 ? "bf16" : "f32", (double)vfs.f_bavail * (double)vfs.f_frsize / 1e9, tmpdir);
+        return;
+    }
+    size_t weights, mbytes = write_llm(model, layers, bf16, &weights);
+    printf("model: %d x [4096] + %d x 4096x4096 %s, %.2f G weights, %.2f GB\n", layers, layers,
+           bf16 ? "bfloat16" : "float32", (double)weights / 1e9, (double)mbytes / 1e9);
+    double *cli = calloc((size_t)runs, sizeof(double)), *cpu = calloc((size_t)runs, sizeof(double));
+    struct mem cm = {0, 0, 0, 0};
+    for (int r = 0; r < runs; r++) {
+        char *args[] = {(char *)squant_path, "quantize", "-q", model, "-o", out, NULL};
+        cpu[r] = (cli[r] = run_sampled(args, &cm)) < 0 ? 0 : cm.cpu;
+        if (cli[r] < 0) {
+            fprintf(stderr, "bench_e2e: %s failed on the LLM model\n", squant_path);
+            exit(1);
+        }
+    }
+    double cli_med = median(cli, runs);
+    printf("  CLI:    median %.3f s over %d runs = %.2f GB/s of input (CPU user+sys %.3f s); peak "
+           "RssAnon %.1f MB, peak RssFile %.1f MB, VmHWM %.1f MB\n",
+           cli_med, runs, (double)mbytes / cli_med / 1e9, median(cpu, runs), (double)cm.anon / 1024,
+           (double)cm.file / 1024, (double)cm.hwm / 1024);
+    size_t mlen, clen;
+    void *mbody = map_file(model, &mlen);
+    void *cli_out = map_file(out, &clen);
+    start_daemon(threads);
+    struct sampler s = {.pid = daemon_pid};
+    pthread_create(&s.thread, NULL, sample_loop, &s);
+    double *total = calloc((size_t)runs, sizeof(double)), *ph[6];
+    for (int k = 0; k < 6; k++)
+        ph[k] = calloc((size_t)runs, sizeof(double));
+    bool identical = true;
+    for (int r = 0; r < runs; r++) {
+        int fd = connect_daemon();
+        struct answer a;
+        double t0 = now();
+        bool ok = post_cmp(fd, "/v1/quantize", "application/vnd.safetensors", mbody, mlen, false,
+                           cli_out, clen, &a);
+        total[r] = now() - t0;
+        close(fd);
+        if (!ok || a.status != 200) {
+            fprintf(stderr, "bench_e2e: large POST failed (status %d)\n", a.status);
+            exit(1);
+        }
+        identical &= a.same;
+        double server = 0;
+        for (int k = 0; k < 5; k++) {
+            ph[k][r] = a.timing[k] / 1e3;
+            server += ph[k][r];
+        }
+        ph[5][r] = total[r] - server;
+    }
+    s.stop = 1;
+    pthread_join(s.thread, NULL);
+    read_mem(daemon_pid, &s.m);
+    stop_daemon();
+    double http_med = median(total, runs);
+    printf("  daemon: median %.3f s over %d runs = %.2fx the CLI; answer %s the CLI's; peak "
+           "RssAnon %.1f MB, peak RssFile %.1f MB, VmHWM %.1f MB\n",
+           http_med, runs, http_med / cli_med, identical ? "byte-identical to" : "DIFFERENT from",
+           (double)s.m.anon / 1024, (double)s.m.file / 1024, (double)s.m.hwm / 1024);
+    static const char *names[6] = {"upload", "queue", "parse", "quantize", "write", "response"};
+    printf("         ");
+    for (int k = 0; k < 6; k++)
+        printf(" %s %.1f ms%s", names[k], median(ph[k], runs) * 1e3, k < 5 ? "," : "\n");
+    munmap(mbody, mlen);
+    munmap(cli_out, clen);
+    unlink(out);
+    if (keep) {
+        printf("kept %s\n", model);
+        exit(0);
+    }
+    unlink(model);
+    free(cli);
+    free(cpu);
+    free(total);
+    for (int k = 0; k < 6; k++)
+        free(ph[k]);
 }
 
 /* ------------------------------------------------------------ small-request load */
@@ -440,6 +703,9 @@ static double small_load(const void *body, size_t len, int clients, int requests
 int main(int argc, char **argv)
 {
     int runs = 5, clients = 64, requests = 40, threads_max = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int llm_runs = 3;
+    const char *llm = "1,2b,4"; /* GB of the LLM-shaped models; "b": bfloat16 */
+    bool llm_only = false;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--squantd"))
             squantd_path = argv[i + 1];
@@ -453,20 +719,52 @@ int main(int argc, char **argv)
             requests = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads-max"))
             threads_max = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--llm"))
+            llm = argv[i + 1];
+        else if (!strcmp(argv[i], "--llm-runs"))
+            llm_runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--keep"))
+            keep = !strcmp(argv[i + 1], "yes");
+        else if (!strcmp(argv[i], "--only"))
+            llm_only = !strcmp(argv[i + 1], "llm");
     }
-    if (runs < 1 || runs > 50 || clients < 1 || clients > 512 || requests < 1 || threads_max < 1) {
+    if (runs < 1 || runs > 50 || clients < 1 || clients > 512 || requests < 1 || threads_max < 1 ||
+        llm_runs < 1 || llm_runs > 50) {
         fprintf(stderr, "bench_e2e: bad arguments\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* In the build tree (the current directory) unless TMPDIR says otherwise: the LLM-shaped
+     * models are gigabytes, written one at a time and deleted after use. */
     snprintf(tmpdir, sizeof(tmpdir), "%s/squantd-bench.XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+             getenv("TMPDIR") ? getenv("TMPDIR") : ".");
     if (!mkdtemp(tmpdir))
         die("mkdtemp");
     char model[300], small[300], out[300];
     snprintf(model, sizeof(model), "%s/resnet50.safetensors", tmpdir);
     snprintf(small, sizeof(small), "%s/layer.npy", tmpdir);
     snprintf(out, sizeof(out), "%s/cli.safetensors", tmpdir);
+
+    /* 0. LLM-shaped models: 16 (1 GB float32), 64 (2 GB bfloat16, 4 GB float32) 4096x4096
+     * layers, each alone on disk */
+    for (const char *p = llm; strcmp(llm, "none") != 0 && *p;) {
+        char *end;
+        long gb = strtol(p, &end, 10);
+        bool bf16 = *end == 'b';
+        end += bf16;
+        if (gb < 1 || gb > 64 || (*end && *end != ',')) {
+            fprintf(stderr, "bench_e2e: --llm takes a list like 1,2b,4\n");
+            return 2;
+        }
+        int layers = (int)(gb * 16 / (bf16 ? 2 : 1));
+        llm_case(layers, bf16, gb > 1 ? (llm_runs < 2 ? llm_runs : 2) : llm_runs, threads_max);
+        fflush(stdout);
+        p = *end ? end + 1 : end;
+    }
+    if (llm_only) {
+        rmdir(tmpdir);
+        return 0;
+    }
 
     resnet50();
     size_t weights, model_bytes = write_model(model, &weights);
