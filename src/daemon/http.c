@@ -26,6 +26,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     req->ctx = ctx;
     req->conn = conn;
+    req->ans_fd = -1;
     req->t_start = sqd_now_ns();
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -80,6 +81,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->admitted)
         sqd_jobs_release(ctx);
     free(req->ans_body);
+    if (req->ans_fd >= 0)
+        close(req->ans_fd);
     free(req->path);
     free(req->query);
     free(req);
@@ -216,6 +219,27 @@ void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *conten
     MHD_destroy_response(r);
 }
 
+void sqd_respond_fd_at(struct sqd_request *req, unsigned status, const char *content_type, int fd,
+                       uint64_t offset, uint64_t size, const char *const *headers)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, offset);
+    if (!r) {
+        close(fd);
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
+        return;
+    }
+    MHD_add_response_header(r, "X-Request-Id", req->id);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        MHD_add_response_header(r, headers[i], headers[i + 1]);
+    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
+        req->status = status;
+        req->bytes_out = size;
+    }
+    req->phase = SQD_PH_ANSWERED;
+    MHD_destroy_response(r);
+}
+
 /* After a sync job resumed the connection: send what the loop thread left. */
 static void answer_job(struct sqd_request *req)
 {
@@ -230,6 +254,13 @@ static void answer_job(struct sqd_request *req)
         hdrs[h++] = req->ans_layers;
     }
     hdrs[h] = NULL;
+    if (req->ans_fd >= 0) { /* a streamed result, sent from its file */
+        int fd = req->ans_fd;
+        req->ans_fd = -1; /* handed to MHD */
+        sqd_respond_fd_at(req, req->ans_status, req->ans_type, fd, req->ans_off, req->ans_size,
+                          hdrs);
+        return;
+    }
     uint8_t *body = req->ans_body;
     req->ans_body = NULL; /* handed to MHD */
     sqd_respond_headers(req, req->ans_status, req->ans_type, body, req->ans_len, hdrs);

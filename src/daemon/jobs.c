@@ -6,7 +6,10 @@
  *
  *   parse (map the body, parse, build the plan)
  *   -> one task per plan item (sq_plan_run), at most `window` at a time
- *   -> write (sq_plan_write; async jobs also write their result and state)
+ *      (safetensors output: a bounded number of layers in flight, each
+ *      finished layer written to the result file by a stream task, in order)
+ *   -> write (sq_plan_write, or the streamed file's header; async jobs also
+ *      write their result and state)
  *
  * and the loop thread only counts completions, feeds the next items and,
  * at the end, hands the answer to the suspended connection (sync) or
@@ -132,6 +135,8 @@ struct sqd_job *sqd_job_new(struct sqd_ctx *ctx, bool async)
     sq_model_init(&job->model);
     sq_options_init(&job->opt);
     sq_error_init(&job->err);
+    sqd_stream_init(&job->stream);
+    job->out_fd = -1;
     atomic_init(&job->cancel, SQD_CANCEL_NONE);
     return job;
 }
@@ -148,6 +153,9 @@ void sqd_job_free(struct sqd_job *job)
     free(job->items);
     free(job->layer_left);
     free(job->out);
+    sqd_stream_free(&job->stream);
+    if (job->out_fd >= 0)
+        close(job->out_fd);
     free(job->dir);
     free(job);
 }
@@ -258,7 +266,19 @@ static void write_work(uv_work_t *w)
 {
     struct sqd_job *job = w->data;
     struct sqd_ctx *ctx = job->ctx;
-    if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan) {
+    if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan &&
+        job->stream.active) {
+        job->status = sqd_stream_finish(&job->stream, job->plan, ctx->cfg.max_response_size,
+                                        &job->err);
+        job->out_len = job->status == SQ_OK ? job->stream.size : 0;
+        if (job->status == SQ_OK && !job->async) {
+            uint64_t size;
+            job->out_fd = sqd_stream_take(&job->stream, ctx->tmp_dir, &job->out_off, &size,
+                                          &job->err);
+            if (job->out_fd < 0)
+                job->status = SQ_ERR_IO;
+        }
+    } else if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan) {
         job->status = sq_plan_write(job->plan, job->out_format, ctx->cfg.max_response_size,
                                     &job->out, &job->out_len, &job->err);
         if (job->status == SQ_ERR_LIMIT) {
@@ -280,7 +300,9 @@ static void write_work(uv_work_t *w)
             s = sqd_spool_write_report(job->dir, report, &job->err);
         free(report);
         if (s == SQ_OK)
-            s = sqd_spool_write_result(job->dir, job->out, job->out_len, &job->err);
+            s = job->stream.active
+                    ? sqd_stream_save(&job->stream, job->dir, &job->err)
+                    : sqd_spool_write_result(job->dir, job->out, job->out_len, &job->err);
         if (s != SQ_OK) {
             job->status = s;
             st = SQD_FAILED;
@@ -300,6 +322,7 @@ static void write_work(uv_work_t *w)
     uv_mutex_unlock(&ctx->reg_lock);
     free(job->out);
     job->out = NULL;
+    sqd_stream_free(&job->stream);
     sqd_body_free(&job->body);
     /*
      * Only a job that will run again needs its input: a queued one (shutdown),
@@ -355,7 +378,15 @@ static void finish(struct sqd_job *job)
             sqd_spool_remove(job->dir);
     } else {
         struct sqd_request *req = job->req;
-        if (st == SQD_DONE) {
+        if (st == SQD_DONE && job->out_fd >= 0) {
+            req->ans_status = 200;
+            req->ans_fd = job->out_fd; /* the streamed result, answered from its file */
+            job->out_fd = -1;
+            req->ans_off = job->out_off;
+            req->ans_size = job->out_len;
+            req->ans_type = sqd_format_mime(job->out_format);
+            snprintf(req->ans_layers, sizeof(req->ans_layers), "%zu", job->nlayers);
+        } else if (st == SQD_DONE) {
             req->ans_status = 200;
             req->ans_body = job->out;
             req->ans_len = job->out_len;
@@ -449,6 +480,90 @@ static void item_work(uv_work_t *w)
 
 static void feed_items(struct sqd_job *job);
 
+/* ------------------------------------------------------------ streamed output */
+
+/* Layers in flight per job: at least MIN, more while their codes fit the budget, at most MAX. */
+#define SQD_STREAM_MIN_LAYERS 2
+#define SQD_STREAM_MAX_LAYERS 64
+#define SQD_STREAM_CODES_BUDGET ((uint64_t)64 << 20)
+
+static uint64_t layer_codes(const struct sqd_job *job, size_t l)
+{
+    struct sq_layer_info info;
+    sq_plan_layer_info(job->plan, l, &info);
+    return (uint64_t)info.layer.channels * info.layer.kernels * info.layer.ksize;
+}
+
+/* Loop thread: make sure the layer of `item` has begun; false if the bound says wait. */
+static bool stream_begin(struct sqd_job *job, size_t item)
+{
+    struct sqd_stream *s = &job->stream;
+    size_t l = sq_plan_item_layer(job->plan, item);
+    if (l < s->next_begin)
+        return true;
+    size_t inflight = l - s->next_write;
+    uint64_t codes = layer_codes(job, l);
+    if (inflight >= SQD_STREAM_MAX_LAYERS ||
+        (inflight >= SQD_STREAM_MIN_LAYERS && s->held + codes > SQD_STREAM_CODES_BUDGET))
+        return false;
+    enum sq_status st = sq_plan_layer_begin(job->plan, l, &job->err);
+    if (st != SQ_OK) {
+        job->status = st;
+        return false;
+    }
+    s->held += codes;
+    s->next_begin = l + 1;
+    return true;
+}
+
+/* Pool thread: write the finished layers next_write .. write_to - 1. */
+static void stream_work(uv_work_t *w)
+{
+    struct sqd_job *job = w->data;
+    struct sqd_stream *s = &job->stream;
+    sq_error_init(&s->write_err);
+    s->write_status =
+        sqd_stream_layers(s, job->plan, &job->model, s->next_write, s->write_to, &s->write_err);
+}
+
+static void stream_maybe_write(struct sqd_job *job);
+
+static void stream_done(uv_work_t *w, int status)
+{
+    struct sqd_job *job = w->data;
+    struct sqd_stream *s = &job->stream;
+    (void)status;
+    s->writing = false;
+    if (s->write_status == SQ_OK) {
+        for (size_t l = s->next_write; l < s->write_to; l++)
+            s->held -= layer_codes(job, l);
+        s->next_write = s->write_to;
+    } else if (job->status == SQ_OK) {
+        job->status = s->write_status;
+        job->err = s->write_err;
+    }
+    stream_maybe_write(job);
+    feed_items(job);
+}
+
+/* Loop thread: hand the finished layers at the front of the window to a stream task. */
+static void stream_maybe_write(struct sqd_job *job)
+{
+    struct sqd_stream *s = &job->stream;
+    if (!s->active || s->writing || job->status != SQ_OK ||
+        atomic_load(&job->cancel) != SQD_CANCEL_NONE)
+        return;
+    size_t to = s->next_write;
+    while (to < s->next_begin && job->layer_left[to] == 0)
+        to++;
+    if (to == s->next_write)
+        return;
+    s->writing = true;
+    s->write_to = to;
+    s->work.data = job;
+    uv_queue_work(job->ctx->loop, &s->work, stream_work, stream_done);
+}
+
 static void item_done(uv_work_t *w, int status)
 {
     struct sqd_item *it = w->data;
@@ -470,6 +585,7 @@ static void item_done(uv_work_t *w, int status)
         fill_record(job->rec, job, false);
         uv_mutex_unlock(&ctx->reg_lock);
     }
+    stream_maybe_write(job);
     feed_items(job);
 }
 
@@ -480,6 +596,8 @@ static void feed_items(struct sqd_job *job)
     size_t window = 2 * (size_t)ctx->pool_size;
     bool stop = job->status != SQ_OK || atomic_load(&job->cancel) != SQD_CANCEL_NONE;
     while (!stop && job->items_running < window && job->next_item < job->nitems) {
+        if (job->stream.active && !stream_begin(job, job->next_item))
+            break; /* the layers in flight are at their bound (or the begin failed) */
         struct sqd_item *it = &job->items[job->next_item];
         it->job = job;
         it->index = job->next_item++;
@@ -487,7 +605,10 @@ static void feed_items(struct sqd_job *job)
         job->items_running++;
         uv_queue_work(ctx->loop, &it->work, item_work, item_done);
     }
-    if (job->items_running == 0 && (stop || job->next_item == job->nitems))
+    stop = stop || job->status != SQ_OK;
+    if (job->items_running == 0 && !job->stream.writing &&
+        (stop || (job->next_item == job->nitems &&
+                  (!job->stream.active || job->stream.next_write == job->nlayers))))
         start_write(job);
 }
 
@@ -517,8 +638,17 @@ static void parse_work(uv_work_t *w)
         st = sqd_spec_options(&job->spec, &job->opt, &job->err);
     if (st == SQ_OK)
         st = sqd_spec_parse(&job->spec, &ctx->limits, data, len, &job->model, &job->err);
+    /* safetensors is streamed to a file with bounded memory; npy and json are assembled in
+     * memory */
+    bool stream = st == SQ_OK && job->opt.output == SQ_FORMAT_SAFETENSORS;
     if (st == SQ_OK)
-        st = sq_plan_new(&job->model, &job->opt, &job->plan, &job->err);
+        st = (stream ? sq_plan_new_streaming : sq_plan_new)(&job->model, &job->opt, &job->plan,
+                                                             &job->err);
+    if (st == SQ_OK && stream && sq_plan_item_count(job->plan) == 1)
+        st = sq_plan_layer_begin(job->plan, 0, &job->err); /* one item, written in memory */
+    else if (st == SQ_OK && stream)
+        st = sqd_stream_open(&job->stream, ctx->tmp_dir, job->plan, &job->model,
+                             job->body.fd >= 0 ? data : NULL, len, &job->err);
     job->out_format = job->opt.output;
     job->status = st;
     job->t.parsed = sqd_now_ns();

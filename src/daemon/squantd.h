@@ -493,6 +493,8 @@ struct sqd_request {
     unsigned ans_status;
     uint8_t *ans_body; /* malloc'ed; handed to MHD */
     size_t ans_len;
+    int ans_fd;        /* >= 0: the answer is ans_len bytes of this file at ans_off (owned) */
+    uint64_t ans_off, ans_size;
     const char *ans_type;
     char ans_timing[256];
     char ans_layers[32];
@@ -517,6 +519,9 @@ void sqd_respond_static(struct sqd_request *req, unsigned status, const char *co
 /* Answer from an open file (taken over). */
 void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
                     uint64_t size);
+/* The same from `offset` of the file, with extra headers as sqd_respond_headers. */
+void sqd_respond_fd_at(struct sqd_request *req, unsigned status, const char *content_type, int fd,
+                       uint64_t offset, uint64_t size, const char *const *headers);
 
 bool sqd_http_start(struct sqd_ctx *ctx, char *msg, size_t msgsize);
 void sqd_http_quiesce(struct sqd_ctx *ctx);
@@ -602,6 +607,50 @@ struct sqd_jobrec {
 };
 
 /*
+ * A streamed safetensors result (stream.c): the data section written to an
+ * unnamed file in the spool's tmp directory at `base` as layers finish, the
+ * header in front of it at the end. The loop thread owns next_begin,
+ * next_write and writing; one pool task at a time writes.
+ */
+struct sqd_stream {
+    bool active;
+    int fd;
+    uint64_t base;     /* file offset of the data section */
+    uint64_t data_len; /* bytes of it written so far */
+    uint8_t *head;     /* the header, once finished */
+    size_t head_len;
+    uint64_t offset, size; /* the answer: [offset, offset + size) of fd */
+    const uint8_t *input;  /* the input mapping: its pages are dropped once written */
+    size_t input_len;
+    size_t next_begin, next_write; /* layers */
+    uint64_t held;                 /* bytes of codes of the layers begun, not written */
+    bool writing;                  /* a write task is on the pool */
+    size_t write_to;               /* that task writes layers next_write .. write_to - 1 */
+    enum sq_status write_status;
+    struct sq_error write_err;
+    uv_work_t work;
+};
+
+void sqd_stream_init(struct sqd_stream *s);
+void sqd_stream_free(struct sqd_stream *s);
+/* Create the file (in tmp_dir) for plan's output; `input` is the mapping the model borrows. */
+enum sq_status sqd_stream_open(struct sqd_stream *s, const char *tmp_dir,
+                               const struct sq_plan *plan, const struct sq_model *model,
+                               const uint8_t *input, size_t input_len, struct sq_error *err);
+/* Write layers from .. to - 1 (all their items done, in order) and what precedes them. */
+enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan,
+                                 const struct sq_model *model, size_t from, size_t to,
+                                 struct sq_error *err);
+/* Every layer written: the rest of the data and the header. SQ_ERR_LIMIT past `limit`. */
+enum sq_status sqd_stream_finish(struct sqd_stream *s, struct sq_plan *plan, uint64_t limit,
+                                 struct sq_error *err);
+/* Hand the finished file over (the caller closes it): the answer is *size bytes at *offset. */
+int sqd_stream_take(struct sqd_stream *s, const char *tmp_dir, uint64_t *offset, uint64_t *size,
+                    struct sq_error *err);
+/* Async: the finished result as dir/result (fsynced, renamed into place). */
+enum sq_status sqd_stream_save(struct sqd_stream *s, const char *dir, struct sq_error *err);
+
+/*
  * A unit of work: one request's model, options, plan and output. Created
  * on the MHD thread and handed to the loop thread, which owns it from then
  * on and frees it when it ends (sqd_job_free).
@@ -633,6 +682,9 @@ struct sqd_job {
     const char *code_override;
     uint8_t *out;
     size_t out_len;
+    struct sqd_stream stream; /* safetensors output of a multi-item job */
+    int out_fd;               /* sync, streamed: the answer file, until handed to the request */
+    uint64_t out_off;
     enum sq_format out_format;
     struct sqd_timings t;
     uv_work_t work;

@@ -113,8 +113,10 @@ enum sq_status sqi_plan_layer_alloc(struct sq_plan *plan, size_t l, struct sq_er
     if (!(pl->codes = malloc(t->nelems ? t->nelems : 1)))
         return sqi_fail(err, SQ_ERR_NOMEM, "out of memory for the outputs of %zu weights",
                         t->nelems);
-    if (++plan->layers_held > plan->layers_held_max)
-        plan->layers_held_max = plan->layers_held;
+    size_t held = atomic_fetch_add(&plan->layers_held, 1) + 1;
+    size_t max = atomic_load(&plan->layers_held_max);
+    while (held > max && !atomic_compare_exchange_weak(&plan->layers_held_max, &max, held))
+        ;
     return SQ_OK;
 }
 

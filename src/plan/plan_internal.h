@@ -2,6 +2,7 @@
 #ifndef SQ_PLAN_INTERNAL_H
 #define SQ_PLAN_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <squant/plan.h>
@@ -41,10 +42,11 @@ struct sq_plan {
     size_t layer_count;
     struct plan_item *items;
     size_t item_count;
-    bool lazy;           /* codes allocated per layer by sq_plan_layer_begin (streaming) */
-    size_t stream_next;  /* streaming: the next model tensor whose data is to be written */
-    size_t layers_held;  /* layers whose codes are allocated now */
-    size_t layers_held_max;
+    bool lazy; /* codes allocated per layer by sq_plan_layer_begin (streaming) */
+    /* Streaming: one thread may begin a layer while another writes an earlier one. */
+    atomic_size_t stream_next; /* the next model tensor whose data is to be written */
+    atomic_size_t layers_held; /* layers whose codes are allocated now */
+    atomic_size_t layers_held_max;
 };
 
 /* Allocate layer l's codes (idempotent). */

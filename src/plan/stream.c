@@ -19,7 +19,7 @@ enum sq_status sq_plan_layer_begin(struct sq_plan *plan, size_t layer, struct sq
 {
     if (layer >= plan->layer_count)
         return sqi_fail(err, SQ_ERR_ARG, "layer %zu does not exist", layer);
-    if (plan->layers[layer].tensor < plan->stream_next)
+    if (plan->layers[layer].tensor < atomic_load(&plan->stream_next))
         return sqi_fail(err, SQ_ERR_ARG, "layer %zu was already written", layer);
     return sqi_plan_layer_alloc(plan, layer, err);
 }
@@ -56,16 +56,18 @@ enum sq_status sq_plan_stream_data(struct sq_plan *plan, size_t layer, sq_write_
                                    struct sq_error *err)
 {
     const struct sq_model *m = plan->model;
+    size_t next = atomic_load(&plan->stream_next);
+    if (layer > plan->layer_count)
+        return sqi_fail(err, SQ_ERR_ARG, "layer %zu does not exist", layer);
     size_t end = layer < plan->layer_count ? plan->layers[layer].tensor + 1 : m->count;
-    if (layer > plan->layer_count ||
-        (layer < plan->layer_count ? end <= plan->stream_next : end < plan->stream_next))
+    if (layer < plan->layer_count ? end <= next : end < next)
         return sqi_fail(err, SQ_ERR_ARG, "layer %zu is not the next one to write", layer);
     /* The layers are in model order: find the first one at or after stream_next. */
     size_t li = 0;
-    while (li < plan->layer_count && plan->layers[li].tensor < plan->stream_next)
+    while (li < plan->layer_count && plan->layers[li].tensor < next)
         li++;
     enum sq_status st = SQ_OK;
-    for (size_t i = plan->stream_next; st == SQ_OK && i < end; i++) {
+    for (size_t i = next; st == SQ_OK && i < end; i++) {
         const struct sq_tensor *t = &m->tensors[i];
         struct plan_layer *l =
             li < plan->layer_count && plan->layers[li].tensor == i ? &plan->layers[li++] : NULL;
@@ -84,11 +86,11 @@ enum sq_status sq_plan_stream_data(struct sq_plan *plan, size_t layer, sq_write_
         if (st == SQ_OK) {
             free(l->codes);
             l->codes = NULL;
-            plan->layers_held--;
+            atomic_fetch_sub(&plan->layers_held, 1);
         }
-        plan->stream_next = i + 1;
+        atomic_store(&plan->stream_next, i + 1);
     }
     if (st == SQ_OK)
-        plan->stream_next = end;
+        atomic_store(&plan->stream_next, end);
     return st;
 }

@@ -1,0 +1,252 @@
+/*
+ * Streamed results: a job's safetensors output goes to an unnamed file in
+ * the spool's tmp directory as its layers finish, never to one buffer.
+ *
+ * The data section is written at a fixed, page-aligned offset `base` that
+ * leaves room for the header, which carries the report and is known only
+ * at the end; it is then written just before the data, at base - h. A sync
+ * answer is sent from the file at that offset (sendfile, through MHD); the
+ * unused gap before it is a hole that costs no disk. An async job's result
+ * is assembled as a file of its own in the job directory (header, then the
+ * data copied by the kernel), fsynced and renamed into place. Should the
+ * header not fit the gap, the sync answer is assembled the same way.
+ */
+#define _GNU_SOURCE /* O_TMPFILE, copy_file_range */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "squantd.h"
+
+/* Room left for the header: generous for the report of every layer and every tensor entry. */
+static uint64_t header_room(const struct sq_plan *plan, size_t tensors)
+{
+    uint64_t room = ((uint64_t)1 << 20) + 4096 * ((uint64_t)tensors + sq_plan_layer_count(plan));
+    return (room + 4095) & ~(uint64_t)4095;
+}
+
+static enum sq_status io_fail(struct sq_error *err, const char *what)
+{
+    err->status = SQ_ERR_IO;
+    snprintf(err->message, sizeof(err->message), "result file: %s: %s", what, strerror(errno));
+    return SQ_ERR_IO;
+}
+
+static int tmp_file(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != ENOENT))
+        return fd;
+    char path[4200];
+    if ((size_t)snprintf(path, sizeof(path), "%s/result.XXXXXX", dir) >= sizeof(path))
+        return -1;
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+void sqd_stream_init(struct sqd_stream *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+}
+
+void sqd_stream_free(struct sqd_stream *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    free(s->head);
+    sqd_stream_init(s);
+}
+
+enum sq_status sqd_stream_open(struct sqd_stream *s, const char *tmp_dir,
+                               const struct sq_plan *plan, const struct sq_model *model,
+                               const uint8_t *input, size_t input_len, struct sq_error *err)
+{
+    sqd_stream_init(s);
+    s->fd = tmp_file(tmp_dir);
+    if (s->fd < 0)
+        return io_fail(err, "create");
+    s->base = header_room(plan, model->count);
+    s->input = input;
+    s->input_len = input_len;
+    s->active = true;
+    return SQ_OK;
+}
+
+/* Drop the input mapping's pages wholly inside [p, p + len): written, not read again. */
+static void drop_input(const struct sqd_stream *s, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    if (!s->input || b < s->input || b >= s->input + s->input_len)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)b + page - 1) & ~(page - 1), hi = ((uintptr_t)b + len) & ~(page - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+static enum sq_status put_at(int fd, const void *data, size_t len, uint64_t off)
+{
+    const uint8_t *p = data;
+    while (len) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return SQ_ERR_IO;
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return SQ_OK;
+}
+
+static enum sq_status sink(void *ctx, const void *data, size_t len, struct sq_error *err)
+{
+    struct sqd_stream *s = ctx;
+    if (put_at(s->fd, data, len, s->base + s->data_len) != SQ_OK)
+        return io_fail(err, "write");
+    s->data_len += len;
+    drop_input(s, data, len);
+    return SQ_OK;
+}
+
+enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan, const struct sq_model *model,
+                                 size_t from, size_t to, struct sq_error *err)
+{
+    for (size_t l = from; l < to; l++) {
+        enum sq_status st = sq_plan_stream_data(plan, l, sink, s, err);
+        if (st != SQ_OK)
+            return st;
+        struct sq_layer_info info;
+        sq_plan_layer_info(plan, l, &info);
+        ptrdiff_t ti = sq_model_find(model, info.name);
+        if (ti >= 0)
+            drop_input(s, model->tensors[ti].data, model->tensors[ti].nbytes);
+    }
+    return SQ_OK;
+}
+
+/* Append `len` bytes of `from` at `off` to `to` (at its current offset), in the kernel. */
+static enum sq_status copy_data(int to, int from, uint64_t off, uint64_t len, struct sq_error *err)
+{
+    off_t in = (off_t)off, end = (off_t)(off + len);
+    while (in < end) {
+        ssize_t n = copy_file_range(from, &in, to, NULL, (size_t)(end - in), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0)
+            continue;
+        if (n < 0 && errno != ENOSYS && errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP)
+            return io_fail(err, "copy");
+        static _Thread_local char buf[1 << 16];
+        while (in < end) { /* no copy_file_range here: read and write */
+            ssize_t r = pread(from, buf, sizeof buf, in);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return io_fail(err, "read");
+            size_t w = (size_t)r < (size_t)(end - in) ? (size_t)r : (size_t)(end - in);
+            for (size_t done = 0; done < w;) {
+                ssize_t k = write(to, buf + done, w - done);
+                if (k < 0 && errno == EINTR)
+                    continue;
+                if (k <= 0)
+                    return io_fail(err, "write");
+                done += (size_t)k;
+            }
+            in += (off_t)w;
+        }
+    }
+    return SQ_OK;
+}
+
+/* Header then data into the fresh file `fd`. */
+static enum sq_status assemble(const struct sqd_stream *s, int fd, struct sq_error *err)
+{
+    if (put_at(fd, s->head, s->head_len, 0) != SQ_OK || lseek(fd, (off_t)s->head_len, SEEK_SET) < 0)
+        return io_fail(err, "write");
+    return copy_data(fd, s->fd, s->base, s->data_len, err);
+}
+
+enum sq_status sqd_stream_finish(struct sqd_stream *s, struct sq_plan *plan, uint64_t limit,
+                                 struct sq_error *err)
+{
+    enum sq_status st = sq_plan_stream_data(plan, sq_plan_layer_count(plan), sink, s, err);
+    if (st == SQ_OK)
+        st = sq_plan_write_header(plan, (size_t)1 << 30, &s->head, &s->head_len, err);
+    if (st != SQ_OK)
+        return st;
+    s->size = s->head_len + s->data_len;
+    if (s->size > limit) {
+        err->status = SQ_ERR_LIMIT;
+        snprintf(err->message, sizeof(err->message),
+                 "the result exceeds max-response-size (%llu bytes)", (unsigned long long)limit);
+        return SQ_ERR_LIMIT;
+    }
+    if (s->head_len <= s->base) {
+        s->offset = s->base - s->head_len;
+        return put_at(s->fd, s->head, s->head_len, s->offset) == SQ_OK ? SQ_OK
+                                                                       : io_fail(err, "write");
+    }
+    return SQ_OK; /* too large for the gap (offset stays 0): sqd_stream_take assembles */
+}
+
+int sqd_stream_take(struct sqd_stream *s, const char *tmp_dir, uint64_t *offset, uint64_t *size,
+                    struct sq_error *err)
+{
+    if (s->head_len > s->base) {
+        int fd = tmp_file(tmp_dir);
+        if (fd < 0) {
+            io_fail(err, "create");
+            return -1;
+        }
+        if (assemble(s, fd, err) != SQ_OK) {
+            close(fd);
+            return -1;
+        }
+        close(s->fd);
+        s->fd = fd;
+        s->offset = 0;
+    }
+    int fd = s->fd;
+    s->fd = -1;
+    *offset = s->offset;
+    *size = s->size;
+    return fd;
+}
+
+enum sq_status sqd_stream_save(struct sqd_stream *s, const char *dir, struct sq_error *err)
+{
+    char tmp[4200], final[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/result.tmp", dir) >= sizeof(tmp) ||
+        (size_t)snprintf(final, sizeof(final), "%s/result", dir) >= sizeof(final)) {
+        errno = ENAMETOOLONG;
+        return io_fail(err, "name");
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return io_fail(err, "create");
+    enum sq_status st = assemble(s, fd, err);
+    if (st == SQ_OK && fsync(fd) != 0)
+        st = io_fail(err, "fsync");
+    close(fd);
+    if (st == SQ_OK && rename(tmp, final) != 0)
+        st = io_fail(err, "rename");
+    if (st != SQ_OK) {
+        unlink(tmp);
+        return st;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0)
+        st = io_fail(err, "fsync");
+    if (dfd >= 0)
+        close(dfd);
+    return st;
+}
