@@ -756,7 +756,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_e2e: --llm takes a list like 1,2b,4\n");
             return 2;
         }
-        int layers = (int)(gb * 16 / (bf16 ? 2 : 1));
+        int layers = (int)(gb * 16 * (bf16 ? 2 : 1));
         llm_case(layers, bf16, gb > 1 ? (llm_runs < 2 ? llm_runs : 2) : llm_runs, threads_max);
         fflush(stdout);
         p = *end ? end + 1 : end;

@@ -28,7 +28,7 @@
 
 #define MIN_LAYERS 2
 #define MAX_LAYERS 64
-#define CODES_BUDGET ((uint64_t)64 << 20)
+#define CODES_BUDGET ((uint64_t)32 << 20)
 #define HEADER_LIMIT ((size_t)1 << 30)
 
 struct srun {

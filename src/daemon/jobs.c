@@ -485,7 +485,7 @@ static void feed_items(struct sqd_job *job);
 /* Layers in flight per job: at least MIN, more while their codes fit the budget, at most MAX. */
 #define SQD_STREAM_MIN_LAYERS 2
 #define SQD_STREAM_MAX_LAYERS 64
-#define SQD_STREAM_CODES_BUDGET ((uint64_t)64 << 20)
+#define SQD_STREAM_CODES_BUDGET ((uint64_t)32 << 20)
 
 static uint64_t layer_codes(const struct sqd_job *job, size_t l)
 {

@@ -117,8 +117,9 @@ static enum sq_status sink(void *ctx, const void *data, size_t len, struct sq_er
     return SQ_OK;
 }
 
-enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan, const struct sq_model *model,
-                                 size_t from, size_t to, struct sq_error *err)
+enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan,
+                                 const struct sq_model *model, size_t from, size_t to,
+                                 struct sq_error *err)
 {
     for (size_t l = from; l < to; l++) {
         enum sq_status st = sq_plan_stream_data(plan, l, sink, s, err);

@@ -415,6 +415,113 @@ START_TEST(test_dtypes_and_errors)
 }
 END_TEST
 
+
+/* A sink that appends to a growing buffer. */
+struct membuf {
+    uint8_t *data;
+    size_t len, pieces;
+};
+
+static enum sq_status mem_sink(void *ctx, const void *data, size_t len, struct sq_error *err)
+{
+    (void)err;
+    struct membuf *b = ctx;
+    b->data = realloc(b->data, b->len + len);
+    ck_assert(b->data != NULL);
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->pieces++;
+    return SQ_OK;
+}
+
+static enum sq_status failing_sink(void *ctx, const void *data, size_t len, struct sq_error *err)
+{
+    (void)ctx, (void)data, (void)len;
+    snprintf(err->message, sizeof err->message, "disk full");
+    return SQ_ERR_IO;
+}
+
+/*
+ * Streaming: layers begun and written in order, at most `window` held at a
+ * time, give header + data = the bytes of sq_plan_write, and the plan never
+ * held more than `window` layers' codes.
+ */
+static void check_streamed(const struct sq_model *m, const struct sq_options *o, size_t window)
+{
+    size_t want_len;
+    uint8_t *want = quantize_model(m, o, SQ_FORMAT_SAFETENSORS, false, &want_len);
+    struct sq_plan *plan;
+    struct sq_error err;
+    sq_error_init(&err);
+    ck_assert_msg(sq_plan_new_streaming(m, o, &plan, &err) == SQ_OK, "%s", err.message);
+    size_t layers = sq_plan_layer_count(plan), items = sq_plan_item_count(plan);
+    ck_assert_int_eq(sq_plan_run(plan, 0, &err), SQ_ERR_ARG); /* not begun */
+    struct membuf data = {NULL, 0, 0};
+    size_t begun = 0, item = 0;
+    for (size_t l = 0; l < layers; l++) {
+        while (begun < layers && begun < l + window)
+            OK(sq_plan_layer_begin(plan, begun++, &err));
+        /* run the items of layer l (later begun layers run when their turn comes) */
+        for (; item < items && sq_plan_item_layer(plan, item) == l; item++)
+            ck_assert_msg(sq_plan_run(plan, item, &err) == SQ_OK, "%s", err.message);
+        ck_assert_msg(sq_plan_stream_data(plan, l, mem_sink, &data, &err) == SQ_OK, "%s",
+                      err.message);
+        ck_assert_int_eq(sq_plan_layer_begin(plan, l, &err), SQ_ERR_ARG); /* already written */
+    }
+    OK(sq_plan_stream_data(plan, layers, mem_sink, &data, &err));
+    ck_assert_uint_le(sq_plan_layers_held_max(plan), window);
+    ck_assert_uint_eq(data.len, sq_plan_data_bytes(plan));
+    uint8_t *out = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(sq_plan_write(plan, SQ_FORMAT_SAFETENSORS, SIZE_MAX, &out, &len, &err),
+                     SQ_ERR_ARG); /* the codes are gone */
+    uint8_t *head;
+    size_t head_len;
+    ck_assert_msg(sq_plan_write_header(plan, SIZE_MAX, &head, &head_len, &err) == SQ_OK, "%s",
+                  err.message);
+    ck_assert_uint_eq(head_len + data.len, want_len);
+    ck_assert(memcmp(head, want, head_len) == 0);
+    ck_assert(memcmp(data.data, want + head_len, data.len) == 0);
+    free(head);
+    free(data.data);
+    free(want);
+    sq_plan_free(plan);
+}
+
+START_TEST(test_streaming)
+{
+    struct sq_model m;
+    float *data;
+    build_model(&m, &data);
+    struct sq_options o;
+    sq_options_init(&o);
+    for (size_t window = 1; window <= 4; window++)
+        check_streamed(&m, &o, window);
+    OK(sq_options_set(&o, "bits", "3", NULL));
+    OK(sq_options_set(&o, "exclude", "fc.*", NULL)); /* passthrough tensors at the end */
+    check_streamed(&m, &o, 2);
+
+    /* Out of order, and a failing sink. */
+    struct sq_plan *plan;
+    struct sq_error err;
+    sq_error_init(&err);
+    OK(sq_plan_new_streaming(&m, &o, &plan, &err));
+    OK(sq_plan_layer_begin(plan, 0, &err));
+    OK(sq_plan_layer_begin(plan, 1, &err));
+    for (size_t i = 0; i < sq_plan_item_count(plan); i++)
+        OK(sq_plan_run(plan, i, &err));
+    struct membuf b = {NULL, 0, 0};
+    ck_assert_int_eq(sq_plan_stream_data(plan, 5, mem_sink, &b, &err), SQ_ERR_ARG);
+    ck_assert_int_eq(sq_plan_stream_data(plan, 0, failing_sink, NULL, &err), SQ_ERR_IO);
+    ck_assert_str_eq(err.message, "disk full");
+    free(b.data);
+    sq_plan_free(plan); /* frees what is still held */
+    sq_options_free(&o);
+    sq_model_free(&m);
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -429,6 +536,7 @@ int main(void)
     tc = tcase_create("output");
     tcase_add_test(tc, test_safetensors_output);
     tcase_add_test(tc, test_npy_and_json_output);
+    tcase_add_test(tc, test_streaming);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
