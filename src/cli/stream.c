@@ -212,8 +212,9 @@ static int append_file(int to, int from, uint64_t len, bool regular)
             continue;
         if (n <= 0) {
             if (in == 0 && n < 0 &&
-                (errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP))
-                break; /* not here: sendfile */
+                (errno == ENOSYS || errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
+                 errno == EBADF))
+                break; /* not here (EBADF: an O_APPEND stdout): sendfile, or read and write */
             return -1;
         }
     }
