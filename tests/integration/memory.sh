@@ -39,7 +39,13 @@ check "one thread: under the bound too ($kib1 KiB)" [ "$kib1" -le "$bound_kib" ]
 check "one thread gives the same bytes" cmp -s "$T/cli.st" "$T/cli1.st"
 "$SQUANT" quantize -q "$T/llm.safetensors" -o - >"$T/stdout.st"
 check "-o - gives the same bytes" cmp -s "$T/cli.st" "$T/stdout.st"
-rm -f "$T/cli1.st" "$T/stdout.st"
+"$SQUANT" quantize -q "$T/llm.safetensors" -o - | cat >"$T/pipe.st"
+check "-o - into a pipe gives the same bytes" cmp -s "$T/cli.st" "$T/pipe.st"
+printf 'x' >"$T/append.st"
+"$SQUANT" quantize -q "$MODEL" -o - >>"$T/append.st"
+"$SQUANT" quantize -q "$MODEL" -o "$T/small.st"
+check "-o - appended to a file (O_APPEND) gives the same bytes" sh -c "tail -c +2 '$T/append.st' | cmp -s - '$T/small.st'"
+rm -f "$T/cli1.st" "$T/stdout.st" "$T/pipe.st"
 
 hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$SQD_PID/status"; }
 
