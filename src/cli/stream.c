@@ -225,16 +225,21 @@ static int append_file(int to, int from, uint64_t len, bool regular)
         if (n <= 0)
             break; /* sendfile cannot: read and write */
     }
-    static char buf[1 << 16];
-    while ((uint64_t)in < len) {
-        ssize_t n = pread(from, buf, sizeof buf, in);
+    if ((uint64_t)in == len)
+        return 0;
+    size_t size = (size_t)1 << 16;
+    char *buf = malloc(size);
+    while (buf && (uint64_t)in < len) {
+        size_t want = len - (uint64_t)in < size ? (size_t)(len - (uint64_t)in) : size;
+        ssize_t n = pread(from, buf, want, in);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0 || write_all(to, buf, (size_t)n) != SQ_OK)
-            return -1;
+            break;
         in += n;
     }
-    return 0;
+    free(buf);
+    return (uint64_t)in == len ? 0 : -1;
 }
 
 /* Header then data to out_path atomically, or to standard output for "-". */

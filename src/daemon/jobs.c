@@ -482,6 +482,15 @@ static void feed_items(struct sqd_job *job);
 
 /* ------------------------------------------------------------ streamed output */
 
+/* SQ_ERR_LIMIT for a result larger than max-response-size, in the words of write_work. */
+static enum sq_status fail_limit(struct sqd_job *job, uint64_t limit)
+{
+    job->err.status = SQ_ERR_LIMIT;
+    snprintf(job->err.message, sizeof(job->err.message),
+             "the result exceeds max-response-size (%" PRIu64 " bytes)", limit);
+    return SQ_ERR_LIMIT;
+}
+
 /* Layers in flight per job: at least MIN, more while their codes fit the budget, at most MAX. */
 #define SQD_STREAM_MIN_LAYERS 2
 #define SQD_STREAM_MAX_LAYERS 64
@@ -646,6 +655,8 @@ static void parse_work(uv_work_t *w)
                                                              &job->err);
     if (st == SQ_OK && stream && sq_plan_item_count(job->plan) == 1)
         st = sq_plan_layer_begin(job->plan, 0, &job->err); /* one item, written in memory */
+    else if (st == SQ_OK && stream && sq_plan_data_bytes(job->plan) > ctx->cfg.max_response_size)
+        st = fail_limit(job, ctx->cfg.max_response_size); /* known before any work */
     else if (st == SQ_OK && stream)
         st = sqd_stream_open(&job->stream, ctx->tmp_dir, job->plan, &job->model,
                              job->body.fd >= 0 ? data : NULL, len, &job->err);

@@ -134,6 +134,40 @@ enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan,
     return SQ_OK;
 }
 
+/* Append [in, end) of `from` to `to` by reading and writing. */
+static enum sq_status copy_slow(int to, int from, off_t in, off_t end, struct sq_error *err)
+{
+    size_t size = (size_t)1 << 16;
+    char *buf = malloc(size);
+    if (!buf) {
+        errno = ENOMEM;
+        return io_fail(err, "copy");
+    }
+    enum sq_status st = SQ_OK;
+    while (st == SQ_OK && in < end) {
+        size_t want = (size_t)(end - in) < size ? (size_t)(end - in) : size;
+        ssize_t r = pread(from, buf, want, in);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            st = io_fail(err, "read");
+            break;
+        }
+        for (size_t done = 0; st == SQ_OK && done < (size_t)r;) {
+            ssize_t k = write(to, buf + done, (size_t)r - done);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                st = io_fail(err, "write");
+            else
+                done += (size_t)k;
+        }
+        in += r;
+    }
+    free(buf);
+    return st;
+}
+
 /* Append `len` bytes of `from` at `off` to `to` (at its current offset), in the kernel. */
 static enum sq_status copy_data(int to, int from, uint64_t off, uint64_t len, struct sq_error *err)
 {
@@ -146,24 +180,7 @@ static enum sq_status copy_data(int to, int from, uint64_t off, uint64_t len, st
             continue;
         if (n < 0 && errno != ENOSYS && errno != EXDEV && errno != EINVAL && errno != EOPNOTSUPP)
             return io_fail(err, "copy");
-        static _Thread_local char buf[1 << 16];
-        while (in < end) { /* no copy_file_range here: read and write */
-            ssize_t r = pread(from, buf, sizeof buf, in);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                return io_fail(err, "read");
-            size_t w = (size_t)r < (size_t)(end - in) ? (size_t)r : (size_t)(end - in);
-            for (size_t done = 0; done < w;) {
-                ssize_t k = write(to, buf + done, w - done);
-                if (k < 0 && errno == EINTR)
-                    continue;
-                if (k <= 0)
-                    return io_fail(err, "write");
-                done += (size_t)k;
-            }
-            in += (off_t)w;
-        }
+        return copy_slow(to, from, in, end, err); /* no copy_file_range here */
     }
     return SQ_OK;
 }

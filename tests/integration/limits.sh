@@ -89,6 +89,8 @@ stop_daemon 0
 start_daemon --max-response-size 1K
 http POST /v1/quantize -H 'Content-Type: application/x-npy' --data-binary @"$T/w.npy"
 expect_error 413 limit_exceeded "result over max-response-size"
+http POST /v1/quantize -H 'Content-Type: application/vnd.safetensors' --data-binary @"$MODEL"
+expect_error 413 limit_exceeded "streamed safetensors result over max-response-size"
 still_serving "max-response-size"
 stop_daemon 0
 finish
