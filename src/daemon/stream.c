@@ -22,10 +22,17 @@
 
 #include "squantd.h"
 
-/* Room left for the header: generous for the report of every layer and every tensor entry. */
-static uint64_t header_room(const struct sq_plan *plan, size_t tensors)
+/*
+ * Room left for the header: generous for every tensor entry, the report of
+ * every layer and the input's metadata (which is copied; JSON escapes at
+ * most 6 bytes per byte). A hole in the file: it costs no disk.
+ */
+static uint64_t header_room(const struct sq_plan *plan, const struct sq_model *model)
 {
-    uint64_t room = ((uint64_t)1 << 20) + 4096 * ((uint64_t)tensors + sq_plan_layer_count(plan));
+    uint64_t room =
+        ((uint64_t)1 << 20) + 4096 * ((uint64_t)model->count + sq_plan_layer_count(plan));
+    for (size_t i = 0; i < model->meta_count; i++)
+        room += 6 * ((uint64_t)strlen(model->meta[i].key) + strlen(model->meta[i].value));
     return (room + 4095) & ~(uint64_t)4095;
 }
 
@@ -72,7 +79,7 @@ enum sq_status sqd_stream_open(struct sqd_stream *s, const char *tmp_dir,
     s->fd = tmp_file(tmp_dir);
     if (s->fd < 0)
         return io_fail(err, "create");
-    s->base = header_room(plan, model->count);
+    s->base = header_room(plan, model);
     s->input = input;
     s->input_len = input_len;
     s->active = true;
