@@ -150,7 +150,9 @@ SQ_API enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timin
  * any size; a status other than SQ_OK stops and is returned), then frees
  * the layer's codes. sq_plan_stream_data(plan, sq_plan_layer_count(plan))
  * writes what follows the last layer. The data section is
- * sq_plan_data_bytes long. sq_plan_write_header (once every item ran) gives
+ * sq_plan_data_bytes long (known before anything runs with scale_dtype F32;
+ * with F16 the stored dtypes of a layer's scales and zero points depend on
+ * their values, so it is exact once every layer has run). sq_plan_write_header (once every item ran) gives
  * the header that goes before it, malloc'ed for the caller: header + data
  * are the bytes sq_plan_write(SAFETENSORS) gives. sq_plan_write refuses a
  * plan whose codes are not all held. sq_plan_layers_held_max: the most

@@ -655,7 +655,8 @@ static void parse_work(uv_work_t *w)
                                                              &job->err);
     if (st == SQ_OK && stream && sq_plan_item_count(job->plan) == 1)
         st = sq_plan_layer_begin(job->plan, 0, &job->err); /* one item, written in memory */
-    else if (st == SQ_OK && stream && sq_plan_data_bytes(job->plan) > ctx->cfg.max_response_size)
+    else if (st == SQ_OK && stream && job->opt.scale_dtype == SQ_DTYPE_F32 &&
+             sq_plan_data_bytes(job->plan) > ctx->cfg.max_response_size)
         st = fail_limit(job, ctx->cfg.max_response_size); /* known before any work */
     else if (st == SQ_OK && stream)
         st = sqd_stream_open(&job->stream, ctx->tmp_dir, job->plan, &job->model,

@@ -49,6 +49,14 @@ struct sq_plan {
     atomic_size_t layers_held_max;
 };
 
+/*
+ * Append layer l's output tensors to `out`, as the output has them: its
+ * codes (borrowed), scale and zero point in their stored dtypes (converted
+ * copies owned by `out`, or borrowed when F32).
+ */
+enum sq_status sqi_plan_layer_outputs(const struct sq_plan *plan, const struct plan_layer *l,
+                                      struct sq_model *out, struct sq_error *err);
+
 /* Allocate layer l's codes (idempotent). */
 enum sq_status sqi_plan_layer_alloc(struct sq_plan *plan, size_t l, struct sq_error *err);
 

@@ -32,8 +32,10 @@ uint64_t sq_plan_data_bytes(const struct sq_plan *plan)
     for (size_t i = 0; i < m->count; i++) {
         const struct sq_tensor *t = &m->tensors[i];
         if (li < plan->layer_count && plan->layers[li].tensor == i) {
-            total += t->nelems + 2 * (uint64_t)plan->layers[li].geom.channels * sizeof(float);
-            li++;
+            const struct plan_layer *l = &plan->layers[li++];
+            enum sq_dtype sd, zd;
+            sqi_plan_stored_dtypes(plan, l, &sd, &zd);
+            total += t->nelems + (uint64_t)l->units * (sq_dtype_size(sd) + sq_dtype_size(zd));
         } else {
             total += t->nbytes;
         }
@@ -77,12 +79,13 @@ enum sq_status sq_plan_stream_data(struct sq_plan *plan, size_t layer, sq_write_
         }
         if (!l->codes)
             return sqi_fail(err, SQ_ERR_ARG, "layer '%s' was not begun", t->name);
-        size_t fb = l->geom.channels * sizeof(float);
-        st = put(write, ctx, l->codes, t->nelems, err);
-        if (st == SQ_OK)
-            st = put(write, ctx, l->scale, fb, err);
-        if (st == SQ_OK)
-            st = put(write, ctx, l->zero_point, fb, err);
+        /* The layer's tensors exactly as the in-memory output has them. */
+        struct sq_model outs;
+        sq_model_init(&outs);
+        st = sqi_plan_layer_outputs(plan, l, &outs, err);
+        for (size_t k = 0; st == SQ_OK && k < outs.count; k++)
+            st = put(write, ctx, outs.tensors[k].data, outs.tensors[k].nbytes, err);
+        sq_model_free(&outs);
         if (st == SQ_OK) {
             free(l->codes);
             l->codes = NULL;

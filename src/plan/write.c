@@ -240,17 +240,25 @@ static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *
                               err);
             continue;
         }
-        /* Per channel [O] as always; with a group (any g > 0) [O, G]. */
-        int64_t ch[2] = {(int64_t)l->geom.channels, (int64_t)l->groups};
-        unsigned srank = l->group ? 2 : 1;
-        /* A streamed layer's codes are already written and freed: only its header entry is
-         * built from here (the callers of output_model with data check that codes exist). */
-        const void *codes = l->codes ? (const void *)l->codes : (const void *)l->scale;
-        st = sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, codes, t->nelems, false,
-                          err);
-        if (st == SQ_OK)
-            st = add_stored(out, plan, l, srank, ch, err);
+        st = sqi_plan_layer_outputs(plan, l, out, err);
     }
+    return st;
+}
+
+enum sq_status sqi_plan_layer_outputs(const struct sq_plan *plan, const struct plan_layer *l,
+                                      struct sq_model *out, struct sq_error *err)
+{
+    const struct sq_tensor *t = &plan->model->tensors[l->tensor];
+    /* Per channel [O] as always; with a group (any g > 0) [O, G]. */
+    int64_t ch[2] = {(int64_t)l->geom.channels, (int64_t)l->groups};
+    unsigned srank = l->group ? 2 : 1;
+    /* A streamed layer's codes are already written and freed: only its header entry is
+     * built from here (the callers of output_model with data check that codes exist). */
+    const void *codes = l->codes ? (const void *)l->codes : (const void *)l->scale;
+    enum sq_status st =
+        sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, codes, t->nelems, false, err);
+    if (st == SQ_OK)
+        st = add_stored(out, plan, l, srank, ch, err);
     return st;
 }
 

@@ -497,6 +497,12 @@ START_TEST(test_streaming)
     sq_options_init(&o);
     for (size_t window = 1; window <= 4; window++)
         check_streamed(&m, &o, window);
+    OK(sq_options_set(&o, "group", "16", NULL)); /* [O, G] scales */
+    check_streamed(&m, &o, 2);
+    OK(sq_options_set(&o, "scale_dtype", "F16", NULL)); /* stored dtypes chosen per layer */
+    check_streamed(&m, &o, 1);
+    OK(sq_options_set(&o, "group", "0", NULL));
+    check_streamed(&m, &o, 3);
     OK(sq_options_set(&o, "bits", "3", NULL));
     OK(sq_options_set(&o, "exclude", "fc.*", NULL)); /* passthrough tensors at the end */
     check_streamed(&m, &o, 2);
