@@ -202,21 +202,7 @@ void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err)
 void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
                     uint64_t size)
 {
-    struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
-    if (!r) {
-        close(fd);
-        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
-        return;
-    }
-    MHD_add_response_header(r, "X-Request-Id", req->id);
-    add_vary(req, r);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
-        req->status = status;
-        req->bytes_out = size;
-    }
-    req->phase = SQD_PH_ANSWERED;
-    MHD_destroy_response(r);
+    sqd_respond_fd_at(req, status, content_type, fd, 0, size, NULL);
 }
 
 void sqd_respond_fd_at(struct sqd_request *req, unsigned status, const char *content_type, int fd,
@@ -229,6 +215,7 @@ void sqd_respond_fd_at(struct sqd_request *req, unsigned status, const char *con
         return;
     }
     MHD_add_response_header(r, "X-Request-Id", req->id);
+    add_vary(req, r);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; headers && headers[i]; i += 2)
         MHD_add_response_header(r, headers[i], headers[i + 1]);

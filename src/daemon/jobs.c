@@ -276,7 +276,7 @@ static void write_work(uv_work_t *w)
             job->out_fd = sqd_stream_take(&job->stream, ctx->tmp_dir, &job->out_off, &size,
                                           &job->err);
             if (job->out_fd < 0)
-                job->status = SQ_ERR_IO;
+                job->status = job->err.status != SQ_OK ? job->err.status : SQ_ERR_IO;
         }
     } else if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan) {
         job->status = sq_plan_write(job->plan, job->out_format, ctx->cfg.max_response_size,

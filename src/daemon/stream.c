@@ -36,11 +36,15 @@ static uint64_t header_room(const struct sq_plan *plan, const struct sq_model *m
     return (room + 4095) & ~(uint64_t)4095;
 }
 
+/* Clients read these messages: what failed, never the machine's path. A full disk is 507. */
 static enum sq_status io_fail(struct sq_error *err, const char *what)
 {
-    err->status = SQ_ERR_IO;
-    snprintf(err->message, sizeof(err->message), "result file: %s: %s", what, strerror(errno));
-    return SQ_ERR_IO;
+    int e = errno;
+    enum sq_status st = e == ENOSPC || e == EDQUOT ? SQ_ERR_NOSPACE : SQ_ERR_IO;
+    err->status = st;
+    snprintf(err->message, sizeof(err->message), "spool: cannot %s the result: %s", what,
+             st == SQ_ERR_NOSPACE ? "the disk is full" : strerror(e));
+    return st;
 }
 
 static int tmp_file(const char *dir)
