@@ -25,13 +25,15 @@ enum sq_format {
     SQ_FORMAT_NPY,         /* NumPy .npy, versions 1 to 3 */
     SQ_FORMAT_SAFETENSORS, /* safetensors */
     SQ_FORMAT_JSON,        /* output only: metadata and base64 data */
+    SQ_FORMAT_ONNX,        /* ONNX ModelProto; as output: the input model in QDQ form */
+    SQ_FORMAT_DEQUANTIZED, /* output only: the input's own container, dequantized floats */
     SQ_FORMAT_COUNT
 };
 
-/* "auto", "raw", "npy", "safetensors", "json". Never NULL. */
+/* "auto", "raw", "npy", "safetensors", "json", "onnx", "dequantized". Never NULL. */
 SQ_API const char *sq_format_name(enum sq_format format);
 SQ_API enum sq_status sq_format_from_name(const char *name, enum sq_format *out);
-/* NPY or SAFETENSORS from the first bytes, or AUTO when neither matches. */
+/* NPY, SAFETENSORS or ONNX from the first bytes, or AUTO when none matches. */
 SQ_API enum sq_format sq_format_detect(const uint8_t *buf, size_t len);
 
 /* Limits applied while parsing. Each bound is inclusive. */
@@ -65,6 +67,89 @@ SQ_API enum sq_status sq_npy_parse(const uint8_t *buf, size_t len, const struct 
 SQ_API enum sq_status sq_safetensors_parse(const uint8_t *buf, size_t len,
                                            const struct sq_limits *limits, struct sq_model *model,
                                            struct sq_error *err);
+
+/* n float32 values as little-endian `dtype` elements (F32, F16, BF16, F64; round to nearest even). */
+SQ_API void sq_tensor_from_f32(enum sq_dtype dtype, const float *src, size_t n, uint8_t *out);
+
+/* A file an ONNX model refers to (external data), by its `location`. Borrowed. */
+struct sq_external {
+    const char *name;
+    const uint8_t *data;
+    size_t len;
+};
+
+/*
+ * An ONNX ModelProto. The model gets one tensor per weight that SQuant can
+ * quantize (the weight input of Conv, ConvTranspose, Gemm, and MatMul with
+ * a constant rank-2 B, from initializers or Constant nodes), in the core's
+ * [out, in, kernel...] layout (transposed when the operator's channel axis
+ * is not 0), plus the graph itself for sq_onnx_write. External data is
+ * looked up by location in `ext` (n_ext entries), which must outlive the
+ * model like `buf`.
+ */
+SQ_API enum sq_status sq_onnx_parse(const uint8_t *buf, size_t len, const struct sq_external *ext,
+                                    size_t n_ext, const struct sq_limits *limits,
+                                    struct sq_model *model, struct sq_error *err);
+
+/*
+ * The distinct external-data locations the weights of an ONNX model would
+ * read (what sq_onnx_parse needs in `ext`): *names is a malloc'ed array of
+ * malloc'ed strings for sq_onnx_locations_free.
+ */
+SQ_API enum sq_status sq_onnx_locations(const uint8_t *buf, size_t len,
+                                        const struct sq_limits *limits, char ***names, size_t *n,
+                                        struct sq_error *err);
+SQ_API void sq_onnx_locations_free(char **names, size_t n);
+
+/* Where a tensor of a model parsed from ONNX comes from. */
+struct sq_onnx_tensor_info {
+    const char *op;      /* the consumer: "Conv", "ConvTranspose", "Gemm", "MatMul" */
+    int axis;            /* the output-channel axis in the model's own layout */
+    int64_t group;       /* ConvTranspose groups, else 1 */
+    unsigned rank;
+    const int64_t *dims; /* the model's own layout */
+    bool constant_node;  /* from a Constant node (else an initializer) */
+    int64_t opset;       /* of the default domain */
+};
+/* Whether the model was parsed from ONNX; then *opset (NULL: not wanted) is its default-domain opset. */
+SQ_API bool sq_model_is_onnx(const struct sq_model *model, int64_t *opset);
+/* False if the model is not from ONNX or the index is out of range. */
+SQ_API bool sq_onnx_tensor_info(const struct sq_model *model, size_t tensor,
+                                struct sq_onnx_tensor_info *info);
+/* How many weights were left float (and why); entry i (< the count) into *name, *reason. */
+SQ_API size_t sq_onnx_skipped(const struct sq_model *model, size_t i, const char **name,
+                              const char **reason);
+
+enum sq_onnx_layout {
+    SQ_ONNX_QDQ,         /* int8 codes + DequantizeLinear (or Cast/Sub/Mul below opset 13) */
+    SQ_ONNX_DEQUANTIZED, /* the float weights replaced in place */
+    SQ_ONNX_QDQ_INT4,    /* INT4 codes + DequantizeLinear, opset >= 21 */
+};
+
+/*
+ * One quantized weight for sq_onnx_write, in the core's layout: codes
+ * [out, ...], scale and zero point per output channel (the public
+ * convention w = (q - zero_point) * scale), or the dequantized floats.
+ * (A per-group scale would add a group size here.)
+ */
+struct sq_onnx_weight {
+    size_t tensor; /* index in the model */
+    const int8_t *codes;
+    const float *scale;
+    const float *zero_point;
+    const float *dequantized; /* SQ_ONNX_DEQUANTIZED only */
+    unsigned bits;
+};
+
+/*
+ * Write the ONNX model `model` came from with the `n` weights replaced as
+ * `layout` says; every other field is kept. `report` (NULL: none) goes into
+ * metadata_props under "squant". Output malloc'ed for the caller.
+ */
+SQ_API enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_weight *w,
+                                    size_t n, enum sq_onnx_layout layout, const char *report,
+                                    size_t limit, uint8_t **out, size_t *out_len,
+                                    struct sq_error *err);
 
 /* A raw blob: `len` must equal the shape's element count times the dtype's size. */
 SQ_API enum sq_status sq_raw_parse(const uint8_t *buf, size_t len, enum sq_dtype dtype,

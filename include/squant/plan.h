@@ -46,7 +46,8 @@ struct sq_options {
     size_t exclude_count;
     struct sq_bits_rule *bits_for; /* first matching rule wins */
     size_t bits_for_count;
-    enum sq_format output;         /* SAFETENSORS (default), NPY or JSON */
+    enum sq_format output;         /* AUTO (default: ONNX for an ONNX input, else SAFETENSORS),
+                                      SAFETENSORS, ONNX, DEQUANTIZED, NPY or JSON */
     size_t group;                  /* input channels per range; 0 = per output channel */
     struct sq_group_rule *group_for; /* first matching rule wins */
     size_t group_for_count;
@@ -64,7 +65,7 @@ SQ_API void sq_options_free(struct sq_options *opt);
  *   include=GLOB  exclude=GLOB  (each call appends one; commas separate several)
  *   bits_for=GLOB=N  (appends a rule; commas separate several)
  *   group=0..SQ_GROUP_MAX  group_for=GLOB=G  (like bits_for)  scale_dtype=F32|F16
- *   format=safetensors|npy|json
+ *   format=auto|safetensors|onnx|dequantized|npy|json
  * SQ_ERR_ARG naming the key and the value on a bad key or value.
  */
 SQ_API enum sq_status sq_options_set(struct sq_options *opt, const char *key, const char *value,
@@ -123,9 +124,18 @@ SQ_API void sq_plan_layer_info(const struct sq_plan *plan, size_t layer,
 SQ_API enum sq_status sq_plan_run(struct sq_plan *plan, size_t item, struct sq_error *err);
 
 /*
+ * The format sq_plan_write writes for `format`: AUTO becomes ONNX for a
+ * model parsed from ONNX, else SAFETENSORS; the others stay.
+ */
+SQ_API enum sq_format sq_plan_output_format(const struct sq_plan *plan, enum sq_format format);
+
+/*
  * Once every item has run successfully: serialize the result in `format`
- * (SAFETENSORS, NPY for a single quantized tensor, or JSON). Output is
- * malloc'ed and handed to the caller. SQ_ERR_LIMIT beyond `limit` bytes.
+ * (AUTO, SAFETENSORS, ONNX for an ONNX input (QDQ), DEQUANTIZED (the
+ * input's container, ONNX or safetensors, with SQuant's dequantized floats
+ * in place of the weights, same names, dtype and layout), NPY for a single
+ * quantized tensor, or JSON). Output is malloc'ed and handed to the caller.
+ * SQ_ERR_LIMIT beyond `limit` bytes.
  */
 SQ_API enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t limit,
                                     uint8_t **out, size_t *out_len, struct sq_error *err);

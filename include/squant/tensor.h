@@ -77,6 +77,7 @@ struct sq_model {
     struct sq_meta *meta;
     size_t meta_count;
     struct sq_model_index *index; /* private: hash of the names, kept by the sq_model_* calls */
+    struct sqi_onnx *onnx;        /* private: the ONNX graph the model was parsed from, or NULL */
 };
 
 SQ_API void sq_model_init(struct sq_model *model);

@@ -33,7 +33,8 @@ static const char usage_text[] =
     "       squant dequantize IN -o OUT\n"
     "       squant --version | --help\n"
     "\n"
-    "IN is a .npy or .safetensors file (recognized by its content); OUT is written\n"
+    "IN is a .npy, .safetensors or .onnx file (recognized by its content; an ONNX\n"
+    "model's external data files are read from its directory); OUT is written\n"
     "atomically, '-' means standard output.\n"
     "\n"
     "quantize options:\n"
@@ -46,7 +47,10 @@ static const char usage_text[] =
     "  -g, --group G          a range per G input channels (default 0: per output channel)\n"
     "  -G, --group-for GLOB=G group size for tensors matching GLOB (repeatable, first wins)\n"
     "      --scale-dtype D    F32 (default) or F16: F16 scales and small-integer zero points\n"
-    "  -f, --format F         output format: safetensors (default), npy, json\n"
+    "  -f, --format F         output format: auto (default: onnx for an ONNX input, else\n"
+    "                         safetensors), safetensors, onnx, dequantized, npy, json\n"
+    "      --dequantized      the same as --format dequantized: the input's own format\n"
+    "                         with SQuant's dequantized float weights in place\n"
     "  -t, --threads N        worker threads (default: the number of cores)\n"
     "      --impl I           auto (default), ref, generic, avx2, avx512\n"
     "  -j, --json             print the report as JSON instead of a table\n"
@@ -58,6 +62,11 @@ static const char usage_text[] =
 struct input {
     uint8_t *map;
     size_t len;
+    struct input *ext; /* ONNX external data files beside the model */
+    struct sq_external *ext_ref;
+    size_t ext_count;
+    char **names; /* their locations */
+    size_t name_count;
 };
 
 void cli_fail_line(const char *file, const struct sq_error *err)
@@ -75,8 +84,7 @@ void cli_fail_line(const char *file, const struct sq_error *err)
 /* Map a file read-only. An empty file maps to a 0-byte input. */
 static int input_open(const char *path, struct input *in)
 {
-    in->map = NULL;
-    in->len = 0;
+    memset(in, 0, sizeof *in);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -106,8 +114,61 @@ static int input_open(const char *path, struct input *in)
 
 static void input_close(struct input *in)
 {
+    for (size_t i = 0; i < in->ext_count; i++)
+        input_close(&in->ext[i]);
+    free(in->ext);
+    free(in->ext_ref);
+    sq_onnx_locations_free(in->names, in->name_count);
     if (in->map)
         munmap(in->map, in->len);
+}
+
+/* Map the external data files an ONNX model names, from the model's directory. */
+static int open_externals(const char *path, struct input *in, const struct sq_limits *limits)
+{
+    char **names;
+    size_t n;
+    struct sq_error err;
+    sq_error_init(&err);
+    if (sq_onnx_locations(in->map, in->len, limits, &names, &n, &err) != SQ_OK)
+        return 0; /* the parse reports it */
+    int rc = 0;
+    in->ext = calloc(n + 1, sizeof *in->ext);
+    in->ext_ref = calloc(n + 1, sizeof *in->ext_ref);
+    if (!in->ext || !in->ext_ref) {
+        fprintf(stderr, "squant: out of memory\n");
+        rc = -1;
+    }
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path) + 1 : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (names[i][0] == '/' || strstr(names[i], "..")) {
+            fprintf(stderr,
+                    "squant: %s: external data location '%s' is not a relative path "
+                    "inside the model's directory\n",
+                    path, names[i]);
+            rc = -1;
+            break;
+        }
+        size_t len = dir + strlen(names[i]) + 1;
+        char *p = malloc(len);
+        if (!p) {
+            rc = -1;
+            break;
+        }
+        snprintf(p, len, "%.*s%s", (int)dir, path, names[i]);
+        if (input_open(p, &in->ext[in->ext_count]) != 0)
+            rc = -1;
+        free(p);
+        if (rc != 0)
+            break;
+        in->ext_ref[in->ext_count] =
+            (struct sq_external){names[i], in->ext[in->ext_count].map, in->ext[in->ext_count].len};
+        in->ext_count++;
+    }
+    in->names = names;
+    in->name_count = n;
+    return rc;
 }
 
 static int load_model(const char *path, struct input *in, struct sq_model *model)
@@ -119,7 +180,16 @@ static int load_model(const char *path, struct input *in, struct sq_model *model
     struct sq_error err;
     sq_error_init(&err);
     sq_model_init(model);
-    if (sq_model_parse(in->map, in->len, SQ_FORMAT_AUTO, &limits, "weight", model, &err) != SQ_OK) {
+    enum sq_format f = sq_format_detect(in->map ? in->map : (const uint8_t *)"", in->len);
+    if (f == SQ_FORMAT_ONNX && open_externals(path, in, &limits) != 0) {
+        input_close(in);
+        return -1;
+    }
+    enum sq_status st =
+        f == SQ_FORMAT_ONNX
+            ? sq_onnx_parse(in->map, in->len, in->ext_ref, in->ext_count, &limits, model, &err)
+            : sq_model_parse(in->map, in->len, SQ_FORMAT_AUTO, &limits, "weight", model, &err);
+    if (st != SQ_OK) {
         cli_fail_line(path, &err);
         sq_model_free(model);
         input_close(in);
@@ -343,8 +413,8 @@ static int print_table(json_t *report, FILE *err_out)
     printf("%-*s ", w, "total");
     print_pct(num(total, "kernel_residual_reduction"));
     print_pct(num(total, "channel_residual_reduction"));
-    printf(" %11s %11s %11s %11s %11.4e %11.4e %7lld %7s %7s %4s %5s %6.3f  %-*lld", "", "", "",
-           "", num(total, "mse"), num(total, "rtn_mse"),
+    printf(" %11s %11s %11s %11s %11.4e %11.4e %7lld %7s %7s %4s %5s %6.3f  %-*lld", "", "", "", "",
+           num(total, "mse"), num(total, "rtn_mse"),
            (long long)json_integer_value(json_object_get(total, "flips")), "", "", "", "",
            num(total, "bits_per_weight"), timed ? 14 : 0,
            (long long)json_integer_value(json_object_get(total, "weights")));
@@ -391,16 +461,24 @@ static int set_option(struct sq_options *opt, const char *key, const char *value
 
 static int cmd_quantize(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"bits", required_argument, NULL, 'b'},    {"mode", required_argument, NULL, 'm'},
-        {"scheme", required_argument, NULL, 's'},  {"include", required_argument, NULL, 'i'},
-        {"exclude", required_argument, NULL, 'x'}, {"bits-for", required_argument, NULL, 'B'},
-        {"format", required_argument, NULL, 'f'},  {"threads", required_argument, NULL, 't'},
-        {"impl", required_argument, NULL, 'I'},    {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},         {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},          {"group", required_argument, NULL, 'g'},
-        {"group-for", required_argument, NULL, 'G'}, {"scale-dtype", required_argument, NULL, 'S'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"bits", required_argument, NULL, 'b'},
+                                             {"mode", required_argument, NULL, 'm'},
+                                             {"scheme", required_argument, NULL, 's'},
+                                             {"include", required_argument, NULL, 'i'},
+                                             {"exclude", required_argument, NULL, 'x'},
+                                             {"bits-for", required_argument, NULL, 'B'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"impl", required_argument, NULL, 'I'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"group", required_argument, NULL, 'g'},
+                                             {"group-for", required_argument, NULL, 'G'},
+                                             {"scale-dtype", required_argument, NULL, 'S'},
+                                             {"dequantized", no_argument, NULL, 'D'},
+                                             {NULL, 0, NULL, 0}};
     static const struct {
         int flag;
         const char *key;
@@ -429,6 +507,9 @@ static int cmd_quantize(int argc, char **argv)
                 goto done;
             }
             setenv("UV_THREADPOOL_SIZE", optarg, 1);
+        } else if (c == 'D') {
+            if (set_option(&opt, "format", "dequantized") != 0)
+                goto done;
         } else if (c == 'j') {
             json = true;
         } else if (c == 'q') {
@@ -470,7 +551,8 @@ static int cmd_quantize(int argc, char **argv)
     uint8_t *out = NULL;
     size_t out_len = 0;
     /* safetensors is streamed with bounded memory; npy and json are assembled in memory */
-    bool stream = opt.output == SQ_FORMAT_SAFETENSORS;
+    bool stream = (opt.output == SQ_FORMAT_SAFETENSORS ||
+                   (opt.output == SQ_FORMAT_AUTO && !sq_model_is_onnx(&model, NULL)));
     if ((stream ? sq_plan_new_streaming : sq_plan_new)(&model, &opt, &plan, &err) != SQ_OK) {
         cli_fail_line(in_path, &err);
     } else if (stream) {
@@ -524,13 +606,33 @@ static int cmd_inspect(int argc, char **argv)
     struct sq_model model;
     if (load_model(argv[1], &in, &model) != 0)
         return 1;
-    printf("%-40s %-8s %-20s %12s\n", "tensor", "dtype", "shape", "bytes");
+    struct sq_onnx_tensor_info oi;
+    bool onnx = model.count && sq_onnx_tensor_info(&model, 0, &oi);
+    if (onnx)
+        printf("%-40s %-8s %-20s %12s  %-14s %4s %s\n", "tensor", "dtype", "shape", "bytes",
+               "operator", "axis", "source");
+    else
+        printf("%-40s %-8s %-20s %12s\n", "tensor", "dtype", "shape", "bytes");
     for (size_t i = 0; i < model.count; i++) {
         const struct sq_tensor *t = &model.tensors[i];
         char shape[96];
+        if (onnx && sq_onnx_tensor_info(&model, i, &oi)) {
+            print_shape(shape, sizeof shape, oi.rank, oi.dims);
+            printf("%-40s %-8s %-20s %12zu  %-14s %4d %s\n", t->name, sq_dtype_name(t->dtype),
+                   shape, t->nbytes, oi.op, oi.axis, oi.constant_node ? "Constant" : "initializer");
+            continue;
+        }
         print_shape(shape, sizeof shape, t->rank, t->shape);
         printf("%-40s %-8s %-20s %12zu\n", t->name, sq_dtype_name(t->dtype), shape, t->nbytes);
     }
+    const char *sk_name, *sk_why;
+    size_t skipped = sq_onnx_skipped(&model, 0, &sk_name, &sk_why);
+    for (size_t i = 0; i < skipped; i++) {
+        sq_onnx_skipped(&model, i, &sk_name, &sk_why);
+        printf("left float: %s: %s\n", sk_name, sk_why);
+    }
+    if (onnx)
+        printf("onnx: opset %lld, %zu weights to quantize\n", (long long)oi.opset, model.count);
     for (size_t i = 0; i < model.meta_count; i++)
         printf("metadata %s: %zu bytes\n", model.meta[i].key, strlen(model.meta[i].value));
     sq_model_free(&model);

@@ -268,13 +268,13 @@ static void write_work(uv_work_t *w)
     struct sqd_ctx *ctx = job->ctx;
     if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan &&
         job->stream.active) {
-        job->status = sqd_stream_finish(&job->stream, job->plan, ctx->cfg.max_response_size,
-                                        &job->err);
+        job->status =
+            sqd_stream_finish(&job->stream, job->plan, ctx->cfg.max_response_size, &job->err);
         job->out_len = job->status == SQ_OK ? job->stream.size : 0;
         if (job->status == SQ_OK && !job->async) {
             uint64_t size;
-            job->out_fd = sqd_stream_take(&job->stream, ctx->tmp_dir, &job->out_off, &size,
-                                          &job->err);
+            job->out_fd =
+                sqd_stream_take(&job->stream, ctx->tmp_dir, &job->out_off, &size, &job->err);
             if (job->out_fd < 0)
                 job->status = job->err.status != SQ_OK ? job->err.status : SQ_ERR_IO;
         }
@@ -649,10 +649,12 @@ static void parse_work(uv_work_t *w)
         st = sqd_spec_parse(&job->spec, &ctx->limits, data, len, &job->model, &job->err);
     /* safetensors is streamed to a file with bounded memory; npy and json are assembled in
      * memory */
-    bool stream = st == SQ_OK && job->opt.output == SQ_FORMAT_SAFETENSORS;
+    bool stream = st == SQ_OK &&
+                  (job->opt.output == SQ_FORMAT_SAFETENSORS ||
+                   (job->opt.output == SQ_FORMAT_AUTO && !sq_model_is_onnx(&job->model, NULL)));
     if (st == SQ_OK)
         st = (stream ? sq_plan_new_streaming : sq_plan_new)(&job->model, &job->opt, &job->plan,
-                                                             &job->err);
+                                                            &job->err);
     if (st == SQ_OK && stream && sq_plan_item_count(job->plan) == 1)
         st = sq_plan_layer_begin(job->plan, 0, &job->err); /* one item, written in memory */
     else if (st == SQ_OK && stream && job->opt.scale_dtype == SQ_DTYPE_F32 &&
@@ -661,7 +663,8 @@ static void parse_work(uv_work_t *w)
     else if (st == SQ_OK && stream)
         st = sqd_stream_open(&job->stream, ctx->tmp_dir, job->plan, &job->model,
                              job->body.fd >= 0 ? data : NULL, len, &job->err);
-    job->out_format = job->opt.output;
+    job->out_format =
+        st == SQ_OK ? sq_plan_output_format(job->plan, job->opt.output) : job->opt.output;
     job->status = st;
     job->t.parsed = sqd_now_ns();
     /*

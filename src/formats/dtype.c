@@ -120,3 +120,63 @@ void sq_tensor_to_f32(const struct sq_tensor *t, size_t first, size_t count, flo
         break;
     }
 }
+
+/* IEEE binary32 -> binary16, round to nearest even. */
+static uint16_t f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, mant = x & 0x7fffffu;
+    if (exp == 0xff)
+        return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u | (mant >> 13) : 0));
+    int e = (int)exp - 127 + 15;
+    if (e >= 31)
+        return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) {
+        if (e < -10)
+            return (uint16_t)sign;
+        mant |= 0x800000u;
+        unsigned shift = (unsigned)(14 - e);
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1)))
+            h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (uint32_t)e << 10 | mant >> 13, rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+        h++; /* may carry into the exponent: still correct, up to inf */
+    return (uint16_t)(sign | h);
+}
+
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40u);
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+/* n float32 values as `dt` elements, little-endian. */
+void sq_tensor_from_f32(enum sq_dtype dt, const float *src, size_t n, uint8_t *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (dt) {
+        case SQ_DTYPE_F32:
+            memcpy(dst + 4 * i, &src[i], 4);
+            break;
+        case SQ_DTYPE_F64: {
+            double d = src[i];
+            memcpy(dst + 8 * i, &d, 8);
+            break;
+        }
+        default: {
+            uint16_t h = dt == SQ_DTYPE_F16 ? f32_to_f16(src[i]) : f32_to_bf16(src[i]);
+            dst[2 * i] = (uint8_t)h;
+            dst[2 * i + 1] = (uint8_t)(h >> 8);
+            break;
+        }
+        }
+    }
+}

@@ -59,4 +59,8 @@ enum sq_status sqi_model_push(struct sq_model *model, const char *name, size_t n
 enum sq_status sqi_model_push_meta(struct sq_model *model, const char *key, const char *value,
                                    struct sq_error *err);
 
+struct sqi_onnx;
+/* Free what sq_onnx_parse kept of the graph (NULL: nothing). */
+void sqi_onnx_free(struct sqi_onnx *onnx);
+
 #endif

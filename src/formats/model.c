@@ -293,6 +293,7 @@ void sq_model_init(struct sq_model *model)
     model->meta = NULL;
     model->meta_count = 0;
     model->index = NULL;
+    model->onnx = NULL;
 }
 
 void sq_model_free(struct sq_model *model)
@@ -314,6 +315,7 @@ void sq_model_free(struct sq_model *model)
         free(model->index->meta.slots);
         free(model->index);
     }
+    sqi_onnx_free(model->onnx);
     sq_model_init(model);
 }
 
@@ -493,7 +495,8 @@ enum sq_status sq_model_set_meta(struct sq_model *model, const char *key, const 
 static const char *const format_names[SQ_FORMAT_COUNT] = {
     [SQ_FORMAT_AUTO] = "auto", [SQ_FORMAT_RAW] = "raw",
     [SQ_FORMAT_NPY] = "npy",   [SQ_FORMAT_SAFETENSORS] = "safetensors",
-    [SQ_FORMAT_JSON] = "json",
+    [SQ_FORMAT_JSON] = "json", [SQ_FORMAT_ONNX] = "onnx",
+    [SQ_FORMAT_DEQUANTIZED] = "dequantized",
 };
 
 const char *sq_format_name(enum sq_format format)
@@ -525,5 +528,13 @@ enum sq_format sq_format_detect(const uint8_t *buf, size_t len)
         if (n <= len - 8 && buf[8] == '{')
             return SQ_FORMAT_SAFETENSORS;
     }
+    /*
+     * ONNX: a ModelProto starts with ir_version (field 1, varint: 0x08 and a
+     * small version), then a length-delimited field (producer_name,
+     * graph...). Exporters write ir_version first.
+     */
+    if (len >= 3 && buf[0] == 0x08 && buf[1] >= 1 && buf[1] <= 0x7f && (buf[2] & 7) == 2 &&
+        buf[2] >= 0x12 && buf[2] <= 0x72)
+        return SQ_FORMAT_ONNX;
     return SQ_FORMAT_AUTO;
 }

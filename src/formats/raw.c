@@ -73,10 +73,13 @@ enum sq_status sq_model_parse(const uint8_t *buf, size_t len, enum sq_format for
         return sq_npy_parse(buf, len, limits, npy_name, model, err);
     case SQ_FORMAT_SAFETENSORS:
         return sq_safetensors_parse(buf, len, limits, model, err);
+    case SQ_FORMAT_ONNX:
+        return sq_onnx_parse(buf, len, NULL, 0, limits, model, err);
     case SQ_FORMAT_AUTO:
         return sqi_fail_at(err, SQ_ERR_UNSUPPORTED, NULL, 0,
-                           "unrecognized input: not .npy (\\x93NUMPY) or safetensors (8-byte "
-                           "header length + JSON)");
+                           "unrecognized input: not .npy (\\x93NUMPY), safetensors (8-byte "
+                           "header length + JSON) or ONNX (a ModelProto starting with "
+                           "ir_version)");
     case SQ_FORMAT_RAW:
         return sqi_fail_at(err, SQ_ERR_ARG, NULL, -1,
                            "a raw input needs a dtype and a shape: use sq_raw_parse");

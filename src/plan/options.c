@@ -13,7 +13,7 @@ void sq_options_init(struct sq_options *opt)
 {
     memset(opt, 0, sizeof *opt);
     sq_params_init(&opt->params);
-    opt->output = SQ_FORMAT_SAFETENSORS;
+    opt->output = SQ_FORMAT_AUTO;
     opt->scale_dtype = SQ_DTYPE_F32;
 }
 
@@ -206,8 +206,10 @@ enum sq_status sq_options_set(struct sq_options *opt, const char *key, const cha
     } else if (strcmp(key, "format") == 0) {
         enum sq_format f;
         if (sq_format_from_name(value, &f) != SQ_OK ||
-            (f != SQ_FORMAT_SAFETENSORS && f != SQ_FORMAT_NPY && f != SQ_FORMAT_JSON))
-            return sqi_fail(err, SQ_ERR_ARG, "format must be safetensors, npy or json, not '%.40s'",
+            f == SQ_FORMAT_RAW)
+            return sqi_fail(err, SQ_ERR_ARG,
+                            "format must be auto, safetensors, onnx, dequantized, npy or json, not "
+                            "'%.40s'",
                             value);
         opt->output = f;
     } else {

@@ -385,6 +385,105 @@ done:
     return st;
 }
 
+/* SQuant's float weights of layer l in the core's layout (malloc'ed), or NULL. */
+static float *dequantized(const struct plan_layer *l, size_t nelems)
+{
+    size_t bytes;
+    float *w = sqi_mul(nelems, sizeof(float), &bytes) ? malloc(bytes ? bytes : 1) : NULL;
+    for (size_t c = 0; w && c < l->geom.channels; c++)
+        sq_dequantize(l->codes + c * l->len, l->len, l->scale[c], l->zero_point[c], w + c * l->len);
+    return w;
+}
+
+/* ONNX out: the input graph with each quantized weight in QDQ form or dequantized. */
+static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout layout,
+                                 size_t limit, uint8_t **out, size_t *out_len, struct sq_error *err)
+{
+    const struct sq_model *m = plan->model;
+    struct sq_onnx_weight *w = calloc(plan->layer_count, sizeof *w);
+    json_t *doc = report_json(plan, false);
+    char *report = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(doc);
+    enum sq_status st = w && report ? SQ_OK : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; st == SQ_OK && i < plan->layer_count; i++) {
+        const struct plan_layer *l = &plan->layers[i];
+        w[i] = (struct sq_onnx_weight){.tensor = l->tensor,
+                                       .codes = l->codes,
+                                       .scale = l->scale,
+                                       .zero_point = l->zero_point,
+                                       .bits = l->params.bits};
+        if (layout == SQ_ONNX_DEQUANTIZED &&
+            !(w[i].dequantized = dequantized(l, m->tensors[l->tensor].nelems)))
+            st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    if (st == SQ_OK)
+        st = sq_onnx_write(m, w, plan->layer_count, layout, report, limit, out, out_len, err);
+    for (size_t i = 0; w && i < plan->layer_count; i++)
+        free((void *)w[i].dequantized);
+    free(w);
+    free(report);
+    return st;
+}
+
+/*
+ * safetensors out with SQuant's float weights in place: same names, dtype
+ * and shape as the input, every other tensor byte-identical.
+ */
+static enum sq_status write_dequantized_safetensors(const struct sq_plan *plan, size_t limit,
+                                                    uint8_t **out, size_t *out_len,
+                                                    struct sq_error *err)
+{
+    const struct sq_model *m = plan->model;
+    struct sq_model o;
+    sq_model_init(&o);
+    enum sq_status st = SQ_OK;
+    for (size_t i = 0; st == SQ_OK && i < m->meta_count; i++)
+        if (strcmp(m->meta[i].key, SQI_REPORT_KEY) != 0)
+            st = sq_model_set_meta(&o, m->meta[i].key, m->meta[i].value, err);
+    for (size_t i = 0; st == SQ_OK && i < m->count; i++) {
+        const struct sq_tensor *t = &m->tensors[i];
+        const struct plan_layer *l = layer_of(plan, i);
+        if (!l) {
+            st = sq_model_add(&o, t->name, t->dtype, t->rank, t->shape, t->data, t->nbytes, false,
+                              err);
+            continue;
+        }
+        float *f = dequantized(l, t->nelems);
+        uint8_t *b = malloc(t->nbytes ? t->nbytes : 1);
+        if (!f || !b) {
+            free(f);
+            free(b);
+            st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+            break;
+        }
+        sq_tensor_from_f32(t->dtype, f, t->nelems, b);
+        free(f);
+        st = sq_model_add(&o, t->name, t->dtype, t->rank, t->shape, b, t->nbytes, true, err);
+        if (st != SQ_OK)
+            free(b);
+    }
+    char *report = NULL;
+    if (st == SQ_OK) {
+        json_t *doc = report_json(plan, false);
+        report = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+        json_decref(doc);
+        st = report ? sq_model_set_meta(&o, SQI_REPORT_KEY, report, err)
+                    : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    }
+    if (st == SQ_OK)
+        st = sq_safetensors_write(&o, limit, out, out_len, err);
+    free(report);
+    sq_model_free(&o);
+    return st;
+}
+
+enum sq_format sq_plan_output_format(const struct sq_plan *plan, enum sq_format format)
+{
+    if (format == SQ_FORMAT_AUTO)
+        return plan->model->onnx ? SQ_FORMAT_ONNX : SQ_FORMAT_SAFETENSORS;
+    return format;
+}
+
 enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t limit,
                              uint8_t **out, size_t *out_len, struct sq_error *err)
 {
@@ -392,7 +491,13 @@ enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t
         if (!plan->layers[i].codes)
             return sqi_fail(err, SQ_ERR_ARG,
                             "the codes of layer %zu are not held (streamed, or never begun)", i);
-    switch (format) {
+    switch (sq_plan_output_format(plan, format)) {
+    case SQ_FORMAT_ONNX:
+        return write_onnx(plan, SQ_ONNX_QDQ, limit, out, out_len, err);
+    case SQ_FORMAT_DEQUANTIZED:
+        if (plan->model->onnx)
+            return write_onnx(plan, SQ_ONNX_DEQUANTIZED, limit, out, out_len, err);
+        return write_dequantized_safetensors(plan, limit, out, out_len, err);
     case SQ_FORMAT_SAFETENSORS:
         return write_safetensors(plan, limit, out, out_len, err);
     case SQ_FORMAT_NPY:

@@ -201,7 +201,8 @@ END_TEST
 
 START_TEST(test_format_names)
 {
-    static const char *const names[] = {"auto", "raw", "npy", "safetensors", "json"};
+    static const char *const names[] = {"auto", "raw",  "npy",        "safetensors",
+                                         "json", "onnx", "dequantized"};
     for (int i = 0; i < SQ_FORMAT_COUNT; i++) {
         enum sq_format f = SQ_FORMAT_COUNT;
         ck_assert_str_eq(sq_format_name((enum sq_format)i), names[i]);
@@ -210,7 +211,7 @@ START_TEST(test_format_names)
     }
     enum sq_format f = SQ_FORMAT_JSON;
     ck_assert_int_eq(sq_format_from_name("NPY", &f), SQ_ERR_UNSUPPORTED);
-    ck_assert_int_eq(sq_format_from_name("onnx", &f), SQ_ERR_UNSUPPORTED);
+    ck_assert_int_eq(sq_format_from_name("ONNX", &f), SQ_ERR_UNSUPPORTED);
     ck_assert_int_eq(sq_format_from_name(NULL, &f), SQ_ERR_UNSUPPORTED);
     ck_assert_int_eq(f, SQ_FORMAT_JSON);
     ck_assert_str_eq(sq_format_name(SQ_FORMAT_COUNT), "unknown");
@@ -259,8 +260,8 @@ START_TEST(test_parse_dispatch)
     free(b);
     CHECK_ERR(sq_model_parse((const uint8_t *)"hello world", 11, SQ_FORMAT_AUTO, NULL, "x", &m, &e),
               &e, SQ_ERR_UNSUPPORTED,
-              "unrecognized input: not .npy (\\x93NUMPY) or safetensors (8-byte header length + "
-              "JSON)",
+              "unrecognized input: not .npy (\\x93NUMPY), safetensors (8-byte header length + "
+              "JSON) or ONNX",
               0);
     CHECK_ERR(sq_model_parse(NULL, 0, SQ_FORMAT_AUTO, NULL, "x", &m, &e), &e, SQ_ERR_UNSUPPORTED,
               "unrecognized", 0);

@@ -1,0 +1,1185 @@
+/*
+ * ONNX models: ModelProto -> struct sq_model (the weights of Conv,
+ * ConvTranspose, Gemm and MatMul, in the [out, in, kernel...] layout of the
+ * core), and the model written back with SQuant's weights (QDQ or
+ * dequantized floats), every other field kept.
+ *
+ * Decoding is protobuf-c with our own schema (onnx.proto): fields it does
+ * not declare are kept as unknown fields and written back as they were.
+ * The decoder runs on a budgeted allocator, so a hostile file cannot make
+ * it allocate more than a fixed multiple of its size.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats.h"
+#include "onnx.pb-c.h"
+
+#define S(x) ((x) ? (x) : "")
+
+enum {
+    OT_FLOAT = 1,
+    OT_UINT8 = 2,
+    OT_INT8 = 3,
+    OT_INT32 = 6,
+    OT_INT64 = 7,
+    OT_FLOAT16 = 10,
+    OT_DOUBLE = 11,
+    OT_BFLOAT16 = 16,
+    OT_INT4 = 22,
+};
+enum { AT_FLOAT = 1, AT_INT = 2, AT_TENSOR = 4 };
+
+/* Weights ONNX Runtime can consume this way: where they come from, how they are laid out. */
+struct onnx_weight {
+    Onnx__TensorProto *tp;
+    size_t init;    /* index in graph.initializer, or SIZE_MAX */
+    size_t node;    /* index of the Constant node in graph.node, or SIZE_MAX */
+    const char *op; /* the consumer's operator */
+    int axis;       /* output-channel axis in the model's layout */
+    int64_t group;  /* ConvTranspose groups (1 otherwise) */
+    unsigned rank;
+    int64_t dims[SQ_MAX_RANK]; /* the model's layout */
+    int data_type;
+};
+
+struct onnx_skip {
+    char *name;
+    char *reason;
+};
+
+struct sqi_onnx {
+    Onnx__ModelProto *proto;
+    ProtobufCAllocator alloc;
+    size_t budget, used;
+    bool over;
+    int64_t opset, ir_version;
+    struct onnx_weight *w; /* one per model tensor, same index */
+    struct onnx_skip *skip;
+    size_t skip_count;
+};
+
+/* ------------------------------------------------------------ budgeted allocator */
+
+static void *budget_alloc(void *data, size_t size)
+{
+    struct sqi_onnx *o = data;
+    if (size > o->budget - o->used) {
+        o->over = true;
+        return NULL;
+    }
+    size_t *p = malloc(size + sizeof(max_align_t));
+    if (!p)
+        return NULL;
+    o->used += size;
+    *p = size;
+    return (char *)p + sizeof(max_align_t);
+}
+
+static void budget_free(void *data, void *ptr)
+{
+    struct sqi_onnx *o = data;
+    if (!ptr)
+        return;
+    size_t *p = (size_t *)(void *)((char *)ptr - sizeof(max_align_t));
+    o->used -= *p;
+    free(p);
+}
+
+void sqi_onnx_free(struct sqi_onnx *o)
+{
+    if (!o)
+        return;
+    if (o->proto)
+        onnx__model_proto__free_unpacked(o->proto, &o->alloc);
+    for (size_t i = 0; i < o->skip_count; i++) {
+        free(o->skip[i].name);
+        free(o->skip[i].reason);
+    }
+    free(o->skip);
+    free(o->w);
+    free(o);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *tensor,
+                           const char *fmt, ...) SQI_PRINTF(4, 5);
+static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *tensor,
+                           const char *fmt, ...)
+{
+    if (err) {
+        err->tensor[0] = '\0';
+        sqi_error_tensor(err, tensor);
+        err->offset = -1;
+        err->channel = -1;
+        err->index = -1;
+        va_list ap;
+        va_start(ap, fmt);
+        sqi_vfail(err, st, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+static bool dtype_of(int t, enum sq_dtype *out)
+{
+    switch (t) {
+    case OT_FLOAT:
+        *out = SQ_DTYPE_F32;
+        return true;
+    case OT_FLOAT16:
+        *out = SQ_DTYPE_F16;
+        return true;
+    case OT_BFLOAT16:
+        *out = SQ_DTYPE_BF16;
+        return true;
+    case OT_DOUBLE:
+        *out = SQ_DTYPE_F64;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (strcmp(S(n->attribute[i]->name), name) == 0)
+            return n->attribute[i];
+    return NULL;
+}
+
+static int64_t attr_int(const Onnx__NodeProto *n, const char *name, int64_t dflt)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_i ? a->i : dflt;
+}
+
+static bool default_domain(const char *d)
+{
+    return !d || !*d || strcmp(d, "ai.onnx") == 0;
+}
+
+/* A sorted index of the graph's constant names: initializers and Constant outputs. */
+struct cname {
+    const char *name;
+    size_t init, node;
+    Onnx__TensorProto *tp;
+};
+
+static int cname_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct cname *)a)->name, ((const struct cname *)b)->name);
+}
+
+static struct cname *cname_find(struct cname *v, size_t n, const char *name)
+{
+    struct cname key = {.name = name};
+    return bsearch(&key, v, n, sizeof *v, cname_cmp);
+}
+
+/* ------------------------------------------------------------ layouts */
+
+/*
+ * The model's layout [A, B, s] (A = g*Ai, s = the product of the remaining
+ * dims) against the core's [g*B, Ai, s]: core[gi*B + b][i][k] =
+ * model[gi*Ai + i][b][k]. This is MatMul/Gemm [K, N] -> [N, K] (g = 1,
+ * s = 1) and ConvTranspose [C_in, C_out/g, k...] -> [C_out, C_in/g, k...].
+ */
+static void swap_groups(const uint8_t *src, uint8_t *dst, size_t esz, size_t A, size_t B, size_t s,
+                        size_t g, bool to_core)
+{
+    size_t Ai = A / g;
+    for (size_t gi = 0; gi < g; gi++)
+        for (size_t b = 0; b < B; b++)
+            for (size_t i = 0; i < Ai; i++) {
+                size_t m = ((gi * Ai + i) * B + b) * s, c = ((gi * B + b) * Ai + i) * s;
+                if (to_core)
+                    memcpy(dst + c * esz, src + m * esz, s * esz);
+                else
+                    memcpy(dst + m * esz, src + c * esz, s * esz);
+            }
+}
+
+static void weight_abs(const struct onnx_weight *w, size_t *A, size_t *B, size_t *s)
+{
+    *A = (size_t)w->dims[0];
+    *B = (size_t)w->dims[1];
+    *s = 1;
+    for (unsigned i = 2; i < w->rank; i++)
+        *s *= (size_t)w->dims[i];
+}
+
+/* ------------------------------------------------------------ reading tensors */
+
+/*
+ * The bytes of a weight in the model's layout (little-endian elements of
+ * its dtype): borrowed from the decoded message or an external file
+ * (*owned NULL), or converted into a new buffer (*owned).
+ */
+static enum sq_status tensor_bytes(const Onnx__TensorProto *tp, const char *name, enum sq_dtype dt,
+                                   size_t nelems, const struct sq_external *ext, size_t next,
+                                   const uint8_t **data, uint8_t **owned, struct sq_error *err)
+{
+    size_t esz = sq_dtype_size(dt), nbytes = nelems * esz;
+    *owned = NULL;
+    if (tp->has_data_location && tp->data_location == 1) {
+        const char *loc = NULL;
+        uint64_t off = 0, len = UINT64_MAX;
+        for (size_t i = 0; i < tp->n_external_data; i++) {
+            const char *k = S(tp->external_data[i]->key), *v = S(tp->external_data[i]->value);
+            if (strcmp(k, "location") == 0) {
+                loc = v;
+            } else if (strcmp(k, "offset") == 0 || strcmp(k, "length") == 0) {
+                char *end;
+                if (!*v || *v == '-' || *v == '+')
+                    return fail(err, SQ_ERR_FORMAT, name,
+                                "tensor '%.100s': external_data %s '%.40s' is not a number", name,
+                                k, v);
+                errno = 0;
+                unsigned long long x = strtoull(v, &end, 10);
+                if (*end || errno)
+                    return fail(err, SQ_ERR_FORMAT, name,
+                                "tensor '%.100s': external_data %s '%.40s' is not a number", name,
+                                k, v);
+                *(strcmp(k, "offset") == 0 ? &off : &len) = x;
+            }
+        }
+        if (!loc || !*loc)
+            return fail(err, SQ_ERR_FORMAT, name,
+                        "tensor '%.100s': external data without a location", name);
+        const struct sq_external *e = NULL;
+        for (size_t i = 0; i < next && !e; i++)
+            if (strcmp(ext[i].name, loc) == 0)
+                e = &ext[i];
+        if (!e)
+            return fail(err, SQ_ERR_FORMAT, name,
+                        "tensor '%.100s': its external data file '%.200s' was not given (send it "
+                        "as a part named '%.200s', or put it beside the model)",
+                        name, loc, loc);
+        if (len == UINT64_MAX)
+            len = off <= e->len ? e->len - off : 0;
+        if (off > e->len || len > e->len - off)
+            return fail(err, SQ_ERR_FORMAT, name,
+                        "tensor '%.100s': external data offset %" PRIu64 " length %" PRIu64
+                        " is beyond the end of '%.200s' (%zu bytes)",
+                        name, off, len, loc, e->len);
+        if (len != nbytes)
+            return fail(err, SQ_ERR_SHAPE, name,
+                        "tensor '%.100s': external data holds %" PRIu64
+                        " bytes, its shape needs %zu",
+                        name, len, nbytes);
+        *data = e->data + off;
+        return SQ_OK;
+    }
+    if (tp->has_raw_data) {
+        if (tp->raw_data.len != nbytes)
+            return fail(err, SQ_ERR_SHAPE, name,
+                        "tensor '%.100s': raw_data holds %zu bytes, its shape needs %zu", name,
+                        tp->raw_data.len, nbytes);
+        *data = tp->raw_data.data;
+        return SQ_OK;
+    }
+    size_t have;
+    const char *field;
+    switch (dt) {
+    case SQ_DTYPE_F32:
+        have = tp->n_float_data, field = "float_data";
+        break;
+    case SQ_DTYPE_F64:
+        have = tp->n_double_data, field = "double_data";
+        break;
+    default:
+        have = tp->n_int32_data, field = "int32_data";
+        break;
+    }
+    if (have != nelems)
+        return fail(err, SQ_ERR_SHAPE, name,
+                    "tensor '%.100s': %s holds %zu values, its shape needs %zu", name, field, have,
+                    nelems);
+    if (dt == SQ_DTYPE_F32) {
+        *data = (const uint8_t *)tp->float_data;
+    } else if (dt == SQ_DTYPE_F64) {
+        *data = (const uint8_t *)tp->double_data;
+    } else {
+        uint8_t *b = malloc(nbytes ? nbytes : 1);
+        if (!b)
+            return fail(err, SQ_ERR_NOMEM, name, "out of memory");
+        for (size_t i = 0; i < nelems; i++) {
+            int32_t v = tp->int32_data[i];
+            if (v < 0 || v > 0xffff) {
+                free(b);
+                return fail(err, SQ_ERR_FORMAT, name,
+                            "tensor '%.100s': int32_data[%zu] = %" PRId32
+                            " is not a 16-bit pattern",
+                            name, i, v);
+            }
+            b[2 * i] = (uint8_t)v;
+            b[2 * i + 1] = (uint8_t)(v >> 8);
+        }
+        *data = *owned = b;
+    }
+    return SQ_OK;
+}
+
+/* ------------------------------------------------------------ parse */
+
+struct use {
+    struct cname *c;
+    const char *op;
+    int axis;
+    int64_t group;
+    bool bad;
+    char why[160];
+};
+
+static enum sq_status add_skip(struct sqi_onnx *o, const char *name, const char *reason,
+                               struct sq_error *err)
+{
+    struct onnx_skip *s = realloc(o->skip, (o->skip_count + 1) * sizeof *s);
+    if (!s)
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    o->skip = s;
+    s[o->skip_count].name = sqi_strndup(name, strlen(name));
+    s[o->skip_count].reason = sqi_strndup(reason, strlen(reason));
+    if (!s[o->skip_count].name || !s[o->skip_count].reason) {
+        free(s[o->skip_count].name);
+        free(s[o->skip_count].reason);
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    }
+    o->skip_count++;
+    return SQ_OK;
+}
+
+static enum sq_status check_dims(const struct sq_limits *lim, const Onnx__TensorProto *tp,
+                                 const char *name, struct sq_error *err)
+{
+    if (tp->n_dims > 64)
+        return fail(err, SQ_ERR_LIMIT, name, "tensor '%.100s': %zu dimensions (at most 64)", name,
+                    tp->n_dims);
+    uint64_t p = 1;
+    for (size_t i = 0; i < tp->n_dims; i++) {
+        if (tp->dims[i] < 0)
+            return fail(err, SQ_ERR_SHAPE, name,
+                        "tensor '%.100s': dimension %zu is %" PRId64 ", must be >= 0", name, i,
+                        tp->dims[i]);
+        if (__builtin_mul_overflow(p, (uint64_t)tp->dims[i], &p) || p > lim->max_tensor_elements)
+            return fail(err, SQ_ERR_LIMIT, name,
+                        "tensor '%.100s': more than %" PRIu64 " elements (max_tensor_elements)",
+                        name, lim->max_tensor_elements);
+    }
+    return SQ_OK;
+}
+
+/* Which weight input of node n (if any) and along which axis. */
+static void weight_use(const Onnx__NodeProto *n, struct cname *idx, size_t nidx, struct use *u)
+{
+    memset(u, 0, sizeof *u);
+    if (!default_domain(n->domain) || n->n_input < 2)
+        return;
+    const char *op = S(n->op_type);
+    int axis;
+    int64_t group = 1;
+    if (strcmp(op, "Conv") == 0) {
+        axis = 0;
+    } else if (strcmp(op, "ConvTranspose") == 0) {
+        axis = 1;
+        group = attr_int(n, "group", 1);
+    } else if (strcmp(op, "Gemm") == 0) {
+        axis = attr_int(n, "transB", 0) ? 0 : 1;
+    } else if (strcmp(op, "MatMul") == 0) {
+        axis = 1;
+    } else {
+        return;
+    }
+    struct cname *c = cname_find(idx, nidx, n->input[1]);
+    if (!c)
+        return;
+    const Onnx__TensorProto *tp = c->tp;
+    u->c = c;
+    u->op = op;
+    u->axis = axis;
+    u->group = group;
+    bool rank2 = strcmp(op, "Gemm") == 0 || strcmp(op, "MatMul") == 0;
+    if (rank2 ? tp->n_dims != 2 : tp->n_dims < 3) {
+        u->bad = true;
+        snprintf(u->why, sizeof u->why, "%s weight of rank %zu", op, tp->n_dims);
+    } else if (group < 1 || (uint64_t)tp->dims[0] % (uint64_t)group != 0) {
+        u->bad = true;
+        snprintf(u->why, sizeof u->why, "ConvTranspose group %" PRId64 " does not divide %" PRId64,
+                 group, tp->dims[0]);
+    }
+}
+
+static int opset_of(const Onnx__ModelProto *m, int64_t *out)
+{
+    for (size_t i = 0; i < m->n_opset_import; i++)
+        if (default_domain(m->opset_import[i]->domain)) {
+            *out = m->opset_import[i]->has_version ? m->opset_import[i]->version : 1;
+            return 0;
+        }
+    return -1;
+}
+
+static enum sq_status parse_graph(struct sqi_onnx *o, const struct sq_limits *lim,
+                                  const struct sq_external *ext, size_t next,
+                                  struct sq_model *model, struct sq_error *err)
+{
+    Onnx__GraphProto *g = o->proto->graph;
+    if (g->n_initializer > lim->max_tensors)
+        return fail(err, SQ_ERR_LIMIT, NULL,
+                    "the graph has %zu initializers, above the limit %zu (max_tensors)",
+                    g->n_initializer, lim->max_tensors);
+    size_t nconst = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        nconst += strcmp(S(g->node[i]->op_type), "Constant") == 0;
+    if (nconst > lim->max_tensors)
+        return fail(err, SQ_ERR_LIMIT, NULL,
+                    "the graph has %zu Constant nodes, above the limit %zu (max_tensors)", nconst,
+                    lim->max_tensors);
+    size_t nidx = 0;
+    struct cname *idx = calloc(g->n_initializer + nconst + 1, sizeof *idx);
+    if (!idx)
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    enum sq_status st = SQ_OK;
+    for (size_t i = 0; st == SQ_OK && i < g->n_initializer; i++) {
+        Onnx__TensorProto *tp = g->initializer[i];
+        const char *name = S(tp->name);
+        if (!*name)
+            st = fail(err, SQ_ERR_FORMAT, NULL, "initializer %zu has no name", i);
+        else if (strlen(name) > lim->max_name_bytes || !sqi_utf8_valid(name, strlen(name)))
+            st = fail(err, SQ_ERR_FORMAT, NULL,
+                      "initializer %zu: name is not UTF-8 of at most %zu bytes", i,
+                      lim->max_name_bytes);
+        else
+            st = check_dims(lim, tp, name, err);
+        idx[nidx++] = (struct cname){name, i, SIZE_MAX, tp};
+    }
+    for (size_t i = 0; st == SQ_OK && i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        if (strcmp(S(n->op_type), "Constant") != 0 || !default_domain(n->domain))
+            continue;
+        const Onnx__AttributeProto *a = attr(n, "value");
+        if (!a || !a->t || n->n_output != 1)
+            continue;
+        const char *name = n->output[0];
+        if (!*name || strlen(name) > lim->max_name_bytes || !sqi_utf8_valid(name, strlen(name))) {
+            st = fail(err, SQ_ERR_FORMAT, NULL,
+                      "Constant node %zu: output name is empty or not UTF-8 of at most %zu bytes",
+                      i, lim->max_name_bytes);
+            break;
+        }
+        st = check_dims(lim, a->t, name, err);
+        idx[nidx++] = (struct cname){name, SIZE_MAX, i, a->t};
+    }
+    if (st != SQ_OK)
+        goto done;
+    qsort(idx, nidx, sizeof *idx, cname_cmp);
+    for (size_t i = 1; i < nidx; i++)
+        if (strcmp(idx[i - 1].name, idx[i].name) == 0) {
+            st = fail(err, SQ_ERR_FORMAT, idx[i].name,
+                      "tensor '%.100s' is defined twice (initializer or Constant output)",
+                      idx[i].name);
+            goto done;
+        }
+    /* Axis per constant: the first weight use; a later one that disagrees marks it. */
+    struct use *first = calloc(nidx + 1, sizeof *first);
+    bool *conflict = calloc(nidx + 1, sizeof *conflict);
+    if (!first || !conflict) {
+        free(first);
+        free(conflict);
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < g->n_node; i++) {
+        struct use u;
+        weight_use(g->node[i], idx, nidx, &u);
+        if (!u.c)
+            continue;
+        size_t k = (size_t)(u.c - idx);
+        if (!first[k].c)
+            first[k] = u;
+        else if (!first[k].bad && (u.bad || u.axis != first[k].axis || u.group != first[k].group)) {
+            conflict[k] = true;
+            snprintf(first[k].why, sizeof first[k].why,
+                     "used by %s (axis %d) and %s (axis %d): left float", first[k].op,
+                     first[k].axis, u.op, u.axis);
+        }
+    }
+    uint64_t total = 0;
+    /* Model tensors in the order of the graph: initializers, then Constant nodes. */
+    for (int pass = 0; st == SQ_OK && pass < 2; pass++) {
+        size_t count = pass == 0 ? g->n_initializer : g->n_node;
+        for (size_t j = 0; st == SQ_OK && j < count; j++) {
+            const char *name = pass == 0 ? S(g->initializer[j]->name) : NULL;
+            if (pass == 1) {
+                const Onnx__NodeProto *n = g->node[j];
+                if (strcmp(S(n->op_type), "Constant") != 0 || !default_domain(n->domain) ||
+                    n->n_output != 1 || !attr(n, "value") || !attr(n, "value")->t)
+                    continue;
+                name = n->output[0];
+            }
+            struct cname *c = cname_find(idx, nidx, name);
+            if (!c || (pass == 0 ? c->init != j : c->node != j))
+                continue;
+            size_t k = (size_t)(c - idx);
+            struct use *u = &first[k];
+            if (!u->c)
+                continue;
+            enum sq_dtype dt;
+            if (u->bad || conflict[k]) {
+                st = add_skip(o, name, u->why, err);
+                continue;
+            }
+            if (!dtype_of(c->tp->data_type, &dt)) {
+                char why[96];
+                snprintf(why, sizeof why, "%s weight of ONNX data type %d: not a float type", u->op,
+                         (int)c->tp->data_type);
+                st = add_skip(o, name, why, err);
+                continue;
+            }
+            struct onnx_weight w = {.tp = c->tp,
+                                    .init = c->init,
+                                    .node = c->node,
+                                    .op = u->op,
+                                    .axis = u->axis,
+                                    .group = u->group,
+                                    .rank = (unsigned)c->tp->n_dims,
+                                    .data_type = c->tp->data_type};
+            if (w.rank > lim->max_rank) {
+                st = fail(err, SQ_ERR_LIMIT, name,
+                          "tensor '%.100s': rank %u is above the limit %u (max_rank)", name, w.rank,
+                          lim->max_rank);
+                break;
+            }
+            memcpy(w.dims, c->tp->dims, w.rank * sizeof *w.dims);
+            int64_t core[SQ_MAX_RANK];
+            memcpy(core, w.dims, sizeof core);
+            if (w.axis == 1) {
+                core[0] = w.dims[1] * w.group;
+                core[1] = w.dims[0] / w.group;
+            }
+            size_t nelems;
+            st = sqi_check_shape(lim, w.rank, core, &total, &nelems, name, -1, err);
+            if (st != SQ_OK)
+                break;
+            const uint8_t *data = NULL;
+            uint8_t *owned = NULL;
+            st = tensor_bytes(c->tp, name, dt, nelems, ext, next, &data, &owned, err);
+            if (st != SQ_OK)
+                break;
+            size_t esz = sq_dtype_size(dt);
+            if (w.axis == 1 && nelems) {
+                uint8_t *t = malloc(nelems * esz);
+                if (!t) {
+                    free(owned);
+                    st = fail(err, SQ_ERR_NOMEM, name, "out of memory");
+                    break;
+                }
+                size_t A, B, s;
+                weight_abs(&w, &A, &B, &s);
+                swap_groups(data, t, esz, A, B, s, (size_t)w.group, true);
+                free(owned);
+                data = owned = t;
+            }
+            struct onnx_weight *nw = realloc(o->w, (model->count + 1) * sizeof *nw);
+            if (!nw) {
+                free(owned);
+                st = fail(err, SQ_ERR_NOMEM, name, "out of memory");
+                break;
+            }
+            o->w = nw;
+            nw[model->count] = w;
+            st = sqi_model_reserve(model, 1, err);
+            if (st == SQ_OK)
+                st = sqi_model_push(model, name, strlen(name), dt, w.rank, core, nelems, data,
+                                    nelems * esz, owned, err);
+            if (st != SQ_OK)
+                free(owned);
+        }
+    }
+    free(first);
+    free(conflict);
+done:
+    free(idx);
+    return st;
+}
+
+enum sq_status sq_onnx_parse(const uint8_t *buf, size_t len, const struct sq_external *ext,
+                             size_t next, const struct sq_limits *limits, struct sq_model *model,
+                             struct sq_error *err)
+{
+    enum sq_status st = sqi_model_require_empty(model, err);
+    if (st != SQ_OK)
+        return st;
+    struct sq_limits lim;
+    sqi_limits_effective(limits, &lim);
+    struct sqi_onnx *o = calloc(1, sizeof *o);
+    if (!o)
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    o->alloc = (ProtobufCAllocator){budget_alloc, budget_free, o};
+    /* Decoded size is about the file's size; many tiny messages cost more. */
+    o->budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
+    o->proto = onnx__model_proto__unpack(&o->alloc, len, buf);
+    if (!o->proto) {
+        st = o->over ? fail(err, SQ_ERR_LIMIT, NULL,
+                            "the ONNX model needs more than %zu bytes of memory to decode "
+                            "(8 times its size plus 64 MiB)",
+                            o->budget)
+                     : fail(err, SQ_ERR_FORMAT, NULL,
+                            "not a valid ONNX model: the protobuf encoding of ModelProto is "
+                            "malformed (truncated, a bad tag or wire type, or a length beyond the "
+                            "end)");
+        sqi_onnx_free(o);
+        return st;
+    }
+    if (!o->proto->graph) {
+        sqi_onnx_free(o);
+        return fail(err, SQ_ERR_FORMAT, NULL, "not an ONNX model: ModelProto has no graph");
+    }
+    if (opset_of(o->proto, &o->opset) != 0) {
+        sqi_onnx_free(o);
+        return fail(err, SQ_ERR_FORMAT, NULL,
+                    "not an ONNX model: no opset_import for the default domain");
+    }
+    o->ir_version = o->proto->has_ir_version ? o->proto->ir_version : 0;
+    st = parse_graph(o, &lim, ext, next, model, err);
+    for (size_t i = 0; st == SQ_OK && i < o->proto->n_metadata_props; i++) {
+        const char *k = S(o->proto->metadata_props[i]->key);
+        const char *v = S(o->proto->metadata_props[i]->value);
+        if (!sqi_utf8_valid(k, strlen(k)) || !sqi_utf8_valid(v, strlen(v)))
+            st = fail(err, SQ_ERR_FORMAT, NULL, "metadata_props entry %zu is not UTF-8", i);
+        else if (*k)
+            st = sq_model_set_meta(model, k, v, err);
+    }
+    if (st != SQ_OK) {
+        sq_model_free(model);
+        sqi_onnx_free(o);
+        return st;
+    }
+    model->onnx = o;
+    return SQ_OK;
+}
+
+void sq_onnx_locations_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static enum sq_status add_location(const Onnx__TensorProto *tp, char ***names, size_t *n,
+                                   struct sq_error *err)
+{
+    if (!tp->has_data_location || tp->data_location != 1)
+        return SQ_OK;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        if (strcmp(S(tp->external_data[i]->key), "location") != 0)
+            continue;
+        const char *v = S(tp->external_data[i]->value);
+        for (size_t j = 0; j < *n; j++)
+            if (strcmp((*names)[j], v) == 0)
+                return SQ_OK;
+        char **nn = realloc(*names, (*n + 1) * sizeof *nn);
+        if (!nn)
+            return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        *names = nn;
+        if (!(nn[*n] = sqi_strndup(v, strlen(v))))
+            return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        ++*n;
+    }
+    return SQ_OK;
+}
+
+enum sq_status sq_onnx_locations(const uint8_t *buf, size_t len, const struct sq_limits *limits,
+                                 char ***names, size_t *n, struct sq_error *err)
+{
+    struct sq_model m;
+    sq_model_init(&m);
+    *names = NULL;
+    *n = 0;
+    struct sq_limits lim;
+    sqi_limits_effective(limits, &lim);
+    struct sqi_onnx o = {0};
+    o.alloc = (ProtobufCAllocator){budget_alloc, budget_free, &o};
+    o.budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
+    Onnx__ModelProto *p = onnx__model_proto__unpack(&o.alloc, len, buf);
+    if (!p)
+        return fail(err, o.over ? SQ_ERR_LIMIT : SQ_ERR_FORMAT, NULL,
+                    "not a valid ONNX model: the protobuf encoding of ModelProto is malformed");
+    enum sq_status st = SQ_OK;
+    const Onnx__GraphProto *g = p->graph;
+    for (size_t i = 0; g && st == SQ_OK && i < g->n_initializer; i++)
+        st = add_location(g->initializer[i], names, n, err);
+    for (size_t i = 0; g && st == SQ_OK && i < g->n_node; i++) {
+        const Onnx__AttributeProto *a = attr(g->node[i], "value");
+        if (strcmp(S(g->node[i]->op_type), "Constant") == 0 && a && a->t)
+            st = add_location(a->t, names, n, err);
+    }
+    if (st == SQ_OK && *n > lim.max_tensors)
+        st = fail(err, SQ_ERR_LIMIT, NULL, "%zu external data files (max_tensors %zu)", *n,
+                  lim.max_tensors);
+    onnx__model_proto__free_unpacked(p, &o.alloc);
+    if (st != SQ_OK) {
+        sq_onnx_locations_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+    }
+    return st;
+}
+
+bool sq_model_is_onnx(const struct sq_model *model, int64_t *opset)
+{
+    if (!model->onnx)
+        return false;
+    if (opset)
+        *opset = model->onnx->opset;
+    return true;
+}
+
+bool sq_onnx_tensor_info(const struct sq_model *model, size_t tensor,
+                         struct sq_onnx_tensor_info *info)
+{
+    const struct sqi_onnx *o = model->onnx;
+    if (!o || tensor >= model->count)
+        return false;
+    const struct onnx_weight *w = &o->w[tensor];
+    info->op = w->op;
+    info->axis = w->axis;
+    info->group = w->group;
+    info->rank = w->rank;
+    info->dims = w->dims;
+    info->constant_node = w->node != SIZE_MAX;
+    info->opset = o->opset;
+    return true;
+}
+
+size_t sq_onnx_skipped(const struct sq_model *model, size_t i, const char **name,
+                       const char **reason)
+{
+    const struct sqi_onnx *o = model->onnx;
+    if (!o)
+        return 0;
+    if (i < o->skip_count) {
+        *name = o->skip[i].name;
+        *reason = o->skip[i].reason;
+    }
+    return o->skip_count;
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* Every allocation of one write, freed together. */
+struct arena {
+    void **p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void *ar_alloc(struct arena *a, size_t size)
+{
+    if (a->oom)
+        return NULL;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 64;
+        void **p = realloc(a->p, cap * sizeof *p);
+        if (!p) {
+            a->oom = true;
+            return NULL;
+        }
+        a->p = p;
+        a->cap = cap;
+    }
+    void *x = calloc(1, size ? size : 1);
+    if (!x) {
+        a->oom = true;
+        return NULL;
+    }
+    a->p[a->n++] = x;
+    return x;
+}
+
+static void ar_free(struct arena *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->p[i]);
+    free(a->p);
+}
+
+static char *ar_cat(struct arena *a, const char *x, const char *y)
+{
+    size_t n = strlen(x), m = strlen(y);
+    char *s = ar_alloc(a, n + m + 1);
+    if (s) {
+        memcpy(s, x, n);
+        memcpy(s + n, y, m + 1);
+    }
+    return s;
+}
+
+static Onnx__TensorProto *new_tensor(struct arena *a, const char *name, int type, unsigned rank,
+                                     const int64_t *dims, const void *data, size_t nbytes)
+{
+    Onnx__TensorProto *t = ar_alloc(a, sizeof *t);
+    int64_t *d = ar_alloc(a, (rank + 1) * sizeof *d);
+    if (!t || !d)
+        return NULL;
+    onnx__tensor_proto__init(t);
+    memcpy(d, dims, rank * sizeof *d);
+    t->n_dims = rank;
+    t->dims = d;
+    t->has_data_type = 1;
+    t->data_type = type;
+    t->name = (char *)name;
+    t->has_raw_data = 1;
+    t->raw_data.len = nbytes;
+    t->raw_data.data = (uint8_t *)data;
+    return t;
+}
+
+static Onnx__AttributeProto *new_attr_int(struct arena *a, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *x = ar_alloc(a, sizeof *x);
+    if (!x)
+        return NULL;
+    onnx__attribute_proto__init(x);
+    x->name = (char *)name;
+    x->has_type = 1;
+    x->type = AT_INT;
+    x->has_i = 1;
+    x->i = v;
+    return x;
+}
+
+static Onnx__AttributeProto *new_attr_tensor(struct arena *a, Onnx__TensorProto *t)
+{
+    Onnx__AttributeProto *x = ar_alloc(a, sizeof *x);
+    if (!x)
+        return NULL;
+    onnx__attribute_proto__init(x);
+    x->name = "value";
+    x->has_type = 1;
+    x->type = AT_TENSOR;
+    x->t = t;
+    return x;
+}
+
+static Onnx__NodeProto *new_node(struct arena *a, const char *op, const char *name, const char *in0,
+                                 const char *in1, const char *in2, const char *out,
+                                 Onnx__AttributeProto *at)
+{
+    Onnx__NodeProto *n = ar_alloc(a, sizeof *n);
+    char **in = ar_alloc(a, 3 * sizeof *in);
+    char **o = ar_alloc(a, sizeof *o);
+    Onnx__AttributeProto **atv = ar_alloc(a, sizeof *atv);
+    if (!n || !in || !o || !atv || (at == NULL && a->oom))
+        return NULL;
+    onnx__node_proto__init(n);
+    n->op_type = (char *)op;
+    n->name = (char *)name;
+    in[0] = (char *)in0, in[1] = (char *)in1, in[2] = (char *)in2;
+    n->n_input = in2 ? 3 : in1 ? 2 : in0 ? 1 : 0;
+    n->input = in;
+    o[0] = (char *)out;
+    n->n_output = 1;
+    n->output = o;
+    if (at) {
+        atv[0] = at;
+        n->n_attribute = 1;
+        n->attribute = atv;
+    }
+    return n;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* What one weight turns into. */
+struct rewrite {
+    Onnx__TensorProto *replace;  /* dequantized: the new tensor in place of the old */
+    Onnx__TensorProto *extra[3]; /* QDQ: the tensors to add */
+    Onnx__NodeProto *nodes[3];   /* QDQ: the nodes that compute the weight */
+    size_t n_extra, n_nodes;
+};
+
+static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
+                                     const struct sq_model *model, const struct sq_onnx_weight *qw,
+                                     enum sq_onnx_layout layout, const char **names, size_t n_names,
+                                     struct rewrite *rw, struct sq_error *err)
+{
+    const struct sq_tensor *t = &model->tensors[qw->tensor];
+    const struct onnx_weight *w = &o->w[qw->tensor];
+    const char *N = t->name;
+    size_t C = (size_t)t->shape[0], A, B, s;
+    weight_abs(w, &A, &B, &s);
+    memset(rw, 0, sizeof *rw);
+    if (layout == SQ_ONNX_DEQUANTIZED) {
+        size_t esz = sq_dtype_size(t->dtype);
+        uint8_t *core = ar_alloc(a, t->nelems * esz), *mine = core;
+        Onnx__TensorProto *nt = ar_alloc(a, sizeof *nt);
+        if (!core || !nt)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        sq_tensor_from_f32(t->dtype, qw->dequantized, t->nelems, core);
+        if (w->axis == 1 && !(mine = ar_alloc(a, t->nelems * esz)))
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        if (w->axis == 1)
+            swap_groups(core, mine, esz, A, B, s, (size_t)w->group, false);
+        *nt = *w->tp;
+        nt->n_float_data = nt->n_int32_data = nt->n_double_data = nt->n_int64_data = 0;
+        nt->n_uint64_data = nt->n_external_data = 0;
+        nt->has_data_location = 0;
+        nt->has_raw_data = 1;
+        nt->raw_data.len = t->nelems * esz;
+        nt->raw_data.data = mine;
+        rw->replace = nt;
+        return SQ_OK;
+    }
+    const char *sfx[] = {"_quantized", "_scale", "_zero_point", "_cast", "_centered"};
+    const char *nm[5];
+    for (int i = 0; i < 5; i++) {
+        if (!(nm[i] = ar_cat(a, N, sfx[i])))
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        if (bsearch(&nm[i], names, n_names, sizeof *names, str_cmp))
+            return fail(err, SQ_ERR_CONFLICT, N,
+                        "cannot add '%.100s%s': the model already has a tensor of that name", N,
+                        sfx[i]);
+    }
+    int8_t *codes = (int8_t *)qw->codes;
+    if (w->axis == 1) {
+        if (!(codes = ar_alloc(a, t->nelems)))
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        swap_groups((const uint8_t *)qw->codes, (uint8_t *)codes, 1, A, B, s, (size_t)w->group,
+                    false);
+    }
+    bool zp_int8 = true;
+    for (size_t c = 0; c < C; c++)
+        zp_int8 = zp_int8 && qw->zero_point[c] >= -128.0f && qw->zero_point[c] <= 127.0f &&
+                  qw->zero_point[c] == (float)(int)qw->zero_point[c];
+    bool per_axis = w->axis == 0 || w->group == 1;
+    bool dql = o->opset >= 13 && zp_int8 && per_axis;
+    if (!dql && o->opset < 7)
+        return fail(err, SQ_ERR_UNSUPPORTED, N,
+                    "tensor '%.100s': the model's opset %" PRId64
+                    " is below 7, where Cast/Sub/Mul cannot express the dequantization",
+                    N, o->opset);
+    rw->extra[0] = new_tensor(a, nm[0], OT_INT8, w->rank, w->dims, codes, t->nelems);
+    if (dql) {
+        int64_t dc = (int64_t)C;
+        int8_t *zp = ar_alloc(a, C);
+        if (!zp)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        for (size_t c = 0; c < C; c++)
+            zp[c] = (int8_t)qw->zero_point[c];
+        rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, 1, &dc, qw->scale, C * sizeof(float));
+        rw->extra[2] = new_tensor(a, nm[2], OT_INT8, 1, &dc, zp, C);
+        rw->nodes[0] = new_node(a, "DequantizeLinear", nm[0], nm[0], nm[1], nm[2], N,
+                                new_attr_int(a, "axis", w->axis));
+        rw->n_nodes = 1;
+    } else {
+        /* Broadcast shapes: [C, 1...] along the axis, or [A, B, 1...] for grouped ConvTranspose. */
+        int64_t bd[SQ_MAX_RANK];
+        unsigned br = 0;
+        size_t cnt = C;
+        if (per_axis) {
+            bd[br++] = (int64_t)C;
+            for (unsigned i = (unsigned)w->axis + 1; i < w->rank; i++)
+                bd[br++] = 1;
+        } else {
+            bd[br++] = (int64_t)A;
+            bd[br++] = (int64_t)B;
+            for (unsigned i = 2; i < w->rank; i++)
+                bd[br++] = 1;
+            cnt = A * B;
+        }
+        float *sc = ar_alloc(a, cnt * sizeof *sc), *zf = ar_alloc(a, cnt * sizeof *zf);
+        if (!sc || !zf)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        for (size_t k = 0; k < cnt; k++) {
+            size_t c = per_axis ? k : (k / B) / (A / (size_t)w->group) * B + k % B;
+            sc[k] = qw->scale[c];
+            zf[k] = qw->zero_point[c];
+        }
+        rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, br, bd, sc, cnt * sizeof *sc);
+        rw->extra[2] = new_tensor(a, nm[2], OT_FLOAT, br, bd, zf, cnt * sizeof *zf);
+        rw->nodes[0] =
+            new_node(a, "Cast", nm[3], nm[0], NULL, NULL, nm[3], new_attr_int(a, "to", OT_FLOAT));
+        rw->nodes[1] = new_node(a, "Sub", nm[4], nm[3], nm[2], NULL, nm[4], NULL);
+        rw->nodes[2] = new_node(a, "Mul", N, nm[4], nm[1], NULL, N, NULL);
+        rw->n_nodes = 3;
+    }
+    rw->n_extra = 3;
+    if (a->oom)
+        return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+    return SQ_OK;
+}
+
+enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_weight *qw,
+                             size_t n, enum sq_onnx_layout layout, const char *report, size_t limit,
+                             uint8_t **out, size_t *out_len, struct sq_error *err)
+{
+    const struct sqi_onnx *o = model->onnx;
+    if (!o)
+        return fail(err, SQ_ERR_ARG, NULL,
+                    "format onnx needs an ONNX input (the graph to put the weights in)");
+    if (layout == SQ_ONNX_QDQ_INT4 && o->opset < 21)
+        return fail(
+            err, SQ_ERR_UNSUPPORTED, NULL,
+            "int4 packing needs DequantizeLinear of opset 21; this model's opset is %" PRId64
+            " (squantd never changes a model's opset): use packing=none",
+            o->opset);
+    if (layout == SQ_ONNX_QDQ_INT4)
+        return fail(err, SQ_ERR_UNSUPPORTED, NULL, "int4 packing for ONNX is not implemented yet");
+    const Onnx__ModelProto *m = o->proto;
+    const Onnx__GraphProto *g = m->graph;
+    struct arena a = {0};
+    enum sq_status st = SQ_OK;
+    Onnx__ModelProto m2 = *m;
+    Onnx__GraphProto g2 = *g;
+    m2.graph = &g2;
+    struct rewrite *rw = ar_alloc(&a, (n + 1) * sizeof *rw);
+    /* which model tensor each initializer / node is, SIZE_MAX: none */
+    size_t *init_w = ar_alloc(&a, (g->n_initializer + 1) * sizeof *init_w);
+    size_t *node_w = ar_alloc(&a, (g->n_node + 1) * sizeof *node_w);
+    size_t n_names = g->n_initializer + g->n_input;
+    for (size_t i = 0; i < g->n_node; i++)
+        n_names += g->node[i]->n_output;
+    const char **names = ar_alloc(&a, (n_names + 1) * sizeof *names);
+    if (!rw || !init_w || !node_w || !names) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        names[k++] = S(g->initializer[i]->name);
+    for (size_t i = 0; i < g->n_input; i++)
+        names[k++] = S(g->input[i]->name);
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_output; j++)
+            names[k++] = g->node[i]->output[j];
+    qsort(names, n_names, sizeof *names, str_cmp);
+    memset(init_w, 0xff, (g->n_initializer + 1) * sizeof *init_w);
+    memset(node_w, 0xff, (g->n_node + 1) * sizeof *node_w);
+    size_t add_inits = 0, add_nodes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (qw[i].tensor >= model->count) {
+            st = fail(err, SQ_ERR_ARG, NULL, "weight %zu: no such tensor", i);
+            goto done;
+        }
+        const struct onnx_weight *w = &o->w[qw[i].tensor];
+        st = rewrite_weight(&a, o, model, &qw[i], layout, names, n_names, &rw[i], err);
+        if (st != SQ_OK)
+            goto done;
+        if (w->init != SIZE_MAX)
+            init_w[w->init] = i;
+        else
+            node_w[w->node] = i;
+        add_nodes += rw[i].n_nodes + (w->init == SIZE_MAX ? rw[i].n_extra : 0);
+        add_inits += w->init != SIZE_MAX ? rw[i].n_extra : 0;
+    }
+    /* Initializers: kept in order, a quantized one replaced (dequantized) or dropped (QDQ). */
+    g2.initializer = ar_alloc(&a, (g->n_initializer + add_inits + 1) * sizeof *g2.initializer);
+    g2.node = ar_alloc(&a, (g->n_node + add_nodes + 1) * sizeof *g2.node);
+    g2.input = ar_alloc(&a, (g->n_input + 1) * sizeof *g2.input);
+    m2.metadata_props = ar_alloc(&a, (m->n_metadata_props + 1) * sizeof *m2.metadata_props);
+    Onnx__StringStringEntryProto *rep = ar_alloc(&a, sizeof *rep);
+    if (!g2.initializer || !g2.node || !g2.input || !m2.metadata_props || !rep) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    g2.n_initializer = g2.n_node = g2.n_input = m2.n_metadata_props = 0;
+    for (size_t i = 0; i < g->n_initializer; i++) {
+        size_t wi = init_w[i];
+        if (wi == SIZE_MAX)
+            g2.initializer[g2.n_initializer++] = g->initializer[i];
+        else if (rw[wi].replace)
+            g2.initializer[g2.n_initializer++] = rw[wi].replace;
+    }
+    /* The nodes that compute the weights come first: their inputs are constants. */
+    for (size_t i = 0; i < n; i++) {
+        const struct onnx_weight *w = &o->w[qw[i].tensor];
+        if (w->init != SIZE_MAX) {
+            for (size_t j = 0; j < rw[i].n_extra; j++)
+                g2.initializer[g2.n_initializer++] = rw[i].extra[j];
+        } else {
+            for (size_t j = 0; j < rw[i].n_extra; j++) {
+                Onnx__TensorProto *t = rw[i].extra[j];
+                Onnx__NodeProto *c = new_node(&a, "Constant", t->name, NULL, NULL, NULL, t->name,
+                                              new_attr_tensor(&a, t));
+                if (!c) {
+                    st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+                    goto done;
+                }
+                g2.node[g2.n_node++] = c;
+            }
+        }
+        for (size_t j = 0; j < rw[i].n_nodes; j++)
+            g2.node[g2.n_node++] = rw[i].nodes[j];
+    }
+    for (size_t i = 0; i < g->n_node; i++) {
+        size_t wi = node_w[i];
+        if (wi == SIZE_MAX) {
+            g2.node[g2.n_node++] = g->node[i];
+        } else if (rw[wi].replace) {
+            /* The Constant node with its value attribute pointing at the new tensor. */
+            const Onnx__NodeProto *on = g->node[i];
+            Onnx__NodeProto *nn = ar_alloc(&a, sizeof *nn);
+            Onnx__AttributeProto **av = ar_alloc(&a, (on->n_attribute + 1) * sizeof *av);
+            Onnx__AttributeProto *va = ar_alloc(&a, sizeof *va);
+            if (!nn || !av || !va) {
+                st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+                goto done;
+            }
+            *nn = *on;
+            for (size_t j = 0; j < on->n_attribute; j++) {
+                av[j] = on->attribute[j];
+                if (strcmp(S(av[j]->name), "value") == 0 && av[j]->t == o->w[qw[wi].tensor].tp) {
+                    *va = *av[j];
+                    va->t = rw[wi].replace;
+                    av[j] = va;
+                }
+            }
+            nn->attribute = av;
+            g2.node[g2.n_node++] = nn;
+        }
+    }
+    /* A quantized initializer that was also a graph input (IR < 4) is no longer one. */
+    for (size_t i = 0; i < g->n_input; i++) {
+        bool drop = false;
+        for (size_t j = 0; layout != SQ_ONNX_DEQUANTIZED && j < n && !drop; j++)
+            drop = o->w[qw[j].tensor].init != SIZE_MAX &&
+                   strcmp(S(g->input[i]->name), model->tensors[qw[j].tensor].name) == 0;
+        if (!drop)
+            g2.input[g2.n_input++] = g->input[i];
+    }
+    for (size_t i = 0; i < m->n_metadata_props; i++)
+        if (strcmp(S(m->metadata_props[i]->key), "squant") != 0)
+            m2.metadata_props[m2.n_metadata_props++] = m->metadata_props[i];
+    if (report) {
+        onnx__string_string_entry_proto__init(rep);
+        rep->key = "squant";
+        rep->value = (char *)report;
+        m2.metadata_props[m2.n_metadata_props++] = rep;
+    }
+    size_t size = onnx__model_proto__get_packed_size(&m2);
+    if (size > limit) {
+        st = fail(err, SQ_ERR_LIMIT, NULL,
+                  "the ONNX output would be %zu bytes, above the limit %zu", size, limit);
+        goto done;
+    }
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory for %zu bytes of output", size);
+        goto done;
+    }
+    *out_len = onnx__model_proto__pack(&m2, buf);
+    *out = buf;
+done:
+    ar_free(&a);
+    return st;
+}
