@@ -157,6 +157,10 @@ static int open_externals(const char *path, struct input *in, const struct sq_li
             break;
         }
         snprintf(p, len, "%.*s%s", (int)dir, path, names[i]);
+        if (access(p, F_OK) != 0) { /* missing: the parser names it */
+            free(p);
+            continue;
+        }
         if (input_open(p, &in->ext[in->ext_count]) != 0)
             rc = -1;
         free(p);

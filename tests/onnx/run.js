@@ -1,0 +1,31 @@
+// Run ONNX models with ONNX Runtime (onnxruntime-node) on a fixed input.
+//   node run.js OUT.json SHAPE MODEL...   (SHAPE like 1,3,8,8)
+// Writes {"MODEL": {"output name": [values...]}, ...}; a model that fails
+// to load or run is an error (exit 1) naming it.
+const fs = require('fs');
+const ort = require('onnxruntime-node');
+
+async function main() {
+  const [out, shapeArg, ...models] = process.argv.slice(2);
+  const shape = shapeArg.split(',').map(Number);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = Math.sin(0.37 * i + 0.1) * 0.8 + 0.1;
+  const result = {};
+  for (const m of models) {
+    let session;
+    try {
+      session = await ort.InferenceSession.create(m, { logSeverityLevel: 3 });
+    } catch (e) {
+      throw new Error(`${m}: ONNX Runtime cannot load it: ${e.message}`);
+    }
+    const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, shape) };
+    const r = await session.run(feeds);
+    result[m] = {};
+    for (const k of session.outputNames) result[m][k] = Array.from(r[k].data);
+    console.log(`onnxruntime ${ort.env.versions ? ort.env.versions.common : ''}: ${m}: ` +
+                session.outputNames.map(k => `${k} [${r[k].dims}]`).join(', '));
+  }
+  fs.writeFileSync(out, JSON.stringify(result));
+}
+main().catch(e => { console.error(e.message); process.exit(1); });
