@@ -18,19 +18,22 @@ mkdir -p "$out"
 flags="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 inc="-I$build -I$top/include -I$top/src/util -I$top/tests/fuzz"
 jansson=$(pkg-config --cflags --libs jansson)
-daemon_libs="$(pkg-config --cflags --libs libmicrohttpd libuv) $jansson"
+protobuf=$(pkg-config --cflags --libs libprotobuf-c)
+daemon_libs="$(pkg-config --cflags --libs libmicrohttpd libuv) $jansson $protobuf"
 daemon_src=$(ls "$top"/src/daemon/*.c | grep -v '/main\.c$')
 core="$build/src/core/.libs/libsqcore.a $build/src/core/.libs/libsqcore_avx2.a $build/src/core/.libs/libsqcore_avx512.a"
-for p in ${FUZZERS:-npy safetensors params fields raw spool config multipart http}; do
+for p in ${FUZZERS:-npy safetensors onnx params fields raw spool config multipart http}; do
     case $p in
-    npy | safetensors)
-        clang $flags $inc -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
-            "$top"/src/formats/*.c "$top/src/util/buf.c" "$top/src/util/error.c" $jansson -lm
+    npy | safetensors | onnx)
+        clang $flags $inc -I"$build/src/formats" -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
+            "$top"/src/formats/*.c "$build/src/formats/onnx.pb-c.c" "$top/src/util/buf.c" \
+            "$top/src/util/error.c" $jansson $protobuf -lm
         ;;
     *)
         # shellcheck disable=SC2086
-        clang $flags $inc -I"$top/src/daemon" -o "$out/fuzz_$p" "$top/tests/fuzz/fuzz_$p.c" \
-            $daemon_src "$top"/src/plan/*.c "$top"/src/formats/*.c "$top"/src/util/*.c \
+        clang $flags $inc -I"$top/src/daemon" -I"$build/src/formats" -o "$out/fuzz_$p" \
+            "$top/tests/fuzz/fuzz_$p.c" $daemon_src "$top"/src/plan/*.c "$top"/src/formats/*.c \
+            "$build/src/formats/onnx.pb-c.c" "$top"/src/util/*.c \
             $core $daemon_libs -lsystemd -lpthread -lm
         ;;
     esac
