@@ -51,6 +51,8 @@ static const char usage_text[] =
     "                         safetensors), safetensors, onnx, dequantized, npy, json\n"
     "      --dequantized      the same as --format dequantized: the input's own format\n"
     "                         with SQuant's dequantized float weights in place\n"
+    "      --packing P        none (default) or int4: two codes per byte for bits <= 4\n"
+    "                         (U8 in safetensors, INT4 in ONNX at opset >= 21)\n"
     "  -t, --threads N        worker threads (default: the number of cores)\n"
     "      --impl I           auto (default), ref, generic, avx2, avx512\n"
     "  -j, --json             print the report as JSON instead of a table\n"
@@ -482,13 +484,14 @@ static int cmd_quantize(int argc, char **argv)
                                              {"group-for", required_argument, NULL, 'G'},
                                              {"scale-dtype", required_argument, NULL, 'S'},
                                              {"dequantized", no_argument, NULL, 'D'},
+                                             {"packing", required_argument, NULL, 'P'},
                                              {NULL, 0, NULL, 0}};
     static const struct {
         int flag;
         const char *key;
-    } keys[] = {{'b', "bits"},    {'m', "mode"},      {'s', "scheme"},     {'i', "include"},
-                {'x', "exclude"}, {'B', "bits_for"},  {'f', "format"},     {'I', "impl"},
-                {'g', "group"},   {'G', "group_for"}, {'S', "scale_dtype"}};
+    } keys[] = {{'b', "bits"},    {'m', "mode"},      {'s', "scheme"},      {'i', "include"},
+                {'x', "exclude"}, {'B', "bits_for"},  {'f', "format"},      {'I', "impl"},
+                {'g', "group"},   {'G', "group_for"}, {'S', "scale_dtype"}, {'P', "packing"}};
     struct sq_options opt;
     sq_options_init(&opt);
     const char *out_path = NULL;

@@ -281,6 +281,9 @@ static void write_work(uv_work_t *w)
     } else if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE && job->plan) {
         job->status = sq_plan_write(job->plan, job->out_format, ctx->cfg.max_response_size,
                                     &job->out, &job->out_len, &job->err);
+        /* "dequantized" is the input's own container: name it for the Content-Type. */
+        if (job->status == SQ_OK && job->out_format == SQ_FORMAT_DEQUANTIZED)
+            job->out_format = sq_format_detect(job->out, job->out_len);
         if (job->status == SQ_ERR_LIMIT) {
             char msg[SQ_ERROR_MESSAGE_MAX];
             snprintf(msg, sizeof(msg), "the result exceeds max-response-size (%" PRIu64 " bytes)",

@@ -29,7 +29,35 @@ void sqd_spec_free(struct sqd_spec *s)
     }
     free(s->opts);
     free(s->name);
+    for (size_t i = 0; i < s->nparts; i++)
+        free(s->parts[i].name);
+    free(s->parts);
+    free(s->ext);
     sqd_spec_init(s);
+}
+
+#define SQD_PARTS_MAX 1024
+
+enum sq_status sqd_spec_add_part(struct sqd_spec *s, const char *name, uint64_t off,
+                                 struct sq_error *err)
+{
+    for (size_t i = 0; i < s->nparts; i++)
+        if (strcmp(s->parts[i].name, name) == 0)
+            return sqi_fail(err, SQ_ERR_ARG, "the multipart body has two parts named '%.100s'",
+                            name);
+    if (s->nparts >= SQD_PARTS_MAX)
+        return sqi_fail(err, SQ_ERR_LIMIT, "more than %d external data parts", SQD_PARTS_MAX);
+    struct sqd_part *p = realloc(s->parts, (s->nparts + 1) * sizeof *p);
+    if (!p)
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    s->parts = p;
+    if (!(p[s->nparts].name = strdup(name)))
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    p[s->nparts].off = off;
+    p[s->nparts].len = 0;
+    s->nparts++;
+    s->sliced = true;
+    return SQ_OK;
 }
 
 static enum sq_status add_opt(struct sqd_spec *s, const char *key, const char *value,
@@ -239,6 +267,8 @@ enum sqd_ctype sqd_ctype_parse(const char *ct)
         return SQD_CT_NPY;
     if (media_is(ct, "application/vnd.safetensors") || media_is(ct, "application/safetensors"))
         return SQD_CT_SAFETENSORS;
+    if (media_is(ct, "application/onnx") || media_is(ct, "application/x-onnx"))
+        return SQD_CT_ONNX;
     if (media_is(ct, "application/octet-stream"))
         return SQD_CT_RAW;
     if (media_is(ct, "multipart/form-data"))
@@ -258,6 +288,8 @@ const char *sqd_format_mime(enum sq_format f)
         return "application/json";
     case SQ_FORMAT_SAFETENSORS:
         return "application/vnd.safetensors";
+    case SQ_FORMAT_ONNX:
+        return "application/onnx";
     default:
         return "application/octet-stream";
     }
@@ -277,6 +309,7 @@ static const struct {
     {SQ_FORMAT_SAFETENSORS, "application/vnd.safetensors", "application/safetensors"},
     {SQ_FORMAT_NPY, "application/x-npy", "application/npy"},
     {SQ_FORMAT_JSON, "application/json", NULL},
+    {SQ_FORMAT_ONNX, "application/onnx", NULL},
 };
 #define NWRITABLE (sizeof(writable) / sizeof(writable[0]))
 
@@ -419,11 +452,31 @@ enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt
     return SQ_OK;
 }
 
-enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *limits,
+enum sq_status sqd_spec_parse(struct sqd_spec *s, const struct sq_limits *limits,
                               const uint8_t *data, size_t len, struct sq_model *model,
                               struct sq_error *err)
 {
     const char *name = s->name ? s->name : "weight";
+    if (s->sliced) { /* the model and its external data are slices of the body */
+        if (s->model_off > len || s->model_len > len - s->model_off)
+            return sqi_fail(err, SQ_ERR_FORMAT, "the stored request does not match its body");
+        free(s->ext);
+        if (!(s->ext = calloc(s->nparts + 1, sizeof *s->ext)))
+            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < s->nparts; i++) {
+            if (s->parts[i].off > len || s->parts[i].len > len - s->parts[i].off)
+                return sqi_fail(err, SQ_ERR_FORMAT, "the stored request does not match its body");
+            s->ext[i] = (struct sq_external){s->parts[i].name, data + s->parts[i].off,
+                                             (size_t)s->parts[i].len};
+        }
+        data += s->model_off;
+        len = (size_t)s->model_len;
+        if (sq_format_detect(data, len) != SQ_FORMAT_ONNX && s->input != SQ_FORMAT_ONNX)
+            return sqi_fail(err, SQ_ERR_ARG,
+                            "file parts besides 'model' are external data of an ONNX model; "
+                            "the model part is not ONNX");
+        return sq_onnx_parse(data, len, s->ext, s->nparts, limits, model, err);
+    }
     enum sq_format f = s->input;
     if (f == SQ_FORMAT_AUTO) {
         f = sq_format_detect(data, len);
@@ -439,8 +492,8 @@ enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *
             else
                 return sqi_fail(err, SQ_ERR_UNSUPPORTED,
                                 "unknown input format: send Content-Type application/x-npy, "
-                                "application/vnd.safetensors, or application/octet-stream with "
-                                "dtype and shape");
+                                "application/vnd.safetensors, application/onnx, or "
+                                "application/octet-stream with dtype and shape");
         }
     }
     if (f == SQ_FORMAT_RAW)
@@ -463,6 +516,16 @@ json_t *sqd_spec_to_json(const struct sqd_spec *s)
         json_object_set_new(j, "name", json_string(s->name));
     if (j && s->octet)
         json_object_set_new(j, "octet", json_true());
+    if (j && s->sliced) {
+        json_t *parts = json_array();
+        for (size_t i = 0; parts && i < s->nparts; i++)
+            json_array_append_new(parts, json_pack("[sII]", s->parts[i].name,
+                                                   (json_int_t)s->parts[i].off,
+                                                   (json_int_t)s->parts[i].len));
+        json_object_set_new(j, "model_slice",
+                            json_pack("[II]", (json_int_t)s->model_off, (json_int_t)s->model_len));
+        json_object_set_new(j, "parts", parts);
+    }
     return j;
 }
 
@@ -499,6 +562,27 @@ enum sq_status sqd_spec_from_json(struct sqd_spec *s, json_t *j, struct sq_error
             return sqi_fail(err, SQ_ERR_FORMAT, "request.json: bad option");
         if ((st = add_opt(s, k, v, err)) != SQ_OK)
             return st;
+    }
+    json_t *slice = json_object_get(j, "model_slice"), *parts = json_object_get(j, "parts");
+    if (slice) {
+        json_int_t o = json_integer_value(json_array_get(slice, 0));
+        json_int_t l = json_integer_value(json_array_get(slice, 1));
+        if (!json_is_array(parts) || o < 0 || l < 0)
+            return sqi_fail(err, SQ_ERR_FORMAT, "request.json: bad model_slice");
+        s->sliced = true;
+        s->model_off = (uint64_t)o;
+        s->model_len = (uint64_t)l;
+        json_array_foreach(parts, i, e)
+        {
+            const char *k = json_string_value(json_array_get(e, 0));
+            json_int_t po = json_integer_value(json_array_get(e, 1));
+            json_int_t pl = json_integer_value(json_array_get(e, 2));
+            if (!k || po < 0 || pl < 0)
+                return sqi_fail(err, SQ_ERR_FORMAT, "request.json: bad part");
+            if ((st = sqd_spec_add_part(s, k, (uint64_t)po, err)) != SQ_OK)
+                return st;
+            s->parts[s->nparts - 1].len = (uint64_t)pl;
+        }
     }
     return SQ_OK;
 }

@@ -206,8 +206,14 @@ struct sqd_kv {
  * body and the options. It is all a spooled job needs to run again after
  * a restart (spool.c stores it as request.json).
  */
+/* A multipart part kept as a slice of the body: an ONNX model's external data. */
+struct sqd_part {
+    char *name; /* owned: the part's name, the location the model refers to */
+    uint64_t off, len;
+};
+
 struct sqd_spec {
-    enum sq_format input; /* AUTO (detect), RAW, NPY or SAFETENSORS */
+    enum sq_format input; /* AUTO (detect), RAW, NPY, SAFETENSORS or ONNX */
     bool have_dtype;
     enum sq_dtype dtype;
     unsigned rank; /* 0 = no shape given */
@@ -217,7 +223,16 @@ struct sqd_spec {
     size_t nopts;
     bool have_format; /* a `format` option was given */
     bool octet;       /* sent as application/octet-stream: say so if it is no known format */
+    /* multipart with file parts besides "model": the model is a slice of the body too */
+    bool sliced;
+    uint64_t model_off, model_len;
+    struct sqd_part *parts;
+    size_t nparts;
+    struct sq_external *ext; /* owned: the parts as sq_onnx_parse takes them (sqd_spec_parse) */
 };
+/* Record a file part: `name` starts at body offset `off`. SQ_ERR_ARG/LIMIT with a message. */
+enum sq_status sqd_spec_add_part(struct sqd_spec *s, const char *name, uint64_t off,
+                                 struct sq_error *err);
 
 void sqd_spec_init(struct sqd_spec *s);
 void sqd_spec_free(struct sqd_spec *s);
@@ -236,6 +251,7 @@ enum sqd_ctype {
     SQD_CT_NONE,
     SQD_CT_NPY,
     SQD_CT_SAFETENSORS,
+    SQD_CT_ONNX,
     SQD_CT_RAW,
     SQD_CT_MULTIPART,
     SQD_CT_OTHER,
@@ -258,7 +274,7 @@ const char *sqd_format_mime(enum sq_format f);
 enum sq_status sqd_spec_options(const struct sqd_spec *s, struct sq_options *opt,
                                 struct sq_error *err);
 /* Parse the model bytes as the spec says. `model` is initialized by the caller. */
-enum sq_status sqd_spec_parse(const struct sqd_spec *s, const struct sq_limits *limits,
+enum sq_status sqd_spec_parse(struct sqd_spec *s, const struct sq_limits *limits,
                               const uint8_t *data, size_t len, struct sq_model *model,
                               struct sq_error *err);
 json_t *sqd_spec_to_json(const struct sqd_spec *s);

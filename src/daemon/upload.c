@@ -84,7 +84,6 @@ static bool on_part(void *cls, const char *key, const char *filename, const char
 {
     struct pp_state *ps = cls;
     struct sqd_request *req = ps->req;
-    (void)filename;
     if (req->upload_status != SQ_OK)
         return false;
     /* A part without Content-Disposition (or without its name) has a NULL or empty key. */
@@ -107,17 +106,35 @@ static bool on_part(void *cls, const char *key, const char *filename, const char
                 return false;
             }
             req->saw_model_part = true;
+            req->spec.model_off = req->body.len;
             enum sqd_ctype ct = sqd_ctype_parse(content_type);
             if (ct == SQD_CT_NPY)
                 req->spec.input = SQ_FORMAT_NPY;
             else if (ct == SQD_CT_SAFETENSORS)
                 req->spec.input = SQ_FORMAT_SAFETENSORS;
+            else if (ct == SQD_CT_ONNX)
+                req->spec.input = SQ_FORMAT_ONNX;
             /* octet-stream parts are typical for files: the magic bytes or dtype/shape decide */
         }
         if (size && sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
             req->upload_status = req->upload_err.status;
             return false;
         }
+        req->spec.model_len += size;
+        return true;
+    }
+    if (filename && strcmp(key, "options") != 0) {
+        /* Any other file part is external data of an ONNX model, named by its location. */
+        if (off == 0 &&
+            sqd_spec_add_part(&req->spec, key, req->body.len, &req->upload_err) != SQ_OK) {
+            req->upload_status = req->upload_err.status;
+            return false;
+        }
+        if (size && sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
+            req->upload_status = req->upload_err.status;
+            return false;
+        }
+        req->spec.parts[req->spec.nparts - 1].len += size;
         return true;
     }
     if (strcmp(key, "options") == 0) {
@@ -227,8 +244,8 @@ bool sqd_upload_begin(struct sqd_request *req)
     case SQD_CT_UNSUPPORTED:
         sqd_respond_error(req, 415, sq_status_name(SQ_ERR_UNSUPPORTED),
                           "unsupported Content-Type '%.100s': use application/x-npy, "
-                          "application/vnd.safetensors, application/octet-stream or "
-                          "multipart/form-data",
+                          "application/vnd.safetensors, application/onnx, "
+                          "application/octet-stream or multipart/form-data",
                           ctype);
         return false;
     case SQD_CT_NPY:
@@ -236,6 +253,9 @@ bool sqd_upload_begin(struct sqd_request *req)
         break;
     case SQD_CT_SAFETENSORS:
         req->spec.input = SQ_FORMAT_SAFETENSORS;
+        break;
+    case SQD_CT_ONNX:
+        req->spec.input = SQ_FORMAT_ONNX;
         break;
     case SQD_CT_RAW:
         /* A raw blob if dtype and shape say so; otherwise the magic bytes decide. */

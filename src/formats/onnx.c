@@ -829,7 +829,8 @@ static Onnx__TensorProto *new_tensor(struct arena *a, const char *name, int type
     if (!t || !d)
         return NULL;
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, rank * sizeof *d);
+    if (rank)
+        memcpy(d, dims, rank * sizeof *d);
     t->n_dims = rank;
     t->dims = d;
     t->has_data_type = 1;
@@ -895,6 +896,14 @@ static Onnx__NodeProto *new_node(struct arena *a, const char *op, const char *na
     return n;
 }
 
+/* n codes in [-8, 7] two per byte, element 0 in the low nibble (ONNX INT4). */
+static void pack_int4(const int8_t *codes, size_t n, uint8_t *out)
+{
+    memset(out, 0, n / 2 + n % 2);
+    for (size_t k = 0; k < n; k++)
+        out[k / 2] |= (uint8_t)(((uint8_t)codes[k] & 15u) << (4 * (k % 2)));
+}
+
 static int str_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -903,7 +912,7 @@ static int str_cmp(const void *a, const void *b)
 /* What one weight turns into. */
 struct rewrite {
     Onnx__TensorProto *replace;  /* dequantized: the new tensor in place of the old */
-    Onnx__TensorProto *extra[3]; /* QDQ: the tensors to add */
+    Onnx__TensorProto *extra[5]; /* QDQ: the tensors to add */
     Onnx__NodeProto *nodes[3];   /* QDQ: the nodes that compute the weight */
     size_t n_extra, n_nodes;
 };
@@ -940,9 +949,10 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
         rw->replace = nt;
         return SQ_OK;
     }
-    const char *sfx[] = {"_quantized", "_scale", "_zero_point", "_cast", "_centered"};
-    const char *nm[5];
-    for (int i = 0; i < 5; i++) {
+    const char *sfx[] = {"_quantized", "_scale", "_zero_point", "_cast",
+                         "_centered",  "_one",   "_zero"};
+    const char *nm[7];
+    for (int i = 0; i < 7; i++) {
         if (!(nm[i] = ar_cat(a, N, sfx[i])))
             return fail(err, SQ_ERR_NOMEM, N, "out of memory");
         if (bsearch(&nm[i], names, n_names, sizeof *names, str_cmp))
@@ -957,27 +967,41 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
         swap_groups((const uint8_t *)qw->codes, (uint8_t *)codes, 1, A, B, s, (size_t)w->group,
                     false);
     }
-    bool zp_int8 = true;
+    bool int4 = layout == SQ_ONNX_QDQ_INT4;
+    float zlo = int4 ? -8.0f : -128.0f, zhi = int4 ? 7.0f : 127.0f;
+    bool zp_fits = true;
     for (size_t c = 0; c < C; c++)
-        zp_int8 = zp_int8 && qw->zero_point[c] >= -128.0f && qw->zero_point[c] <= 127.0f &&
+        zp_fits = zp_fits && qw->zero_point[c] >= zlo && qw->zero_point[c] <= zhi &&
                   qw->zero_point[c] == (float)(int)qw->zero_point[c];
     bool per_axis = w->axis == 0 || w->group == 1;
-    bool dql = o->opset >= 13 && zp_int8 && per_axis;
+    bool dql = o->opset >= 13 && zp_fits && per_axis;
     if (!dql && o->opset < 7)
         return fail(err, SQ_ERR_UNSUPPORTED, N,
                     "tensor '%.100s': the model's opset %" PRId64
                     " is below 7, where Cast/Sub/Mul cannot express the dequantization",
                     N, o->opset);
-    rw->extra[0] = new_tensor(a, nm[0], OT_INT8, w->rank, w->dims, codes, t->nelems);
+    if (int4) {
+        uint8_t *p = ar_alloc(a, t->nelems / 2 + 1);
+        if (!p)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        pack_int4(codes, t->nelems, p);
+        rw->extra[0] =
+            new_tensor(a, nm[0], OT_INT4, w->rank, w->dims, p, t->nelems / 2 + t->nelems % 2);
+    } else {
+        rw->extra[0] = new_tensor(a, nm[0], OT_INT8, w->rank, w->dims, codes, t->nelems);
+    }
     if (dql) {
         int64_t dc = (int64_t)C;
         int8_t *zp = ar_alloc(a, C);
-        if (!zp)
+        uint8_t *zp4 = ar_alloc(a, C / 2 + 1);
+        if (!zp || !zp4)
             return fail(err, SQ_ERR_NOMEM, N, "out of memory");
         for (size_t c = 0; c < C; c++)
             zp[c] = (int8_t)qw->zero_point[c];
+        pack_int4(zp, C, zp4);
         rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, 1, &dc, qw->scale, C * sizeof(float));
-        rw->extra[2] = new_tensor(a, nm[2], OT_INT8, 1, &dc, zp, C);
+        rw->extra[2] = int4 ? new_tensor(a, nm[2], OT_INT4, 1, &dc, zp4, C / 2 + C % 2)
+                            : new_tensor(a, nm[2], OT_INT8, 1, &dc, zp, C);
         rw->nodes[0] = new_node(a, "DequantizeLinear", nm[0], nm[0], nm[1], nm[2], N,
                                 new_attr_int(a, "axis", w->axis));
         rw->n_nodes = 1;
@@ -1007,11 +1031,28 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
         }
         rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, br, bd, sc, cnt * sizeof *sc);
         rw->extra[2] = new_tensor(a, nm[2], OT_FLOAT, br, bd, zf, cnt * sizeof *zf);
-        rw->nodes[0] =
-            new_node(a, "Cast", nm[3], nm[0], NULL, NULL, nm[3], new_attr_int(a, "to", OT_FLOAT));
+        rw->n_extra = 3;
+        if (int4) {
+            /*
+             * INT4 to float: DequantizeLinear with scale 1 and zero point 0 is
+             * exact and exists at opset 21 (ONNX Runtime has no Cast from INT4).
+             */
+            static const float one = 1.0f;
+            static const uint8_t zero4 = 0;
+            rw->extra[3] = new_tensor(a, nm[5], OT_FLOAT, 0, NULL, &one, sizeof one);
+            rw->extra[4] = new_tensor(a, nm[6], OT_INT4, 0, NULL, &zero4, 1);
+            rw->n_extra = 5;
+            rw->nodes[0] = new_node(a, "DequantizeLinear", nm[3], nm[0], nm[5], nm[6], nm[3], NULL);
+        } else {
+            rw->nodes[0] = new_node(a, "Cast", nm[3], nm[0], NULL, NULL, nm[3],
+                                    new_attr_int(a, "to", OT_FLOAT));
+        }
         rw->nodes[1] = new_node(a, "Sub", nm[4], nm[3], nm[2], NULL, nm[4], NULL);
         rw->nodes[2] = new_node(a, "Mul", N, nm[4], nm[1], NULL, N, NULL);
         rw->n_nodes = 3;
+        if (a->oom)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        return SQ_OK;
     }
     rw->n_extra = 3;
     if (a->oom)
@@ -1028,13 +1069,11 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
         return fail(err, SQ_ERR_ARG, NULL,
                     "format onnx needs an ONNX input (the graph to put the weights in)");
     if (layout == SQ_ONNX_QDQ_INT4 && o->opset < 21)
-        return fail(
-            err, SQ_ERR_UNSUPPORTED, NULL,
-            "int4 packing needs DequantizeLinear of opset 21; this model's opset is %" PRId64
-            " (squantd never changes a model's opset): use packing=none",
-            o->opset);
-    if (layout == SQ_ONNX_QDQ_INT4)
-        return fail(err, SQ_ERR_UNSUPPORTED, NULL, "int4 packing for ONNX is not implemented yet");
+        return fail(err, SQ_ERR_DTYPE, NULL,
+                    "packing int4 needs ONNX INT4 tensors and DequantizeLinear of opset 21; this "
+                    "model's opset is %" PRId64
+                    " (squantd never changes a model's opset): use packing=none",
+                    o->opset);
     const Onnx__ModelProto *m = o->proto;
     const Onnx__GraphProto *g = m->graph;
     struct arena a = {0};

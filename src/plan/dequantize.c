@@ -49,6 +49,54 @@ static bool companions(const struct sq_model *m, const struct sq_tensor *t,
            ((*sc)->rank == 1 || (*sc)->shape[1] == (*zp)->shape[1]);
 }
 
+/* The packing entry of tensor t (new reference), if the model's metadata records one. */
+static json_t *packing_of(const struct sq_model *m, const struct sq_tensor *t)
+{
+    if (t->dtype != SQ_DTYPE_U8 || t->rank != 1)
+        return NULL;
+    for (size_t i = 0; i < m->meta_count; i++) {
+        if (strcmp(m->meta[i].key, SQI_PACKING_KEY) != 0)
+            continue;
+        json_t *doc = json_loads(m->meta[i].value, 0, NULL);
+        json_t *e = json_incref(json_object_get(doc, t->name));
+        json_decref(doc);
+        return e;
+    }
+    return NULL;
+}
+
+/* Unpack a U8 tensor of two int4 codes per byte into *codes (malloc'ed) and its shape. */
+static enum sq_status unpack(const struct sq_tensor *t, json_t *e, int8_t **codes, unsigned *rank,
+                             int64_t *shape, size_t *n, struct sq_error *err)
+{
+    json_t *sh = json_object_get(e, "shape");
+    const char *how = json_string_value(json_object_get(e, "packing"));
+    if (!how || strcmp(how, "int4") != 0 || !json_is_array(sh) || json_array_size(sh) < 1 ||
+        json_array_size(sh) > SQ_MAX_RANK)
+        return sqi_fail(err, SQ_ERR_FORMAT, "tensor '%s': bad packing entry in the metadata",
+                        t->name);
+    size_t count = 1;
+    *rank = (unsigned)json_array_size(sh);
+    for (unsigned i = 0; i < *rank; i++) {
+        json_int_t d = json_integer_value(json_array_get(sh, i));
+        if (!json_is_integer(json_array_get(sh, i)) || d < 0 || !sqi_mul(count, (size_t)d, &count))
+            return sqi_fail(err, SQ_ERR_FORMAT, "tensor '%s': bad packed shape", t->name);
+        shape[i] = d;
+    }
+    if (count / 2 + count % 2 != t->nbytes)
+        return sqi_fail(err, SQ_ERR_SHAPE,
+                        "tensor '%s': %zu packed bytes do not hold the %zu codes of its shape",
+                        t->name, t->nbytes, count);
+    if (!(*codes = malloc(count ? count : 1)))
+        return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < count; k++) {
+        unsigned nib = (t->data[k / 2] >> (4 * (k % 2))) & 15u;
+        (*codes)[k] = (int8_t)(nib >= 8 ? (int)nib - 16 : (int)nib);
+    }
+    *n = count;
+    return SQ_OK;
+}
+
 /* Whether tensor t is the .scale or .zero_point of a quantized tensor in m. */
 static bool is_companion(const struct sq_model *m, const struct sq_tensor *t)
 {
@@ -61,7 +109,10 @@ static bool is_companion(const struct sq_model *m, const struct sq_tensor *t)
         ptrdiff_t i = base ? sq_model_find(m, base) : -1;
         free(base);
         const struct sq_tensor *sc, *zp;
-        if (i >= 0 && companions(m, &m->tensors[i], &sc, &zp))
+        json_t *pk = i >= 0 ? packing_of(m, &m->tensors[i]) : NULL;
+        bool packed = pk != NULL; /* its companions are checked when it is unpacked */
+        json_decref(pk);
+        if (packed || (i >= 0 && companions(m, &m->tensors[i], &sc, &zp)))
             return true;
     }
     return false;
@@ -114,14 +165,37 @@ enum sq_status sq_dequantize_model(const struct sq_model *in, struct sq_model *o
     enum sq_status st = SQ_OK;
     json_t *report = NULL;
     for (size_t i = 0; st == SQ_OK && i < in->meta_count; i++) {
-        st = sq_model_set_meta(out, in->meta[i].key, in->meta[i].value, err);
+        if (strcmp(in->meta[i].key, SQI_PACKING_KEY) != 0)
+            st = sq_model_set_meta(out, in->meta[i].key, in->meta[i].value, err);
         if (strcmp(in->meta[i].key, "squant") == 0 && !report)
             report = meta_groups(in->meta[i].value);
     }
+    int8_t *unpacked = NULL;
     for (size_t i = 0; st == SQ_OK && i < in->count; i++) {
         const struct sq_tensor *t = &in->tensors[i];
         const struct sq_tensor *sc = NULL, *zp = NULL;
-        if (!companions(in, t, &sc, &zp)) {
+        struct sq_tensor u;
+        json_t *pk = packing_of(in, t);
+        free(unpacked);
+        unpacked = NULL;
+        if (pk) { /* U8, two codes per byte: unpacked to an I8 tensor, then as below */
+            u = *t;
+            st = unpack(t, pk, &unpacked, &u.rank, u.shape, &u.nelems, err);
+            json_decref(pk);
+            if (st != SQ_OK)
+                break;
+            u.dtype = SQ_DTYPE_I8;
+            u.nbytes = u.nelems;
+            u.data = (const uint8_t *)unpacked;
+            t = &u;
+            if (!companions(in, t, &sc, &zp)) {
+                st = sqi_fail(err, SQ_ERR_FORMAT,
+                              "tensor '%s' is packed but has no .scale and .zero_point of %lld "
+                              "channels",
+                              t->name, (long long)u.shape[0]);
+                break;
+            }
+        } else if (!companions(in, t, &sc, &zp)) {
             if (!is_companion(in, t))
                 st = sq_model_add(out, t->name, t->dtype, t->rank, t->shape, t->data, t->nbytes,
                                   false, err);
@@ -159,6 +233,7 @@ enum sq_status sq_dequantize_model(const struct sq_model *in, struct sq_model *o
         if (st != SQ_OK)
             free(w);
     }
+    free(unpacked);
     json_decref(report);
     return st;
 }

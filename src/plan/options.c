@@ -212,11 +212,18 @@ enum sq_status sq_options_set(struct sq_options *opt, const char *key, const cha
                             "'%.40s'",
                             value);
         opt->output = f;
+    } else if (strcmp(key, "packing") == 0) {
+        if (strcmp(value, "none") == 0)
+            opt->packing = SQ_PACKING_NONE;
+        else if (strcmp(value, "int4") == 0)
+            opt->packing = SQ_PACKING_INT4;
+        else
+            return sqi_fail(err, SQ_ERR_ARG, "packing must be none or int4, not '%.40s'", value);
     } else {
         return sqi_fail(
             err, SQ_ERR_ARG,
             "unknown option '%.60s' (known: bits, mode, scheme, impl, include, exclude, "
-            "bits_for, group, group_for, scale_dtype, format)",
+            "bits_for, group, group_for, scale_dtype, format, packing)",
             key);
     }
     return SQ_OK;

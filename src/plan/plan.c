@@ -24,6 +24,7 @@ static void layer_free(struct plan_layer *l)
     free(l->zero_point);
     free(l->scale_name);
     free(l->zero_point_name);
+    free(l->packed);
 }
 
 void sq_plan_free(struct sq_plan *plan)
@@ -138,6 +139,7 @@ static enum sq_status plan_build(const struct sq_model *model, const struct sq_o
         free(p);
         return sqi_fail(err, SQ_ERR_ARG, "scale_dtype must be F32 or F16");
     }
+    p->packing = opt->packing;
     size_t eligible = 0;
     for (size_t i = 0; i < model->count; i++) {
         const struct sq_tensor *t = &model->tensors[i];
@@ -169,6 +171,15 @@ static enum sq_status plan_build(const struct sq_model *model, const struct sq_o
         st = layer_init(l, model, i, opt, err);
         if (st != SQ_OK) {
             sqi_error_tensor(err, model->tensors[i].name);
+            p->layer_count = li;
+            sq_plan_free(p);
+            return st;
+        }
+        if (opt->packing == SQ_PACKING_INT4 && l->params.bits > 4) {
+            st = sqi_fail(err, SQ_ERR_ARG,
+                          "packing int4 holds codes of at most 4 bits; tensor '%s' has %u (see "
+                          "bits_for)",
+                          model->tensors[i].name, l->params.bits);
             p->layer_count = li;
             sq_plan_free(p);
             return st;

@@ -23,6 +23,7 @@ struct plan_layer {
     float *zero_point;     /* owned, one per group */
     char *scale_name;      /* owned: "<name>.scale" */
     char *zero_point_name; /* owned: "<name>.zero_point" */
+    uint8_t *packed;       /* owned: the codes two per byte (packing int4), made by the writer */
     size_t first_item, items;
 };
 
@@ -38,6 +39,7 @@ struct sq_plan {
     struct sq_params defaults;
     size_t group;              /* the request's default group */
     enum sq_dtype scale_dtype; /* asked for: F32 or F16 */
+    enum sq_packing packing;
     struct plan_layer *layers;
     size_t layer_count;
     struct plan_item *items;
@@ -76,5 +78,8 @@ void sqi_plan_stored_dtypes(const struct sq_plan *plan, const struct plan_layer 
                             enum sq_dtype *scale, enum sq_dtype *zero_point);
 /* f32 -> f16 bits, round to nearest even, for normal F16 values only. */
 uint16_t sqi_f16_bits(float v);
+
+/* The metadata key that records packed tensors in safetensors. */
+#define SQI_PACKING_KEY "squant.packing"
 
 #endif

@@ -133,15 +133,14 @@ static json_t *report_json(const struct sq_plan *plan, bool timings)
     }
     if (!layers)
         return NULL;
-    json_t *tot =
-        json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:f}", "layers",
-                  (json_int_t)plan->layer_count, "weights", (json_int_t)total.weights,
-                  "kernel_residual_reduction",
-                  reduction(total.max_kernel_residual, total.rtn_max_kernel_residual),
-                  "channel_residual_reduction",
-                  reduction(total.max_channel_residual, total.rtn_max_channel_residual), "mse",
-                  mean(total.sse, total.weights), "rtn_mse", mean(total.rtn_sse, total.weights),
-                  "flips", (json_int_t)total.flips, "bits_per_weight", mean(bits, total.weights));
+    json_t *tot = json_pack(
+        "{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:f}", "layers", (json_int_t)plan->layer_count,
+        "weights", (json_int_t)total.weights, "kernel_residual_reduction",
+        reduction(total.max_kernel_residual, total.rtn_max_kernel_residual),
+        "channel_residual_reduction",
+        reduction(total.max_channel_residual, total.rtn_max_channel_residual), "mse",
+        mean(total.sse, total.weights), "rtn_mse", mean(total.rtn_sse, total.weights), "flips",
+        (json_int_t)total.flips, "bits_per_weight", mean(bits, total.weights));
     if (tot && timings && json_object_set_new(tot, "seconds", json_real(seconds)) != 0) {
         json_decref(tot);
         tot = NULL;
@@ -230,7 +229,8 @@ static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *
     const struct sq_model *m = plan->model;
     enum sq_status st = SQ_OK;
     for (size_t i = 0; st == SQ_OK && i < m->meta_count; i++)
-        if (strcmp(m->meta[i].key, SQI_REPORT_KEY) != 0)
+        if (strcmp(m->meta[i].key, SQI_REPORT_KEY) != 0 &&
+            strcmp(m->meta[i].key, SQI_PACKING_KEY) != 0)
             st = sq_model_set_meta(out, m->meta[i].key, m->meta[i].value, err);
     for (size_t i = 0; st == SQ_OK && i < m->count; i++) {
         const struct sq_tensor *t = &m->tensors[i];
@@ -241,6 +241,25 @@ static enum sq_status output_model(const struct sq_plan *plan, struct sq_model *
             continue;
         }
         st = sqi_plan_layer_outputs(plan, l, out, err);
+    }
+    if (st == SQ_OK && plan->packing == SQ_PACKING_INT4) {
+        /* {"W": {"packing": "int4", "shape": [...]}, ...}: how to unpack each packed tensor */
+        json_t *doc = json_object();
+        for (size_t i = 0; doc && i < plan->layer_count; i++) {
+            const struct sq_tensor *t = &m->tensors[plan->layers[i].tensor];
+            json_t *e =
+                json_pack("{s:s, s:s, s:o}", "packing", "int4", "order",
+                          "element 0 in the low nibble", "shape", shape_json(t->rank, t->shape));
+            if (!e || json_object_set_new(doc, t->name, e) != 0) {
+                json_decref(doc);
+                doc = NULL;
+            }
+        }
+        char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        st = text ? sq_model_set_meta(out, SQI_PACKING_KEY, text, err)
+                  : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+        free(text);
     }
     return st;
 }
@@ -255,8 +274,12 @@ enum sq_status sqi_plan_layer_outputs(const struct sq_plan *plan, const struct p
     /* A streamed layer's codes are already written and freed: only its header entry is
      * built from here (the callers of output_model with data check that codes exist). */
     const void *codes = l->codes ? (const void *)l->codes : (const void *)l->scale;
+    int64_t half[1] = {(int64_t)(t->nelems / 2 + t->nelems % 2)};
     enum sq_status st =
-        sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, codes, t->nelems, false, err);
+        l->packed ? sq_model_add(out, t->name, SQ_DTYPE_U8, 1, half, l->packed, (size_t)half[0],
+                                 false, err)
+                  : sq_model_add(out, t->name, SQ_DTYPE_I8, t->rank, t->shape, codes, t->nelems,
+                                 false, err);
     if (st == SQ_OK)
         st = add_stored(out, plan, l, srank, ch, err);
     return st;
@@ -300,6 +323,10 @@ enum sq_status sq_plan_write_header(const struct sq_plan *plan, size_t limit, ui
 static enum sq_status write_npy(const struct sq_plan *plan, size_t limit, uint8_t **out,
                                 size_t *out_len, struct sq_error *err)
 {
+    if (plan->packing != SQ_PACKING_NONE)
+        return sqi_fail(
+            err, SQ_ERR_ARG,
+            "format npy holds int8 codes: packing int4 needs safetensors, onnx or json");
     if (plan->layer_count != 1 || plan->model->count != 1)
         return sqi_fail(err, SQ_ERR_ARG,
                         "format npy holds one array: it needs an input of exactly one tensor to "
@@ -385,13 +412,22 @@ done:
     return st;
 }
 
-/* SQuant's float weights of layer l in the core's layout (malloc'ed), or NULL. */
-static float *dequantized(const struct plan_layer *l, size_t nelems)
+/*
+ * SQuant's float weights of layer l in the core's layout (malloc'ed), or
+ * NULL: per channel, or per group of l->group input channels ([O, G] scales).
+ */
+static float *dequantized(const struct plan_layer *l, const struct sq_tensor *t)
 {
-    size_t bytes;
-    float *w = sqi_mul(nelems, sizeof(float), &bytes) ? malloc(bytes ? bytes : 1) : NULL;
+    size_t bytes, len = l->len, groups = l->groups ? l->groups : 1, glen = len;
+    if (l->group && t->rank >= 2 && t->shape[1] > 0)
+        glen = l->group * (len / (size_t)t->shape[1]);
+    float *w = sqi_mul(t->nelems, sizeof(float), &bytes) ? malloc(bytes ? bytes : 1) : NULL;
     for (size_t c = 0; w && c < l->geom.channels; c++)
-        sq_dequantize(l->codes + c * l->len, l->len, l->scale[c], l->zero_point[c], w + c * l->len);
+        for (size_t j = 0; j < groups; j++) {
+            size_t at = c * len + j * glen, n = j + 1 < groups ? glen : len - j * glen;
+            sq_dequantize(l->codes + at, n, l->scale[c * groups + j], l->zero_point[c * groups + j],
+                          w + at);
+        }
     return w;
 }
 
@@ -407,13 +443,25 @@ static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout
     enum sq_status st = w && report ? SQ_OK : sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     for (size_t i = 0; st == SQ_OK && i < plan->layer_count; i++) {
         const struct plan_layer *l = &plan->layers[i];
+        if (plan->packing == SQ_PACKING_INT4 && layout == SQ_ONNX_QDQ)
+            layout = SQ_ONNX_QDQ_INT4;
+        /* The QDQ forms hold one FLOAT scale per output channel (a group size would go in
+         * sq_onnx_weight); the dequantized form takes any scales. */
+        if (layout != SQ_ONNX_DEQUANTIZED && (l->group || plan->scale_dtype != SQ_DTYPE_F32)) {
+            st = sqi_fail(err, SQ_ERR_ARG,
+                          "format onnx writes one FLOAT scale per output channel: group and "
+                          "scale_dtype=F16 are not available for it (tensor '%s'); use "
+                          "format=dequantized or safetensors",
+                          m->tensors[l->tensor].name);
+            break;
+        }
         w[i] = (struct sq_onnx_weight){.tensor = l->tensor,
                                        .codes = l->codes,
                                        .scale = l->scale,
                                        .zero_point = l->zero_point,
                                        .bits = l->params.bits};
         if (layout == SQ_ONNX_DEQUANTIZED &&
-            !(w[i].dequantized = dequantized(l, m->tensors[l->tensor].nelems)))
+            !(w[i].dequantized = dequantized(l, &m->tensors[l->tensor])))
             st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     }
     if (st == SQ_OK)
@@ -448,7 +496,7 @@ static enum sq_status write_dequantized_safetensors(const struct sq_plan *plan, 
                               err);
             continue;
         }
-        float *f = dequantized(l, t->nelems);
+        float *f = dequantized(l, t);
         uint8_t *b = malloc(t->nbytes ? t->nbytes : 1);
         if (!f || !b) {
             free(f);
@@ -484,6 +532,22 @@ enum sq_format sq_plan_output_format(const struct sq_plan *plan, enum sq_format 
     return format;
 }
 
+/* Codes two per byte, element 0 in the low nibble (ONNX INT4's order). */
+static enum sq_status pack_layers(struct sq_plan *plan, struct sq_error *err)
+{
+    for (size_t i = 0; i < plan->layer_count; i++) {
+        struct plan_layer *l = &plan->layers[i];
+        size_t n = plan->model->tensors[l->tensor].nelems;
+        if (l->packed)
+            continue;
+        if (!(l->packed = calloc(n / 2 + n % 2 + 1, 1)))
+            return sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
+        for (size_t k = 0; k < n; k++)
+            l->packed[k / 2] |= (uint8_t)(((uint8_t)l->codes[k] & 15u) << (4 * (k % 2)));
+    }
+    return SQ_OK;
+}
+
 enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t limit,
                              uint8_t **out, size_t *out_len, struct sq_error *err)
 {
@@ -491,7 +555,13 @@ enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t
         if (!plan->layers[i].codes)
             return sqi_fail(err, SQ_ERR_ARG,
                             "the codes of layer %zu are not held (streamed, or never begun)", i);
-    switch (sq_plan_output_format(plan, format)) {
+    enum sq_format f = sq_plan_output_format(plan, format);
+    if (plan->packing == SQ_PACKING_INT4 && (f == SQ_FORMAT_SAFETENSORS || f == SQ_FORMAT_JSON)) {
+        enum sq_status st = pack_layers(plan, err);
+        if (st != SQ_OK)
+            return st;
+    }
+    switch (f) {
     case SQ_FORMAT_ONNX:
         return write_onnx(plan, SQ_ONNX_QDQ, limit, out, out_len, err);
     case SQ_FORMAT_DEQUANTIZED:

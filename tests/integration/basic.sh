@@ -28,7 +28,8 @@ check "info modes" [ "$(jget "$T/body" '",".join(d["modes"])')" = "squant,squant
 check "info bits" [ "$(jget "$T/body" '"%d-%d" % (d["bits"]["min"], d["bits"]["max"])')" = 2-8 ]
 check "info limits" [ "$(jget "$T/body" 'd["limits"]["max-body-size"]')" = 1073741824 ]
 check "info threads" [ "$(jget "$T/body" 'd["threads"] >= 1')" = True ]
-check "info output formats" [ "$(jget "$T/body" '",".join(d["formats"]["output"])')" = "safetensors,npy,json" ]
+check "info output formats" [ "$(jget "$T/body" '",".join(d["formats"]["output"])')" = "safetensors,onnx,dequantized,npy,json" ]
+check "info input formats" [ "$(jget "$T/body" '",".join(d["formats"]["input"])')" = "safetensors,onnx,npy,raw,multipart" ]
 check "info implementation" [ -n "$(jget "$T/body" 'd["implementation"]["in_use"]')" ]
 
 http GET /metrics

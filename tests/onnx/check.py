@@ -100,6 +100,7 @@ def qdq_values(q, name, dims):
         n *= d
     if p["op"] == "DequantizeLinear":
         x, s, z = (q.tensor(i) for i in p["in"])
+        kind = "DequantizeLinear" if x.dtype == pb.INT8 else "DequantizeLinear INT4"
         axis = p["attrs"]["axis"][3][0]
         xv, sv, zv = x.values(), s.values(), z.values()
         inner = 1
@@ -107,11 +108,15 @@ def qdq_values(q, name, dims):
             inner *= d
         C = dims[axis]
         out = [f32((xv[i] - zv[(i // inner) % C]) * sv[(i // inner) % C]) for i in range(n)]
-        return out, xv, "DequantizeLinear"
+        return out, xv, kind
     if p["op"] == "Mul":
         sub = q.producer(p["in"][0])
         cast = q.producer(sub["in"][0])
-        if sub["op"] != "Sub" or cast["op"] != "Cast":
+        if cast["op"] == "DequantizeLinear":  # INT4 to float: scale 1, zero point 0
+            one, zero = q.tensor(cast["in"][1]), q.tensor(cast["in"][2])
+            if one.values() != [1.0] or zero.values() != [0]:
+                fail("%s: INT4 to float is not exact" % name)
+        elif sub["op"] != "Sub" or cast["op"] != "Cast":
             fail("%s: Mul not fed by Sub(Cast)" % name)
         x = q.tensor(cast["in"][0])
         z = q.tensor(sub["in"][1])
@@ -119,7 +124,7 @@ def qdq_values(q, name, dims):
         xv, zv, sv = x.values(), z.values(), s.values()
         zi, si = bcast_index(z, dims), bcast_index(s, dims)
         out = [f32(f32(float(xv[i]) - zv[zi(i)]) * sv[si(i)]) for i in range(n)]
-        return out, xv, "Cast/Sub/Mul"
+        return out, xv, "Cast/Sub/Mul" if cast["op"] == "Cast" else "DequantizeLinear(1, 0)/Sub/Mul"
     fail("%s: produced by %s" % (name, p["op"]))
 
 

@@ -8,6 +8,7 @@
   opset9.onnx    opset 9, weights in Constant nodes (raw_data and float_data),
                  Conv, MatMul [K, N], Gemm transB=0 (as Paddle exports)
   external.onnx  opset 13, weights in external data (external.bin)
+  ops21.onnx     ops13.onnx's graph at opset 21 (INT4 DequantizeLinear)
   fp16.onnx      FLOAT16/BFLOAT16/DOUBLE weights in typed fields (parser only)
   resnet14.onnx  the example model (examples/fmnist-resnet14.safetensors,
                  given as the second argument) as an ONNX graph: a BN-folded
@@ -31,7 +32,7 @@ def raw(vals):
     return struct.pack("<%df" % len(vals), *vals)
 
 
-def ops13(rng):
+def ops13(rng, opset=13, ir=7):
     inits, nodes = [], []
 
     def init(name, dims, vals=None):
@@ -67,7 +68,7 @@ def ops13(rng):
     nodes.append(pb.node("Gemm", ["m2", "shared.w"], ["y"], [pb.attr_int("transB", 1)], "fc3"))
     g = pb.graph(nodes, "ops13", inits, [pb.value_info("x", [1, 4, 8, 8])],
                  [pb.value_info("y", [1, 6])])
-    return pb.model(g, 13, 7, [("author", "squant tests")])
+    return pb.model(g, opset, ir, [("author", "squant tests")])
 
 
 def opset9(rng):
@@ -192,7 +193,8 @@ def main():
     os.makedirs(d, exist_ok=True)
     rng = random.Random(7)
     for name, data in (("ops13.onnx", ops13(rng)), ("opset9.onnx", opset9(rng)),
-                       ("external.onnx", external(rng, d)), ("fp16.onnx", fp16(rng))):
+                       ("external.onnx", external(rng, d)), ("fp16.onnx", fp16(rng)),
+                       ("ops21.onnx", ops13(random.Random(21), 21, 10))):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
 

