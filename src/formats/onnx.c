@@ -1106,8 +1106,8 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
     memset(node_w, 0xff, (g->n_node + 1) * sizeof *node_w);
     size_t add_inits = 0, add_nodes = 0;
     for (size_t i = 0; i < n; i++) {
-        if (qw[i].tensor >= model->count) {
-            st = fail(err, SQ_ERR_ARG, NULL, "weight %zu: no such tensor", i);
+        if (qw[i].tensor >= model->count || model->tensors[qw[i].tensor].nelems == 0) {
+            st = fail(err, SQ_ERR_ARG, NULL, "weight %zu: no such tensor, or an empty one", i);
             goto done;
         }
         const struct onnx_weight *w = &o->w[qw[i].tensor];
