@@ -151,6 +151,19 @@ SQ_API enum sq_status sq_onnx_write(const struct sq_model *model, const struct s
                                     size_t limit, uint8_t **out, size_t *out_len,
                                     struct sq_error *err);
 
+/*
+ * The inverse of the QDQ forms sq_onnx_write writes: every DequantizeLinear
+ * with constant inputs, and every Mul(Sub(Cast(q) | DequantizeLinear(q, 1,
+ * 0), zero_point), scale) chain over constants, is folded into a FLOAT
+ * weight of the same name (an initializer, or a Constant node when the codes
+ * were one), computed as ONNX Runtime computes it; the constants only those
+ * nodes read go too, everything else is kept. *restored counts the weights.
+ */
+SQ_API enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len,
+                                         const struct sq_limits *limits, size_t limit,
+                                         uint8_t **out, size_t *out_len, size_t *restored,
+                                         struct sq_error *err);
+
 /* A raw blob: `len` must equal the shape's element count times the dtype's size. */
 SQ_API enum sq_status sq_raw_parse(const uint8_t *buf, size_t len, enum sq_dtype dtype,
                                    unsigned rank, const int64_t *shape,

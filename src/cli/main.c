@@ -719,6 +719,27 @@ static int cmd_dequantize(int argc, char **argv)
     }
     struct input in;
     struct sq_model model, out;
+    if (input_open(in_path, &in) != 0)
+        return 1;
+    if (sq_format_detect(in.map ? in.map : (const uint8_t *)"", in.len) == SQ_FORMAT_ONNX) {
+        /* ONNX: the QDQ subgraphs folded back into float weights, the rest kept */
+        struct sq_error e;
+        sq_error_init(&e);
+        struct sq_limits limits;
+        sq_limits_init(&limits);
+        uint8_t *b = NULL;
+        size_t n = 0, restored = 0;
+        int orc = 1;
+        if (sq_onnx_dequantize(in.map, in.len, &limits, OUTPUT_LIMIT, &b, &n, &restored, &e) !=
+            SQ_OK)
+            cli_fail_line(in_path, &e);
+        else if (write_output(out_path, b, n) == 0)
+            orc = 0;
+        free(b);
+        input_close(&in);
+        return orc;
+    }
+    input_close(&in);
     if (load_model(in_path, &in, &model) != 0)
         return 1;
     sq_model_init(&out);

@@ -1222,3 +1222,461 @@ done:
     ar_free(&a);
     return st;
 }
+
+/* ------------------------------------------------------------ reading QDQ back */
+
+/* A constant of the graph: an initializer or a Constant node's value. */
+struct konst {
+    const char *name;
+    Onnx__TensorProto *tp;
+    size_t init, node;
+    size_t uses; /* inputs of nodes that stay, and graph outputs */
+};
+
+static int konst_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct konst *)a)->name, ((const struct konst *)b)->name);
+}
+
+/* Output name -> producing node. */
+struct prod {
+    const char *name;
+    size_t node;
+    size_t uses;
+};
+
+static int prod_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct prod *)a)->name, ((const struct prod *)b)->name);
+}
+
+struct dq_ctx {
+    const Onnx__GraphProto *g;
+    const struct sq_limits *lim;
+    struct konst *k;
+    size_t nk;
+    struct prod *p;
+    size_t np;
+    uint64_t total;
+};
+
+static struct konst *konst_get(struct dq_ctx *c, const char *name)
+{
+    struct konst key = {.name = name};
+    return bsearch(&key, c->k, c->nk, sizeof *c->k, konst_cmp);
+}
+
+static struct prod *prod_get(struct dq_ctx *c, const char *name)
+{
+    struct prod key = {.name = name};
+    return bsearch(&key, c->p, c->np, sizeof *c->p, prod_cmp);
+}
+
+/* The values of an integer (INT8, UINT8, INT4) or FLOAT constant as float, or NULL. */
+static float *konst_values(struct dq_ctx *c, const Onnx__TensorProto *tp, size_t *n,
+                           struct sq_error *err, enum sq_status *st)
+{
+    const char *name = S(tp->name);
+    *st = check_dims(c->lim, tp, name, err);
+    if (*st != SQ_OK)
+        return NULL;
+    size_t count = 1;
+    for (size_t i = 0; i < tp->n_dims; i++)
+        count *= (size_t)tp->dims[i];
+    uint64_t t;
+    if (__builtin_add_overflow(c->total, (uint64_t)count, &t) || t > c->lim->max_total_elements) {
+        *st = fail(err, SQ_ERR_LIMIT, name,
+                   "the weights hold more than %" PRIu64 " elements in total (max_total_elements)",
+                   c->lim->max_total_elements);
+        return NULL;
+    }
+    c->total = t;
+    int type = tp->data_type;
+    size_t need = type == OT_FLOAT ? 4 * count : type == OT_INT4 ? count / 2 + count % 2 : count;
+    const uint8_t *d = tp->raw_data.data;
+    size_t have = tp->raw_data.len;
+    if (!tp->has_raw_data && type == OT_FLOAT) {
+        d = (const uint8_t *)tp->float_data;
+        have = 4 * tp->n_float_data;
+    }
+    if (tp->has_data_location && tp->data_location == 1) {
+        *st = SQ_OK; /* not ours: the writer inlines what it adds */
+        return NULL;
+    }
+    if ((type != OT_FLOAT && type != OT_INT8 && type != OT_UINT8 && type != OT_INT4) ||
+        (!tp->has_raw_data && type != OT_FLOAT)) {
+        *st = SQ_OK;
+        return NULL;
+    }
+    if (have != need) {
+        *st = fail(err, SQ_ERR_SHAPE, name,
+                   "tensor '%.100s': %zu bytes of data, its shape needs %zu", name, have, need);
+        return NULL;
+    }
+    float *v = malloc((count ? count : 1) * sizeof *v);
+    if (!v) {
+        *st = fail(err, SQ_ERR_NOMEM, name, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (type == OT_FLOAT) {
+            memcpy(&v[i], d + 4 * i, 4);
+        } else if (type == OT_INT8) {
+            v[i] = (float)(int8_t)d[i];
+        } else if (type == OT_UINT8) {
+            v[i] = (float)d[i];
+        } else {
+            unsigned nib = (d[i / 2] >> (4 * (i % 2))) & 15u;
+            v[i] = (float)(nib >= 8 ? (int)nib - 16 : (int)nib);
+        }
+    }
+    *n = count;
+    *st = SQ_OK;
+    return v;
+}
+
+/*
+ * Index into a tensor of dims `bd` (rank br) broadcast right-aligned
+ * against `dims` (rank r), for flat index i of dims. -1 if it does not
+ * broadcast.
+ */
+static bool broadcasts(const int64_t *bd, size_t br, const int64_t *dims, size_t r)
+{
+    if (br > r)
+        return false;
+    for (size_t k = 0; k < br; k++) {
+        int64_t a = bd[k], b = dims[r - br + k];
+        if (a != 1 && a != b)
+            return false;
+    }
+    return true;
+}
+
+static size_t bindex(size_t i, const int64_t *bd, size_t br, const int64_t *dims, size_t r)
+{
+    size_t off = 0, stride = 1;
+    for (size_t k = r; k-- > 0;) {
+        size_t d = (size_t)dims[k], ix = i % d;
+        i /= d;
+        size_t j = k + br;
+        if (j >= r) { /* this axis exists in bd */
+            size_t bk = j - r;
+            size_t bdim = (size_t)bd[bk];
+            off += (bdim == 1 ? 0 : ix) * stride;
+            stride *= bdim;
+        }
+    }
+    return off;
+}
+
+/* One weight computed by a DQ subgraph: its value and what computes it. */
+struct restored {
+    const char *name; /* the weight (the subgraph's output) */
+    struct konst *q;  /* the codes */
+    size_t nodes[3];  /* the nodes that go */
+    size_t n_nodes;
+    float *w; /* owned: the values, dims of q */
+};
+
+/* DequantizeLinear(q, s[, z]) with constant inputs: y = (q - z) * s along `axis`. */
+static enum sq_status try_dql(struct dq_ctx *c, size_t ni, float **out, struct konst **qk,
+                              struct sq_error *err)
+{
+    const Onnx__NodeProto *n = c->g->node[ni];
+    *out = NULL;
+    if (n->n_input < 2 || n->n_output != 1)
+        return SQ_OK;
+    struct konst *q = konst_get(c, n->input[0]), *s = konst_get(c, n->input[1]);
+    struct konst *z = n->n_input > 2 && *n->input[2] ? konst_get(c, n->input[2]) : NULL;
+    if (!q || !s || (n->n_input > 2 && *n->input[2] && !z) || s->tp->data_type != OT_FLOAT)
+        return SQ_OK;
+    enum sq_status st;
+    size_t nq = 0, ns = 0, nz = 0;
+    float *qv = konst_values(c, q->tp, &nq, err, &st), *sv = NULL, *zv = NULL;
+    if (!qv || q->tp->data_type == OT_FLOAT)
+        goto done;
+    if (!(sv = konst_values(c, s->tp, &ns, err, &st)))
+        goto done;
+    if (z &&
+        (z->tp->data_type != q->tp->data_type || !(zv = konst_values(c, z->tp, &nz, err, &st))))
+        goto done;
+    int64_t r = (int64_t)q->tp->n_dims, axis = attr_int(n, "axis", 1);
+    if (axis < 0)
+        axis += r;
+    bool per_tensor = s->tp->n_dims == 0 || ns == 1;
+    if ((!per_tensor &&
+         (s->tp->n_dims != 1 || axis < 0 || axis >= r || (size_t)q->tp->dims[axis] != ns)) ||
+        (zv && nz != ns) || attr(n, "block_size"))
+        goto done;
+    size_t inner = 1;
+    for (int64_t k = axis + 1; !per_tensor && k < r; k++)
+        inner *= (size_t)q->tp->dims[k];
+    float *w = malloc((nq ? nq : 1) * sizeof *w);
+    if (!w) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        size_t ch = per_tensor ? 0 : (i / inner) % ns;
+        w[i] = (qv[i] - (zv ? zv[ch] : 0.0f)) * sv[ch];
+    }
+    *out = w;
+    *qk = q;
+done:
+    free(qv);
+    free(sv);
+    free(zv);
+    return st;
+}
+
+/* Mul(Sub(Cast(q) | DequantizeLinear(q, 1, 0), z), s), each inner value used once. */
+static enum sq_status try_chain(struct dq_ctx *c, size_t ni, struct restored *r,
+                                struct sq_error *err)
+{
+    const Onnx__NodeProto *mul = c->g->node[ni];
+    if (mul->n_input != 2 || mul->n_output != 1)
+        return SQ_OK;
+    struct prod *ps = prod_get(c, mul->input[0]);
+    struct konst *s = konst_get(c, mul->input[1]);
+    if (!ps || !s || ps->uses != 1 || s->tp->data_type != OT_FLOAT)
+        return SQ_OK;
+    const Onnx__NodeProto *sub = c->g->node[ps->node];
+    if (strcmp(S(sub->op_type), "Sub") != 0 || !default_domain(sub->domain) || sub->n_input != 2)
+        return SQ_OK;
+    struct prod *pc = prod_get(c, sub->input[0]);
+    struct konst *z = konst_get(c, sub->input[1]);
+    if (!pc || !z || pc->uses != 1 || z->tp->data_type != OT_FLOAT)
+        return SQ_OK;
+    const Onnx__NodeProto *cast = c->g->node[pc->node];
+    if (!default_domain(cast->domain) || cast->n_input < 1)
+        return SQ_OK;
+    float *x = NULL;
+    struct konst *q = NULL;
+    enum sq_status st = SQ_OK;
+    size_t nq = 0;
+    if (strcmp(S(cast->op_type), "Cast") == 0 && attr_int(cast, "to", 0) == OT_FLOAT) {
+        q = konst_get(c, cast->input[0]);
+        if (!q || q->tp->data_type == OT_FLOAT)
+            return SQ_OK;
+        x = konst_values(c, q->tp, &nq, err, &st);
+    } else if (strcmp(S(cast->op_type), "DequantizeLinear") == 0) {
+        st = try_dql(c, pc->node, &x, &q, err);
+        if (x)
+            for (size_t i = 0, d = 1; i < q->tp->n_dims; i++, nq = d)
+                d *= (size_t)q->tp->dims[i];
+        if (x && q->tp->n_dims == 0)
+            nq = 1;
+    }
+    if (!x)
+        return st;
+    size_t nz = 0, ns = 0;
+    float *zv = konst_values(c, z->tp, &nz, err, &st), *sv = NULL;
+    if (zv)
+        sv = konst_values(c, s->tp, &ns, err, &st);
+    const int64_t *dims = q->tp->dims;
+    size_t rank = q->tp->n_dims;
+    if (!zv || !sv || !broadcasts(z->tp->dims, z->tp->n_dims, dims, rank) ||
+        !broadcasts(s->tp->dims, s->tp->n_dims, dims, rank)) {
+        free(x);
+        free(zv);
+        free(sv);
+        return st;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        float d = x[i] - zv[bindex(i, z->tp->dims, z->tp->n_dims, dims, rank)];
+        x[i] = d * sv[bindex(i, s->tp->dims, s->tp->n_dims, dims, rank)];
+    }
+    free(zv);
+    free(sv);
+    r->name = mul->output[0];
+    r->q = q;
+    r->nodes[0] = ni;
+    r->nodes[1] = ps->node;
+    r->nodes[2] = pc->node;
+    r->n_nodes = 3;
+    r->w = x;
+    return SQ_OK;
+}
+
+enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct sq_limits *limits,
+                                  size_t limit, uint8_t **out, size_t *out_len, size_t *restored,
+                                  struct sq_error *err)
+{
+    struct sq_limits lim;
+    sqi_limits_effective(limits, &lim);
+    struct sqi_onnx o = {0};
+    o.alloc = (ProtobufCAllocator){budget_alloc, budget_free, &o};
+    o.budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&o.alloc, len, buf);
+    if (!m)
+        return fail(err, o.over ? SQ_ERR_LIMIT : SQ_ERR_FORMAT, NULL,
+                    "not a valid ONNX model: the protobuf encoding of ModelProto is malformed");
+    if (!m->graph) {
+        onnx__model_proto__free_unpacked(m, &o.alloc);
+        return fail(err, SQ_ERR_FORMAT, NULL, "not an ONNX model: ModelProto has no graph");
+    }
+    const Onnx__GraphProto *g = m->graph;
+    struct dq_ctx c = {.g = g, .lim = &lim};
+    struct arena a = {0};
+    enum sq_status st = SQ_OK;
+    size_t nout = 0, nr = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        nout += g->node[i]->n_output;
+    c.k = calloc(g->n_initializer + g->n_node + 1, sizeof *c.k);
+    c.p = calloc(nout + 1, sizeof *c.p);
+    struct restored *r = calloc(g->n_node + 1, sizeof *r);
+    bool *gone = calloc(g->n_node + 1, sizeof *gone);
+    if (!c.k || !c.p || !r || !gone) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < g->n_initializer; i++)
+        c.k[c.nk++] = (struct konst){S(g->initializer[i]->name), g->initializer[i], i, SIZE_MAX, 0};
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        const Onnx__AttributeProto *v = attr(n, "value");
+        if (strcmp(S(n->op_type), "Constant") == 0 && default_domain(n->domain) && v && v->t &&
+            n->n_output == 1)
+            c.k[c.nk++] = (struct konst){n->output[0], v->t, SIZE_MAX, i, 0};
+        for (size_t j = 0; j < n->n_output; j++)
+            c.p[c.np++] = (struct prod){n->output[j], i, 0};
+    }
+    qsort(c.k, c.nk, sizeof *c.k, konst_cmp);
+    qsort(c.p, c.np, sizeof *c.p, prod_cmp);
+    for (size_t i = 1; i < c.nk; i++)
+        if (strcmp(c.k[i - 1].name, c.k[i].name) == 0) {
+            st = fail(err, SQ_ERR_FORMAT, c.k[i].name, "tensor '%.100s' is defined twice",
+                      c.k[i].name);
+            goto done;
+        }
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; j < g->node[i]->n_input; j++) {
+            struct prod *p = prod_get(&c, g->node[i]->input[j]);
+            if (p)
+                p->uses++;
+        }
+    for (size_t i = 0; i < g->n_output; i++) {
+        struct prod *p = prod_get(&c, S(g->output[i]->name));
+        if (p)
+            p->uses += 2; /* a graph output is never folded away */
+    }
+    /* The chains first (their inner DequantizeLinear is part of them), then the rest. */
+    for (int pass = 0; st == SQ_OK && pass < 2; pass++)
+        for (size_t i = 0; st == SQ_OK && i < g->n_node; i++) {
+            const Onnx__NodeProto *n = g->node[i];
+            if (gone[i] || !default_domain(n->domain))
+                continue;
+            struct restored x = {0};
+            if (pass == 0 && strcmp(S(n->op_type), "Mul") == 0) {
+                st = try_chain(&c, i, &x, err);
+            } else if (pass == 1 && strcmp(S(n->op_type), "DequantizeLinear") == 0) {
+                st = try_dql(&c, i, &x.w, &x.q, err);
+                x.name = n->output[0];
+                x.nodes[0] = i;
+                x.n_nodes = 1;
+            }
+            if (!x.w)
+                continue;
+            for (size_t k = 0; k < x.n_nodes; k++)
+                gone[x.nodes[k]] = true;
+            r[nr++] = x;
+        }
+    if (st != SQ_OK)
+        goto done;
+    /* Uses of each constant by the nodes that stay: the unused ones go. */
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t j = 0; !gone[i] && j < g->node[i]->n_input; j++) {
+            struct konst *k = konst_get(&c, g->node[i]->input[j]);
+            if (k)
+                k->uses++;
+        }
+    for (size_t i = 0; i < g->n_output; i++) {
+        struct konst *k = konst_get(&c, S(g->output[i]->name));
+        if (k)
+            k->uses++;
+    }
+    bool *init_gone = calloc(g->n_initializer + 1, sizeof *init_gone);
+    if (!init_gone) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < c.nk; i++) {
+        if (c.k[i].uses)
+            continue;
+        bool ours = false; /* only constants a folded subgraph read */
+        for (size_t j = 0; j < nr && !ours; j++)
+            for (size_t t = 0; t < r[j].n_nodes && !ours; t++)
+                for (size_t u = 0; u < g->node[r[j].nodes[t]]->n_input && !ours; u++)
+                    ours = strcmp(g->node[r[j].nodes[t]]->input[u], c.k[i].name) == 0;
+        if (!ours)
+            continue;
+        if (c.k[i].init != SIZE_MAX)
+            init_gone[c.k[i].init] = true;
+        else
+            gone[c.k[i].node] = true;
+    }
+    Onnx__ModelProto m2 = *m;
+    Onnx__GraphProto g2 = *g;
+    m2.graph = &g2;
+    g2.initializer = ar_alloc(&a, (g->n_initializer + nr + 1) * sizeof *g2.initializer);
+    g2.node = ar_alloc(&a, (g->n_node + nr + 1) * sizeof *g2.node);
+    if (!g2.initializer || !g2.node) {
+        free(init_gone);
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    g2.n_initializer = g2.n_node = 0;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (!init_gone[i])
+            g2.initializer[g2.n_initializer++] = g->initializer[i];
+    free(init_gone);
+    for (size_t j = 0; j < nr; j++) {
+        size_t n = 1;
+        for (size_t d = 0; d < r[j].q->tp->n_dims; d++)
+            n *= (size_t)r[j].q->tp->dims[d];
+        Onnx__TensorProto *t = new_tensor(&a, r[j].name, OT_FLOAT, (unsigned)r[j].q->tp->n_dims,
+                                          r[j].q->tp->dims, r[j].w, n * sizeof(float));
+        if (!t) {
+            st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+            goto done;
+        }
+        if (r[j].q->init != SIZE_MAX) {
+            g2.initializer[g2.n_initializer++] = t;
+        } else {
+            Onnx__NodeProto *cn = new_node(&a, "Constant", r[j].name, NULL, NULL, NULL, r[j].name,
+                                           new_attr_tensor(&a, t));
+            if (!cn) {
+                st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+                goto done;
+            }
+            g2.node[g2.n_node++] = cn;
+        }
+    }
+    for (size_t i = 0; i < g->n_node; i++)
+        if (!gone[i])
+            g2.node[g2.n_node++] = g->node[i];
+    size_t size = onnx__model_proto__get_packed_size(&m2);
+    if (size > limit) {
+        st = fail(err, SQ_ERR_LIMIT, NULL,
+                  "the ONNX output would be %zu bytes, above the limit %zu", size, limit);
+        goto done;
+    }
+    uint8_t *b = malloc(size ? size : 1);
+    if (!b) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory for %zu bytes of output", size);
+        goto done;
+    }
+    *out_len = onnx__model_proto__pack(&m2, b);
+    *out = b;
+    *restored = nr;
+done:
+    for (size_t j = 0; r && j < nr; j++)
+        free(r[j].w);
+    free(r);
+    free(gone);
+    free(c.k);
+    free(c.p);
+    ar_free(&a);
+    onnx__model_proto__free_unpacked(m, &o.alloc);
+    return st;
+}

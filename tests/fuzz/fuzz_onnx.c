@@ -25,7 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)sq_format_detect(data, size);
     static const uint8_t blob[64];
     struct sq_external ext = {"external.bin", blob, sizeof blob};
-    enum sq_status st = sq_onnx_parse(data, size, &ext, 1, &lim, &m, &e);
+    uint8_t *folded = NULL;
+    size_t folded_len = 0, restored = 0;
+    enum sq_status st =
+        sq_onnx_dequantize(data, size, &lim, (size_t)1 << 30, &folded, &folded_len, &restored, &e);
+    FUZZ_CHECK(st == SQ_OK || e.message[0] != '\0');
+    free(folded);
+    st = sq_onnx_parse(data, size, &ext, 1, &lim, &m, &e);
     if (st != SQ_OK) {
         FUZZ_CHECK(m.count == 0 && m.meta_count == 0 && m.onnx == NULL);
         FUZZ_CHECK(e.status == st && e.message[0] != '\0');
@@ -58,6 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st = sq_onnx_write(&m, w, nw, SQ_ONNX_QDQ, "{}", (size_t)1 << 30, &out, &len, &e);
     FUZZ_CHECK(st == SQ_OK || st == SQ_ERR_CONFLICT || st == SQ_ERR_UNSUPPORTED);
     if (st == SQ_OK) {
+        /* folding the QDQ output back restores every weight that was written */
+        FUZZ_CHECK(sq_onnx_dequantize(out, len, &lim, (size_t)1 << 30, &folded, &folded_len,
+                                      &restored, &e) == SQ_OK);
+        FUZZ_CHECK(restored == nw);
+        free(folded);
         st = sq_onnx_parse(out, len, &ext, 1, &lim, &m2, &e);
         FUZZ_CHECK(st == SQ_OK || st == SQ_ERR_FORMAT);
         if (st == SQ_OK)

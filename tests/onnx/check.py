@@ -185,12 +185,33 @@ def main():
         for m, what in ((qdq, "QDQ"), (deq, "dequantized")):
             if m.tensor(name) is None or m.tensor(name).raw != t.raw:
                 fail("%s: tensor %s not kept byte for byte" % (what, name))
+    # QD: `squant dequantize` of the QDQ output, which must fold back to the floats.
+    qd_p = os.environ.get("QD")
+    if qd_p:
+        qd = pb.Model(open(qd_p, "rb").read())
+        if [n["op"] for n in qd.nodes if n["op"] != "Constant"] != [n["op"] for n in orig.nodes if n["op"] != "Constant"]:
+            fail("squant dequantize of QDQ: the operators differ from the input's")
+        for name in quantized:
+            op, axis, g = consumer(orig, name)
+            t = qd.tensor(name)
+            if t is None or t.dtype != pb.FLOAT or t.dims != orig.tensor(name).dims:
+                fail("squant dequantize of QDQ: %s is not a FLOAT weight of the input's shape" % name)
+            if t.values() != to_model_layout(floats[name][1], t.dims, axis, g):
+                fail("squant dequantize of QDQ: %s differs from squant dequantize's floats" % name)
+        for name, t in list(orig.inits.items()) + list(orig.constants.items()):
+            if name not in quantized and (qd.tensor(name) is None or qd.tensor(name).raw != t.raw):
+                fail("squant dequantize of QDQ: %s not kept" % name)
+        print("squant dequantize folds the QDQ output back: %d weights" % len(quantized))
     ort = json.load(open(ort_p))
     rq, rd = ort[qdq_p], ort[deq_p]
     for k in rq:
         for a, b in zip(rq[k], rd[k]):
             if not (math.isfinite(a) and abs(a - b) <= 1e-4 * max(1.0, abs(b))):
                 fail("ONNX Runtime: output %s of QDQ %r and dequantized %r disagree" % (k, a, b))
+    if qd_p:
+        for k in rd:
+            if any(abs(a - b) > 1e-5 * max(1.0, abs(b)) for a, b in zip(ort[qd_p][k], rd[k])):
+                fail("ONNX Runtime: output %s of the folded-back QDQ and of dequantized disagree" % k)
     if orig_p in ort:
         ro = ort[orig_p]
         for k in ro:

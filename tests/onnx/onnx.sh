@@ -42,14 +42,15 @@ roundtrip() {
     if "$squant" quantize -q -b "$bits" --packing "$packing" "$model" -o "$o.q.onnx" 2>"$o.err" &&
         "$squant" quantize -q -b "$bits" --dequantized "$model" -o "$o.d.onnx" 2>>"$o.err" &&
         "$squant" quantize -q -b "$bits" --format safetensors "$model" -o "$o.st" 2>>"$o.err" &&
-        "$squant" dequantize "$o.st" -o "$o.dst" 2>>"$o.err"; then
+        "$squant" dequantize "$o.st" -o "$o.dst" 2>>"$o.err" &&
+        "$squant" dequantize "$o.q.onnx" -o "$o.qd.onnx" 2>>"$o.err"; then
         ok
     else
         bad "$name: squant: $(cat "$o.err")"
         return
     fi
     # The original runs from its own directory (external data beside it).
-    if node "$here/run.js" "$o.ort.json" "$shape" "$model" "$o.q.onnx" "$o.d.onnx" >"$o.ort" 2>&1; then
+    if node "$here/run.js" "$o.ort.json" "$shape" "$model" "$o.q.onnx" "$o.d.onnx" "$o.qd.onnx" >"$o.ort" 2>&1; then
         ok
     else
         bad "$name: ONNX Runtime: $(cat "$o.ort")"
@@ -59,7 +60,7 @@ roundtrip() {
     printf '%s: %s bytes in, %s QDQ (%s bits), %s dequantized\n' "$name" \
         "$(wc -c <"$model" | tr -d ' ')" "$(wc -c <"$o.q.onnx" | tr -d ' ')" "$bits" \
         "$(wc -c <"$o.d.onnx" | tr -d ' ')"
-    if python3 "$here/check.py" "$model" "$o.q.onnx" "$o.d.onnx" "$o.st" "$o.dst" "$o.ort.json" "$@" >"$o.check" 2>&1; then
+    if QD=$o.qd.onnx python3 "$here/check.py" "$model" "$o.q.onnx" "$o.d.onnx" "$o.st" "$o.dst" "$o.ort.json" "$@" >"$o.check" 2>&1; then
         ok
     else
         bad "$name: $(cat "$o.check")"

@@ -503,6 +503,43 @@ START_TEST(test_write_qdq)
 }
 END_TEST
 
+START_TEST(test_dequantize_qdq)
+{
+    /* QDQ at opset 13 (DequantizeLinear) and 9 (Cast/Sub/Mul) fold back to the same floats. */
+    const int8_t codes[6] = {1, 2, 3, -4, -5, -6};
+    const float scale[3] = {0.5f, 0.25f, 2.0f}, zp[3] = {-1.0f, 300.0f, 2.0f};
+    for (int opset = 9; opset <= 13; opset += 4) {
+        struct pb g = gemm_graph(0, w6, 6, d23, 2), p = model(&g, opset);
+        CHECK_OK(parse_pb(&p, NULL, 0), &e);
+        struct sq_onnx_weight w = {0, codes, scale, zp, NULL, 4};
+        uint8_t *out, *back;
+        size_t len, blen, n = 0;
+        CHECK_OK(sq_onnx_write(&m, &w, 1, SQ_ONNX_QDQ, NULL, SIZE_MAX, &out, &len, &e), &e);
+        CHECK_OK(sq_onnx_dequantize(out, len, &lim, SIZE_MAX, &back, &blen, &n, &e), &e);
+        ck_assert_uint_eq(n, 1);
+        struct sq_model m2;
+        sq_model_init(&m2);
+        CHECK_OK(sq_onnx_parse(back, blen, NULL, 0, &lim, &m2, &e), &e);
+        ck_assert_uint_eq(m2.count, 1);
+        float f[6];
+        sq_tensor_to_f32(&m2.tensors[0], 0, 6, f);
+        for (int i = 0; i < 6; i++) /* core layout [3, 2]: channel i / 2 */
+            ck_assert(f[i] == ((float)codes[i] - zp[i / 2]) * scale[i / 2]);
+        ck_assert(!memmem(back, blen, "W_quantized", 11));
+        sq_model_free(&m2);
+        free(back);
+        free(out);
+        free(p.b);
+    }
+    /* not a model */
+    uint8_t *back;
+    size_t blen, n;
+    CHECK_ERR(sq_onnx_dequantize((const uint8_t *)"\x08\x08\x3a\x7f", 4, &lim, SIZE_MAX, &back,
+                                 &blen, &n, &e),
+              &e, SQ_ERR_FORMAT, "malformed", -1);
+}
+END_TEST
+
 START_TEST(test_write_dequantized_keeps_fields)
 {
     struct pb g = gemm_graph(0, w6, 6, d23, 2), p = model(&g, 13);
@@ -558,6 +595,7 @@ static Suite *onnx_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_write_qdq);
     tcase_add_test(tc, test_write_dequantized_keeps_fields);
+    tcase_add_test(tc, test_dequantize_qdq);
     suite_add_tcase(s, tc);
     return s;
 }
