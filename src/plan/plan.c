@@ -148,6 +148,11 @@ static enum sq_status plan_build(const struct sq_model *model, const struct sq_o
     }
     if (p->layer_count == 0) {
         free(p);
+        if (eligible == 0 && model->onnx)
+            return sqi_fail(err, SQ_ERR_NO_TENSOR,
+                            "no tensor to quantize: the ONNX model has no float weight of Conv, "
+                            "ConvTranspose, Gemm or MatMul that can be quantized (squant inspect "
+                            "lists the ones left float and why)");
         if (eligible == 0)
             return sqi_fail(err, SQ_ERR_NO_TENSOR,
                             "no tensor to quantize: none of the %zu tensors is a floating "
