@@ -62,7 +62,8 @@ garbage without a type|415|unsupported_format|/v1/quantize --data-binary @$T/gar
 safetensors sent as npy|400|bad_format|/v1/quantize -H '$NPY' --data-binary @$MODEL
 npy sent as safetensors|400|bad_format|/v1/quantize -H '$ST' --data-binary @$T/w.npy
 text/plain|415|unsupported_format|/v1/quantize -H 'Content-Type: text/plain' --data-binary @$T/w.npy
-application/onnx|415|unsupported_format|/v1/quantize -H 'Content-Type: application/onnx' --data-binary @$T/w.npy
+npy sent as onnx|400|bad_format|/v1/quantize -H 'Content-Type: application/onnx' --data-binary @$T/w.npy
+application/x-tflite|415|unsupported_format|/v1/quantize -H 'Content-Type: application/x-tflite' --data-binary @$T/w.npy
 absurd safetensors header length|400|bad_format|/v1/quantize -H '$ST' --data-binary @$T/hugelen.st
 broken safetensors JSON|400|bad_format|/v1/quantize -H '$ST' --data-binary @$T/badjson.st
 overlapping safetensors offsets|400|bad_format|/v1/quantize -H '$ST' --data-binary @$T/overlap.st
@@ -82,7 +83,8 @@ bits not a number|400|bad_parameter|'/v1/quantize?bits=four' -H '$NPY' --data-bi
 bits empty|400|bad_parameter|'/v1/quantize?bits=' -H '$NPY' --data-binary @$T/w.npy
 unknown mode|400|bad_parameter|'/v1/quantize?mode=magic' -H '$NPY' --data-binary @$T/w.npy
 unknown scheme|400|bad_parameter|'/v1/quantize?scheme=diagonal' -H '$NPY' --data-binary @$T/w.npy
-unknown format|400|bad_parameter|'/v1/quantize?format=onnx' -H '$NPY' --data-binary @$T/w.npy
+unknown format|400|bad_parameter|'/v1/quantize?format=tflite' -H '$NPY' --data-binary @$T/w.npy
+format onnx for an npy input|400|bad_parameter|'/v1/quantize?format=onnx' -H '$NPY' --data-binary @$T/w.npy
 unknown parameter|400|bad_parameter|'/v1/quantize?colour=blue' -H '$NPY' --data-binary @$T/w.npy
 bad bits_for|400|bad_parameter|'/v1/quantize?bits_for=fc.*=99' -H '$ST' --data-binary @$MODEL
 glob that is a literal bracket|422|no_tensor|'/v1/quantize?include=%5B' -H '$ST' --data-binary @$MODEL
