@@ -146,10 +146,28 @@ static json_t *report_json(const struct sq_plan *plan, bool timings)
         tot = NULL;
     }
     const struct sq_params *d = &plan->defaults;
-    return json_pack("{s:s, s:{s:i, s:s, s:s, s:I, s:s}, s:o, s:o*}", "version", SQ_VERSION_STRING,
-                     "params", "bits", (int)d->bits, "mode", sq_mode_name(d->mode), "scheme",
-                     sq_scheme_name(d->scheme), "group", (json_int_t)plan->group, "scale_dtype",
-                     sq_dtype_name(plan->scale_dtype), "layers", layers, "total", tot);
+    json_t *doc =
+        json_pack("{s:s, s:{s:i, s:s, s:s, s:I, s:s}, s:o, s:o*}", "version", SQ_VERSION_STRING,
+                  "params", "bits", (int)d->bits, "mode", sq_mode_name(d->mode), "scheme",
+                  sq_scheme_name(d->scheme), "group", (json_int_t)plan->group, "scale_dtype",
+                  sq_dtype_name(plan->scale_dtype), "layers", layers, "total", tot);
+    /* ONNX: the weights left float, with why (e.g. consumers that disagree on the axis). */
+    const char *name, *why;
+    size_t skipped = sq_onnx_skipped(plan->model, 0, &name, &why);
+    json_t *left = skipped && doc ? json_array() : NULL;
+    for (size_t i = 0; left && i < skipped; i++) {
+        sq_onnx_skipped(plan->model, i, &name, &why);
+        if (json_array_append_new(left, json_pack("{s:s, s:s}", "name", name, "reason", why)) !=
+            0) {
+            json_decref(left);
+            left = NULL;
+        }
+    }
+    if (skipped && doc && (!left || json_object_set_new(doc, "left_float", left) != 0)) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
 }
 
 enum sq_status sq_plan_report_json(const struct sq_plan *plan, bool timings, char **out,

@@ -150,6 +150,9 @@ def main():
         if names != sorted(k for k in codes if not k.endswith((".scale", ".zero_point"))):
             fail("%s: report layers %s" % (what, names))
     quantized = [k for k in codes if not k.endswith((".scale", ".zero_point"))]
+    left = [e["name"] for e in json.loads(qdq.meta["squant"]).get("left_float", [])]
+    if sorted(left) != sorted(expect_float):
+        fail("the report's left_float is %s, expected %s" % (left, expect_float))
     for name in expect_float:
         if name in quantized:
             fail("%s was quantized but must stay float" % name)
