@@ -614,7 +614,8 @@ static int cmd_inspect(int argc, char **argv)
     if (load_model(argv[1], &in, &model) != 0)
         return 1;
     struct sq_onnx_tensor_info oi;
-    bool onnx = model.count && sq_onnx_tensor_info(&model, 0, &oi);
+    int64_t opset = 0;
+    bool onnx = sq_model_is_onnx(&model, &opset);
     if (onnx)
         printf("%-40s %-8s %-20s %12s  %-14s %4s %s\n", "tensor", "dtype", "shape", "bytes",
                "operator", "axis", "source");
@@ -639,7 +640,7 @@ static int cmd_inspect(int argc, char **argv)
         printf("left float: %s: %s\n", sk_name, sk_why);
     }
     if (onnx)
-        printf("onnx: opset %lld, %zu weights to quantize\n", (long long)oi.opset, model.count);
+        printf("onnx: opset %lld, %zu weights to quantize\n", (long long)opset, model.count);
     for (size_t i = 0; i < model.meta_count; i++)
         printf("metadata %s: %zu bytes\n", model.meta[i].key, strlen(model.meta[i].value));
     sq_model_free(&model);

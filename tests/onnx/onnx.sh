@@ -102,6 +102,10 @@ roundtrip resnet14 "$tmp/resnet14.onnx" 1,1,28,28 4
 grep -q '^DequantizeLinear: conv.w convt1.w fc2.w mm.w$' "$tmp/ops13.check" &&
     grep -q '^Cast/Sub/Mul: convt.w fc1.w$' "$tmp/ops13.check"
 check "opset 13: DequantizeLinear, and Cast/Sub/Mul for grouped ConvTranspose and a zero point beyond int8" [ $? -eq 0 ]
+"$squant" inspect "$tmp/ops13.q.onnx" >"$tmp/inspect.q" 2>&1
+check "inspect of the QDQ output: no float weight left but the shared one" sh -c "
+    grep -q '^onnx: opset 13, 0 weights to quantize' '$tmp/inspect.q' &&
+    grep -q '^left float: shared.w' '$tmp/inspect.q' && grep -q '^metadata squant:' '$tmp/inspect.q'"
 ! grep -q DequantizeLinear "$tmp/opset9.check"
 check "opset 9: Cast/Sub/Mul only" [ $? -eq 0 ]
 
