@@ -321,7 +321,10 @@
     const box = $('downloads');
     box.textContent = '';
     const ext = { safetensors: '.safetensors', npy: '.npy', json: '.json', onnx: '.onnx' };
+    // "dequantized" is the input's own container; "onnx" needs an ONNX input.
+    ext.dequantized = '.dequantized' + (state.job.kind === 'onnx' ? '.onnx' : '.safetensors');
     for (const fmt of state.info.formats.output) {
+      if (fmt === 'onnx' && state.job.kind !== 'onnx') continue;
       const b = document.createElement('button');
       b.type = 'button';
       b.dataset.format = fmt;

@@ -142,7 +142,7 @@ async function mainTest() {
 
   // Downloads: each layout, byte for byte what squant quantize writes.
   const formats = await page.$$eval('#downloads button', (bs) => bs.map((b) => b.dataset.format + (b.disabled ? '-' : '')));
-  check('a download button per layout and the report', JSON.stringify(formats) === JSON.stringify(['safetensors', 'npy-', 'json', 'report']), formats);
+  check('a download button per layout and the report', JSON.stringify(formats) === JSON.stringify(['safetensors', 'dequantized', 'npy-', 'json', 'report']), formats);
   const st = await download(page, '#downloads button[data-format="safetensors"]', path.join(work, 'page.safetensors'));
   check('the safetensors download = squant quantize', st.bytes.equals(fs.readFileSync(path.join(work, 'cli.safetensors'))), st.bytes.length);
   check('the download is named after the file', st.name === path.basename(model).replace(/\.safetensors$/, '') + '.q3.safetensors', st.name);
