@@ -493,9 +493,12 @@ enum sq_status sq_model_set_meta(struct sq_model *model, const char *key, const 
 /* ------------------------------------------------------------------ formats */
 
 static const char *const format_names[SQ_FORMAT_COUNT] = {
-    [SQ_FORMAT_AUTO] = "auto", [SQ_FORMAT_RAW] = "raw",
-    [SQ_FORMAT_NPY] = "npy",   [SQ_FORMAT_SAFETENSORS] = "safetensors",
-    [SQ_FORMAT_JSON] = "json", [SQ_FORMAT_ONNX] = "onnx",
+    [SQ_FORMAT_AUTO] = "auto",
+    [SQ_FORMAT_RAW] = "raw",
+    [SQ_FORMAT_NPY] = "npy",
+    [SQ_FORMAT_SAFETENSORS] = "safetensors",
+    [SQ_FORMAT_JSON] = "json",
+    [SQ_FORMAT_ONNX] = "onnx",
     [SQ_FORMAT_DEQUANTIZED] = "dequantized",
 };
 

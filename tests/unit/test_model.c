@@ -202,7 +202,7 @@ END_TEST
 START_TEST(test_format_names)
 {
     static const char *const names[] = {"auto", "raw",  "npy",        "safetensors",
-                                         "json", "onnx", "dequantized"};
+                                        "json", "onnx", "dequantized"};
     for (int i = 0; i < SQ_FORMAT_COUNT; i++) {
         enum sq_format f = SQ_FORMAT_COUNT;
         ck_assert_str_eq(sq_format_name((enum sq_format)i), names[i]);
