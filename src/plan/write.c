@@ -434,17 +434,33 @@ done:
  * SQuant's float weights of layer l in the core's layout (malloc'ed), or
  * NULL: per channel, or per group of l->group input channels ([O, G] scales).
  */
-static float *dequantized(const struct plan_layer *l, const struct sq_tensor *t)
+static float *dequantized(const struct sq_plan *plan, const struct plan_layer *l,
+                          const struct sq_tensor *t)
 {
     size_t bytes, len = l->len, groups = l->groups ? l->groups : 1, glen = len;
+    /* With scale_dtype F16 the file holds float16 scales: use those values, as squant
+     * dequantize of that file does (zero points are stored exactly either way). */
+    enum sq_dtype sd, zd;
+    sqi_plan_stored_dtypes(plan, l, &sd, &zd);
     if (l->group && t->rank >= 2 && t->shape[1] > 0)
         glen = l->group * (len / (size_t)t->shape[1]);
     float *w = sqi_mul(t->nelems, sizeof(float), &bytes) ? malloc(bytes ? bytes : 1) : NULL;
     for (size_t c = 0; w && c < l->geom.channels; c++)
         for (size_t j = 0; j < groups; j++) {
             size_t at = c * len + j * glen, n = j + 1 < groups ? glen : len - j * glen;
-            sq_dequantize(l->codes + at, n, l->scale[c * groups + j], l->zero_point[c * groups + j],
-                          w + at);
+            float sc = l->scale[c * groups + j];
+            if (sd == SQ_DTYPE_F16) {
+                uint16_t h = sqi_f16_bits(sc);
+                uint8_t hb[2] = {(uint8_t)h, (uint8_t)(h >> 8)};
+                struct sq_tensor ht = {.dtype = SQ_DTYPE_F16,
+                                       .rank = 1,
+                                       .shape = {1},
+                                       .nelems = 1,
+                                       .nbytes = 2,
+                                       .data = hb};
+                sq_tensor_to_f32(&ht, 0, 1, &sc);
+            }
+            sq_dequantize(l->codes + at, n, sc, l->zero_point[c * groups + j], w + at);
         }
     return w;
 }
@@ -479,7 +495,7 @@ static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout
                                        .zero_point = l->zero_point,
                                        .bits = l->params.bits};
         if (layout == SQ_ONNX_DEQUANTIZED &&
-            !(w[i].dequantized = dequantized(l, &m->tensors[l->tensor])))
+            !(w[i].dequantized = dequantized(plan, l, &m->tensors[l->tensor])))
             st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
     }
     if (st == SQ_OK)
@@ -514,7 +530,7 @@ static enum sq_status write_dequantized_safetensors(const struct sq_plan *plan, 
                               err);
             continue;
         }
-        float *f = dequantized(l, t);
+        float *f = dequantized(plan, l, t);
         uint8_t *b = malloc(t->nbytes ? t->nbytes : 1);
         if (!f || !b) {
             free(f);

