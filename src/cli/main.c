@@ -558,7 +558,8 @@ static int cmd_quantize(int argc, char **argv)
     uint8_t *out = NULL;
     size_t out_len = 0;
     /* safetensors is streamed with bounded memory; npy and json are assembled in memory */
-    bool stream = (opt.output == SQ_FORMAT_SAFETENSORS ||
+    bool stream = opt.packing == SQ_PACKING_NONE &&
+                  (opt.output == SQ_FORMAT_SAFETENSORS ||
                    (opt.output == SQ_FORMAT_AUTO && !sq_model_is_onnx(&model, NULL)));
     if ((stream ? sq_plan_new_streaming : sq_plan_new)(&model, &opt, &plan, &err) != SQ_OK) {
         cli_fail_line(in_path, &err);

@@ -652,7 +652,7 @@ static void parse_work(uv_work_t *w)
         st = sqd_spec_parse(&job->spec, &ctx->limits, data, len, &job->model, &job->err);
     /* safetensors is streamed to a file with bounded memory; npy and json are assembled in
      * memory */
-    bool stream = st == SQ_OK &&
+    bool stream = st == SQ_OK && job->opt.packing == SQ_PACKING_NONE &&
                   (job->opt.output == SQ_FORMAT_SAFETENSORS ||
                    (job->opt.output == SQ_FORMAT_AUTO && !sq_model_is_onnx(&job->model, NULL)));
     if (st == SQ_OK)
