@@ -1,15 +1,23 @@
 #!/bin/sh
-# Every curl example of docs/api.md, run against a daemon started with the
-# shipped configuration, must print what the page says it prints.
+# Every example a user can run in the README and docs/ must print what the
+# page says it prints: docs_check.py runs each page's ```sh blocks against
+# a daemon started with the shipped configuration (its address stands in
+# for http://127.0.0.1:8080) and fails on a bare ``` block, so an example
+# is either run or explicitly marked ```sh norun with a reason on the page.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 start_daemon --config "$top_srcdir/etc/squantd.conf"
 mkdir -p "$T/work"
-# The page's commands run from the top of a source tree whose build is in
-# build/ (the README's): examples/ and build/ are linked into the work
-# directory, and nothing is added to PATH.
-ln -s "$(cd "$top_srcdir" && pwd)/examples" "$T/work/examples"
+# The pages' commands run from the top of a source tree whose build is in
+# build/ (the README's): the source tree's files and build/ are linked into
+# the work directory, and nothing is added to PATH.
+src=$(cd "$top_srcdir" && pwd)
+for f in examples tests etc docs api; do ln -s "$src/$f" "$T/work/$f"; done
 ln -s "$(cd "$top_builddir" && pwd)" "$T/work/build"
-if $PYTHON "$top_srcdir/tests/integration/docs_check.py" \
-    "$top_srcdir/docs/api.md" "$BASE" "$T/work"; then pass; else fail "docs/api.md examples"; fi
+for page in README.md docs/api.md docs/cli.md docs/formats.md docs/algorithm.md docs/config.md \
+    docs/operations.md docs/performance.md docs/ui.md $(cd "$src" && ls docs/internals/*.md); do
+    [ -f "$top_srcdir/$page" ] || { fail "$page is missing"; continue; }
+    if $PYTHON "$top_srcdir/tests/integration/docs_check.py" \
+        "$top_srcdir/$page" "$BASE" "$T/work"; then pass; else fail "$page examples"; fi
+done
 stop_daemon 0
 finish

@@ -3,14 +3,26 @@
 
 usage: docs_check.py PAGE.md BASE_URL WORKDIR
 
-Every ```sh block is run (all blocks in one bash, in order, so variables
-carry over) with http://127.0.0.1:8080 replaced by BASE_URL, in WORKDIR.
-The ```json or ```text block right after it is what it must print:
- - json: the output must parse; a string "<...>" in the expected document
-   matches any value;
- - text: line by line; a line "..." matches any number of lines, and
-   "<...>" inside a line matches any text.
-Blocks with no expected output must still succeed (exit status 0).
+Every fenced block must say what it is (a bare ``` fence is an error), so
+no example escapes by accident:
+ - ```sh: run. All sh blocks of a page run in one bash (set -e), in order,
+   so variables carry over, in WORKDIR, with http://127.0.0.1:8080 replaced
+   by BASE_URL and /tmp/ by WORKDIR/tmp/ (in the expected output too).
+   Two styles:
+   * plain commands; the ```json or ```text block right after it is what
+     it must print (json: the output must parse, a string "<...>" matches
+     any value; text: line by line, a line "..." matches any number of
+     lines and "<...>" inside a line matches any text, the blanks before
+     it any number of blanks). With no such block
+     the commands must only succeed (exit status 0).
+   * a transcript: the first line starts with "$ ". Lines starting with
+     "$ " are commands (a line ending in a backslash continues on the
+     next), the lines up to the next command are what it must print (as
+     text, with the same wildcards; none means it prints nothing).
+ - ```sh norun: shown, not run (the page says why: it needs root, systemd,
+   a network, runs in the foreground, ...).
+ - any other language (text, json, ini, nginx, yaml, c, ...): shown, not
+   run; a json/text block right after a ```sh block is its expected output.
 """
 import json
 import re
@@ -19,16 +31,49 @@ import sys
 
 page, base, workdir = sys.argv[1:4]
 text = open(page).read()
-blocks = re.findall(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", text, re.S | re.M)
+fences = re.findall(r"^```([^\n]*)\n(.*?)^```\s*$", text, re.S | re.M)
+failures = 0
+blocks = []
+for info, body in fences:
+    words = info.split()
+    if not words:
+        print("FAIL %s: a ``` block without a language (sh, sh norun, text, json, ...):\n%s"
+              % (page, body[:300]))
+        failures += 1
+    blocks.append((words[0] if words else "", words[1:], body))
+
+
+def subst(s):
+    return s.replace("http://127.0.0.1:8080", base).replace("/tmp/", workdir + "/tmp/")
+
+
 runs = []  # (command, kind, expected)
-for i, (lang, body) in enumerate(blocks):
-    if lang != "sh":
+for i, (lang, flags, body) in enumerate(blocks):
+    if lang != "sh" or "norun" in flags:
+        continue
+    if body.startswith("$ "):
+        cmd, out = None, []
+        lines = body.rstrip("\n").split("\n")
+        k = 0
+        while k < len(lines):
+            line = lines[k]
+            if line.startswith("$ "):
+                if cmd is not None:
+                    runs.append((subst(cmd), "text", subst("".join(x + "\n" for x in out))))
+                cmd, out = line[2:], []
+                while cmd.endswith("\\") and k + 1 < len(lines):
+                    k += 1
+                    cmd += "\n" + lines[k]
+            else:
+                out.append(line)
+            k += 1
+        runs.append((subst(cmd), "text", subst("".join(x + "\n" for x in out))))
         continue
     nxt = blocks[i + 1] if i + 1 < len(blocks) else None
-    kind, expected = (nxt[0], nxt[1]) if nxt and nxt[0] in ("json", "text") else (None, None)
-    runs.append((body.replace("http://127.0.0.1:8080", base), kind, expected))
+    kind, expected = (nxt[0], nxt[2]) if nxt and nxt[0] in ("json", "text") else (None, None)
+    runs.append((subst(body), kind, subst(expected) if expected else expected))
 
-script = ["set -e"]
+script = ["set -e", "mkdir -p tmp"]
 for n, (cmd, _, _) in enumerate(runs):
     script.append("echo '@@@ %d'" % n)
     script.append(cmd)
@@ -39,7 +84,6 @@ outs = re.split(r"^@@@ (\d+|end)\n", p.stdout, flags=re.M)
 got = {}
 for k in range(1, len(outs) - 1, 2):
     got[outs[k]] = outs[k + 1]
-failures = 0
 if "end" not in got:
     print("the examples stopped early (exit %d); stderr:\n%s" % (p.returncode, p.stderr[-3000:]))
     failures += 1
@@ -69,12 +113,20 @@ def match_json(exp, act, path="$"):
 
 
 def line_re(line):
+    # A wildcard stands for text of any width: the blanks before it (a
+    # right-aligned column) may be fewer or more, at least one.
     parts = re.split(r"<[^<>]*>", line)
-    return re.compile("^" + ".*?".join(re.escape(x) for x in parts) + "$")
+    out = []
+    for k, x in enumerate(parts):
+        if k < len(parts) - 1 and x.endswith(" "):
+            out.append(re.escape(x.rstrip(" ")) + " +")
+        else:
+            out.append(re.escape(x))
+    return re.compile("^" + ".*?".join(out) + "$")
 
 
 def match_text(exp, act):
-    exp = exp.rstrip("\n").split("\n")
+    exp = exp.rstrip("\n").split("\n") if exp.strip() else []
     act = act.rstrip("\n").split("\n") if act.strip() else []
 
     def m(i, j):
