@@ -147,6 +147,35 @@ else
     bad "no squantd.service installed"
 fi
 
+# docs/operations.md "Install", after the README's build (the default
+# prefix): every path of its table is installed, the configuration it checks
+# is valid, `man squantd.conf` finds the page, and squant and squantd run
+# without `ldconfig` (they contain the library).
+prefix=$(sed -n 's/^prefix = //p' "$top_builddir/Makefile")
+sysconfdir=$(sed -n 's/^sysconfdir = //p' "$top_builddir/Makefile")
+if [ "$prefix" = /usr/local ] && [ "$sysconfdir" = '${prefix}/etc' ]; then
+    paths=$(sed -n '/^## Install/,/^## /p' "$top_srcdir/docs/operations.md" | grep '^| ' |
+        grep -o '`/usr/local/[^`]*`' | tr -d '`' | sed 's/ .*//')
+    n=0
+    for p in $paths; do
+        n=$((n + 1))
+        # shellcheck disable=SC2086
+        check "docs/operations.md: $p is installed" sh -c "ls -d $dest$p >/dev/null 2>&1"
+    done
+    check "docs/operations.md's table names the installed paths ($n)" [ "$n" -ge 9 ]
+    check "docs/operations.md: /usr/local/sbin/squantd --check-config --config /usr/local/etc/squantd/squantd.conf" \
+        "$dest/usr/local/sbin/squantd" --check-config --config "$dest/usr/local/etc/squantd/squantd.conf"
+    if command -v man >/dev/null 2>&1; then
+        check "docs/operations.md: man squantd.conf" sh -c "MANPATH='$dest/usr/local/share/man' man -w squantd.conf >/dev/null"
+    fi
+    for b in bin/squant sbin/squantd; do
+        check "$b runs without the installed library: $(env -u LD_LIBRARY_PATH "$dest/usr/local/$b" --version 2>&1)" \
+            sh -c "env -u LD_LIBRARY_PATH '$dest/usr/local/$b' --version >/dev/null && ! ldd '$dest/usr/local/$b' | grep -q libsquant"
+    done
+else
+    echo "prefix $prefix, sysconfdir $sysconfdir: docs/operations.md's default-prefix paths not checked"
+fi
+
 # The manual pages, installed under $mandir.
 for m in man1/squant.1 man5/squantd.conf.5 man8/squantd.8; do
     check "$m installed" sh -c "find '$dest' -path '*/man/$m' | grep -q ."
