@@ -17,8 +17,9 @@ no example escapes by accident:
      the commands must only succeed (exit status 0).
    * a transcript: the first line starts with "$ ". Lines starting with
      "$ " are commands (a line ending in a backslash continues on the
-     next), the lines up to the next command are what it must print (as
-     text, with the same wildcards; none means it prints nothing).
+     next), the lines up to the next command are what it must print on
+     stdout and stderr together, as a terminal shows it (as text, with the
+     same wildcards; none means it prints nothing).
  - ```sh norun: shown, not run (the page says why: it needs root, systemd,
    a network, runs in the foreground, ...).
  - any other language (text, json, ini, nginx, yaml, c, ...): shown, not
@@ -47,6 +48,11 @@ def subst(s):
     return s.replace("http://127.0.0.1:8080", base).replace("/tmp/", workdir + "/tmp/")
 
 
+def term(cmd):
+    # A transcript shows what the terminal shows: stdout and stderr.
+    return "{ %s\n} 2>&1" % subst(cmd)
+
+
 runs = []  # (command, kind, expected)
 for i, (lang, flags, body) in enumerate(blocks):
     if lang != "sh" or "norun" in flags:
@@ -59,7 +65,7 @@ for i, (lang, flags, body) in enumerate(blocks):
             line = lines[k]
             if line.startswith("$ "):
                 if cmd is not None:
-                    runs.append((subst(cmd), "text", subst("".join(x + "\n" for x in out))))
+                    runs.append((term(cmd), "text", subst("".join(x + "\n" for x in out))))
                 cmd, out = line[2:], []
                 while cmd.endswith("\\") and k + 1 < len(lines):
                     k += 1
@@ -67,7 +73,7 @@ for i, (lang, flags, body) in enumerate(blocks):
             else:
                 out.append(line)
             k += 1
-        runs.append((subst(cmd), "text", subst("".join(x + "\n" for x in out))))
+        runs.append((term(cmd), "text", subst("".join(x + "\n" for x in out))))
         continue
     nxt = blocks[i + 1] if i + 1 < len(blocks) else None
     kind, expected = (nxt[0], nxt[2]) if nxt and nxt[0] in ("json", "text") else (None, None)
@@ -120,7 +126,7 @@ for n, (cmd, kind, expected) in enumerate(runs):
     out = got.get(str(n))
     if out is None:
         break
-    first = cmd.strip().split("\n")[0][:100]
+    first = cmd.strip().split("\n")[0].lstrip("{ ")[:100]
     if kind == "json":
         try:
             act = json.loads(out)
