@@ -149,7 +149,7 @@ fi
 
 # docs/operations.md "Install", after the README's build (the default
 # prefix): every path of its table is installed, the configuration it checks
-# is valid, `man squantd.conf` finds the page, and squant and squantd run
+# is valid, `man` finds the pages, and squant and squantd run
 # without `ldconfig` (they contain the library).
 prefix=$(sed -n 's/^prefix = //p' "$top_builddir/Makefile")
 sysconfdir=$(sed -n 's/^sysconfdir = //p' "$top_builddir/Makefile")
@@ -166,7 +166,9 @@ if [ "$prefix" = /usr/local ] && [ "$sysconfdir" = '${prefix}/etc' ]; then
     check "docs/operations.md: /usr/local/sbin/squantd --check-config --config /usr/local/etc/squantd/squantd.conf" \
         "$dest/usr/local/sbin/squantd" --check-config --config "$dest/usr/local/etc/squantd/squantd.conf"
     if command -v man >/dev/null 2>&1; then
-        check "docs/operations.md: man squantd.conf" sh -c "MANPATH='$dest/usr/local/share/man' man -w squantd.conf >/dev/null"
+        for m in squant squantd squantd.conf; do # (and the README's last line)
+            check "docs/operations.md: man $m" sh -c "MANPATH='$dest/usr/local/share/man' man -w $m >/dev/null"
+        done
     fi
     for b in bin/squant sbin/squantd; do
         check "$b runs without the installed library: $(env -u LD_LIBRARY_PATH "$dest/usr/local/$b" --version 2>&1)" \
