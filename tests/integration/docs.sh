@@ -19,5 +19,11 @@ for page in README.md docs/api.md docs/cli.md docs/formats.md docs/algorithm.md 
     if $PYTHON "$top_srcdir/tests/integration/docs_check.py" \
         "$top_srcdir/$page" "$BASE" "$T/work"; then pass; else fail "$page examples"; fi
 done
+# docs/operations.md's access-log line is the one the README's curl left
+# in the log (but for the request id and the time).
+line=$(sed -n '/^## Logs/,/^## /p' "$top_srcdir/docs/operations.md" | grep '^access ' | head -n 1)
+re=$(printf '%s\n' "$line" | sed -e 's/[.[\*^$]/\\&/g' -e 's/id=[^ ]*/id=[0-9a-f]{16}/' -e 's/ms=[^ ]*/ms=[0-9.]+/')
+check "docs/operations.md's access line ($line) is in the log" \
+    sh -c "[ -n '$line' ] && grep -Eq '^$re\$' '$T/daemon.log'"
 stop_daemon 0
 finish
