@@ -3,8 +3,8 @@
 
 usage: docs_check.py PAGE.md BASE_URL WORKDIR
 
-Every fenced block must say what it is (a bare ``` fence is an error), so
-no example escapes by accident:
+Every fenced block must say what it is (a bare ``` fence is an error, and
+so are indented and ~~~ fences), so no example escapes by accident:
  - ```sh: run. All sh blocks of a page run in one bash (set -e), in order,
    so variables carry over, in WORKDIR, with http://127.0.0.1:8080 replaced
    by BASE_URL and /tmp/ by WORKDIR/tmp/ (in the expected output too).
@@ -34,6 +34,19 @@ page, base, workdir = sys.argv[1:4]
 text = open(page).read()
 fences = re.findall(r"^```([^\n]*)\n(.*?)^```\s*$", text, re.S | re.M)
 failures = 0
+for m in re.finditer(r"^([ \t]+)(```|~~~)", text, re.M):
+    print("FAIL %s:%d: an indented fence: docs_check.py reads only ``` at the start of a line"
+          % (page, text[:m.start()].count("\n") + 1))
+    failures += 1
+for m in re.finditer(r"^~~~", text, re.M):
+    print("FAIL %s:%d: a ~~~ fence: use ```" % (page, text[:m.start()].count("\n") + 1))
+    failures += 1
+# An indented code block that starts like a command escapes the fences: refuse it.
+unfenced = re.sub(r"^```.*?^```\s*$", "", text, flags=re.S | re.M)
+for m in re.finditer(r"\n\n( {4,}|\t)(\$ |curl |build/|squant|sudo |make |scripts/|tests/|cc )", unfenced):
+    print("FAIL %s: an indented command (%r...): fence it as ```sh or ```sh norun"
+          % (page, unfenced[m.start() + 2:m.start() + 60]))
+    failures += 1
 blocks = []
 for info, body in fences:
     words = info.split()
