@@ -26,6 +26,7 @@ so are indented and ~~~ fences), so no example escapes by accident:
    run; a json/text block right after a ```sh block is its expected output.
 """
 import json
+import os
 import re
 import subprocess
 import sys
@@ -97,8 +98,11 @@ for n, (cmd, _, _) in enumerate(runs):
     script.append("echo '@@@ %d'" % n)
     script.append(cmd)
 script.append("echo '@@@ end'")
+# The system's PATH only: a page names squant and squantd by their build
+# paths, and an installed copy elsewhere (/usr/local/bin) must not stand in.
+env = dict(os.environ, PATH="/usr/bin:/bin")
 p = subprocess.run(["bash", "-c", "\n".join(script)], cwd=workdir, capture_output=True, text=True,
-                   timeout=300)
+                   timeout=300, env=env)
 outs = re.split(r"^@@@ (\d+|end)\n", p.stdout, flags=re.M)
 got = {}
 for k in range(1, len(outs) - 1, 2):
