@@ -25,7 +25,8 @@
  *                 (W rank keys, in any order); keys_max_below(keys, n, bound)
  *                 (n a multiple of 8)
  *   optional      load_kernels(base, K, out) with SIMD_HAVE_LOAD_KERNELS
- *                 (transpose W whole kernels of K <= 16 without gathers)
+ *                 (transpose W whole kernels of SIMD_LOAD_KERNELS_MIN <= K
+ *                 <= 16 with few or no gathers)
  *   names         SIMD_NAME (the entry point), SIMD_ROWSUM_NAME (the row
  *                 sum, exported for tests)
  *
@@ -387,7 +388,10 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     vf e[SIMD_KMAX], p[SIMD_KMAX], x[SIMD_KMAX];
     vf wt[SIMD_KMAX];
 #ifdef SIMD_HAVE_LOAD_KERNELS
-    if (nk == W && K <= 16) {
+#ifndef SIMD_LOAD_KERNELS_MIN
+#define SIMD_LOAD_KERNELS_MIN 1
+#endif
+    if (nk == W && K >= SIMD_LOAD_KERNELS_MIN && K <= 16) {
         load_kernels(base, K, wt);
     } else
 #endif
