@@ -23,6 +23,7 @@
 #include <squant/squant.h>
 
 #include "cli.h"
+#include "util.h"
 
 #define OUTPUT_LIMIT ((size_t)1 << 40)
 
@@ -227,16 +228,7 @@ static int write_output(const char *path, const uint8_t *data, size_t len)
         free(tmp);
         return -1;
     }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    int ok = off == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+    int ok = sqi_write_full(fd, data, len, -1) && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         fprintf(stderr, "squant: %s: %s\n", path, strerror(errno));

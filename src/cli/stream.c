@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "util.h"
 
 #define MIN_LAYERS 2
 #define MAX_LAYERS 64
@@ -54,44 +55,18 @@ struct srun {
     bool progress;
 };
 
-/* Drop the mapping's pages wholly inside [p, p + len): the page cache keeps them. */
-static void drop_input(const struct srun *r, const void *p, size_t len)
-{
-    const uint8_t *b = p;
-    if (!r->map || b < r->map || b >= r->map + r->map_len)
-        return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t s = ((uintptr_t)b + page - 1) & ~(page - 1), e = ((uintptr_t)b + len) & ~(page - 1);
-    if (e > s)
-        madvise((void *)s, e - s, MADV_DONTNEED);
-}
-
-static enum sq_status write_all(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return SQ_ERR_IO;
-        p += w;
-        len -= (size_t)w;
-    }
-    return SQ_OK;
-}
-
 static enum sq_status sink(void *ctx, const void *data, size_t len, struct sq_error *err)
 {
     struct srun *r = ctx;
-    if (write_all(r->data_fd, data, len) != SQ_OK) {
+    if (!sqi_write_full(r->data_fd, data, len, -1)) {
         snprintf(err->message, sizeof err->message, "writing the temporary output: %s",
                  strerror(errno));
         err->status = SQ_ERR_IO;
         return SQ_ERR_IO;
     }
     r->data_len += len;
-    drop_input(r, data, len); /* a tensor passed through: its input is not read again */
+    sqi_drop_pages(r->map, r->map_len, data,
+                   len); /* a tensor passed through: its input is not read again */
     return SQ_OK;
 }
 
@@ -160,7 +135,8 @@ static void write_done_layers(struct srun *r)
         sq_plan_layer_info(r->plan, l, &info);
         ptrdiff_t ti = sq_model_find(r->model, info.name);
         if (ti >= 0)
-            drop_input(r, r->model->tensors[ti].data, r->model->tensors[ti].nbytes);
+            sqi_drop_pages(r->map, r->map_len, r->model->tensors[ti].data,
+                           r->model->tensors[ti].nbytes);
         r->held -= r->codes[l];
         r->next_write++;
         if (r->progress)
@@ -234,7 +210,7 @@ static int append_file(int to, int from, uint64_t len, bool regular)
         ssize_t n = pread(from, buf, want, in);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0 || write_all(to, buf, (size_t)n) != SQ_OK)
+        if (n <= 0 || !sqi_write_full(to, buf, (size_t)n, -1))
             break;
         in += n;
     }
@@ -250,7 +226,7 @@ static int assemble(const struct srun *r, const uint8_t *head, size_t head_len,
         fflush(stdout);
         struct stat st;
         bool regular = fstat(1, &st) == 0 && S_ISREG(st.st_mode);
-        if (write_all(1, head, head_len) != SQ_OK ||
+        if (!sqi_write_full(1, head, head_len, -1) ||
             append_file(1, r->data_fd, r->data_len, regular) != 0) {
             fprintf(stderr, "squant: writing to standard output: %s\n", strerror(errno));
             return -1;
@@ -270,7 +246,7 @@ static int assemble(const struct srun *r, const uint8_t *head, size_t head_len,
         free(tmp);
         return -1;
     }
-    int ok = write_all(fd, head, head_len) == SQ_OK &&
+    int ok = sqi_write_full(fd, head, head_len, -1) &&
              append_file(fd, r->data_fd, r->data_len, true) == 0 && fchmod(fd, 0644) == 0 &&
              fsync(fd) == 0;
     ok = close(fd) == 0 && ok;

@@ -32,21 +32,6 @@ void sqd_body_init_file(struct sqd_body *b, size_t limit, int fd)
     b->fd = fd;
 }
 
-static bool write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* A failed write: a full disk is its own status; messages name no path (clients read them). */
 static enum sq_status write_failed(struct sq_error *err, const char *what)
 {
@@ -72,7 +57,7 @@ static enum sq_status spill(struct sqd_body *b, struct sq_error *err)
             return write_failed(err, "the request body");
         unlink(path);
     }
-    if (!write_all(fd, b->mem, b->len)) {
+    if (!sqi_write_full(fd, b->mem, b->len, -1)) {
         enum sq_status st = write_failed(err, "the request body");
         close(fd);
         return st;
@@ -101,7 +86,7 @@ enum sq_status sqd_body_append(struct sqd_body *b, const void *data, size_t n, s
             return st;
     }
     if (b->fd >= 0) {
-        if (!write_all(b->fd, data, n))
+        if (!sqi_write_full(b->fd, data, n, -1))
             return write_failed(err, "the request body");
         b->len = total;
         return SQ_OK;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "squantd.h"
+#include "util.h"
 
 static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *what,
                            const char *path)
@@ -94,21 +95,12 @@ static enum sq_status write_atomic(const char *dir, const char *name, const void
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return fail(err, SQ_ERR_IO, "create", tmp);
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            errno = e;
-            return fail(err, SQ_ERR_IO, "write", tmp);
-        }
-        p += w;
-        left -= (size_t)w;
+    if (!sqi_write_full(fd, data, len, -1)) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        return fail(err, SQ_ERR_IO, "write", tmp);
     }
     if (fsync(fd) != 0) {
         int e = errno;
@@ -532,7 +524,8 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
         char *dir = path_join(ctx->jobs_dir, e->d_name);
         json_t *state = dir ? load_json(dir, "state.json") : NULL;
         struct sqd_jobrec *rec = calloc(1, sizeof(*rec));
-        bool ok = state && rec && sqd_jobrec_from_json(rec, state) && strcmp(rec->id, e->d_name) == 0;
+        bool ok =
+            state && rec && sqd_jobrec_from_json(rec, state) && strcmp(rec->id, e->d_name) == 0;
         json_decref(state);
         bool keep = false;
         /* A job that ran out of disk space kept its input: it runs again. */

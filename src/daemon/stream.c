@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "squantd.h"
+#include "util.h"
 
 /*
  * Room left for the header: generous for every tensor entry, the report of
@@ -90,41 +91,13 @@ enum sq_status sqd_stream_open(struct sqd_stream *s, const char *tmp_dir,
     return SQ_OK;
 }
 
-/* Drop the input mapping's pages wholly inside [p, p + len): written, not read again. */
-static void drop_input(const struct sqd_stream *s, const void *p, size_t len)
-{
-    const uint8_t *b = p;
-    if (!s->input || b < s->input || b >= s->input + s->input_len)
-        return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)b + page - 1) & ~(page - 1), hi = ((uintptr_t)b + len) & ~(page - 1);
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
-static enum sq_status put_at(int fd, const void *data, size_t len, uint64_t off)
-{
-    const uint8_t *p = data;
-    while (len) {
-        ssize_t w = pwrite(fd, p, len, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return SQ_ERR_IO;
-        p += w;
-        len -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return SQ_OK;
-}
-
 static enum sq_status sink(void *ctx, const void *data, size_t len, struct sq_error *err)
 {
     struct sqd_stream *s = ctx;
-    if (put_at(s->fd, data, len, s->base + s->data_len) != SQ_OK)
+    if (!sqi_write_full(s->fd, data, len, (int64_t)(s->base + s->data_len)))
         return io_fail(err, "write");
     s->data_len += len;
-    drop_input(s, data, len);
+    sqi_drop_pages(s->input, s->input_len, data, len);
     return SQ_OK;
 }
 
@@ -140,7 +113,8 @@ enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan,
         sq_plan_layer_info(plan, l, &info);
         ptrdiff_t ti = sq_model_find(model, info.name);
         if (ti >= 0)
-            drop_input(s, model->tensors[ti].data, model->tensors[ti].nbytes);
+            sqi_drop_pages(s->input, s->input_len, model->tensors[ti].data,
+                           model->tensors[ti].nbytes);
     }
     return SQ_OK;
 }
@@ -199,7 +173,7 @@ static enum sq_status copy_data(int to, int from, uint64_t off, uint64_t len, st
 /* Header then data into the fresh file `fd`. */
 static enum sq_status assemble(const struct sqd_stream *s, int fd, struct sq_error *err)
 {
-    if (put_at(fd, s->head, s->head_len, 0) != SQ_OK || lseek(fd, (off_t)s->head_len, SEEK_SET) < 0)
+    if (!sqi_write_full(fd, s->head, s->head_len, 0) || lseek(fd, (off_t)s->head_len, SEEK_SET) < 0)
         return io_fail(err, "write");
     return copy_data(fd, s->fd, s->base, s->data_len, err);
 }
@@ -221,8 +195,9 @@ enum sq_status sqd_stream_finish(struct sqd_stream *s, struct sq_plan *plan, uin
     }
     if (s->head_len <= s->base) {
         s->offset = s->base - s->head_len;
-        return put_at(s->fd, s->head, s->head_len, s->offset) == SQ_OK ? SQ_OK
-                                                                       : io_fail(err, "write");
+        return sqi_write_full(s->fd, s->head, s->head_len, (int64_t)s->offset)
+                   ? SQ_OK
+                   : io_fail(err, "write");
     }
     return SQ_OK; /* too large for the gap (offset stays 0): sqd_stream_take assembles */
 }

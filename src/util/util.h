@@ -95,7 +95,10 @@ enum sq_status sqi_base64_append(struct sqi_buf *b, const uint8_t *data, size_t 
 enum sq_status sqi_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len);
 
 /* Little-endian loads and stores from unaligned memory. */
-static inline uint16_t sqi_le16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint16_t sqi_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
 static inline uint32_t sqi_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -116,5 +119,17 @@ static inline void sqi_put_le64(uint8_t *p, uint64_t v)
     sqi_put_le32(p, (uint32_t)v);
     sqi_put_le32(p + 4, (uint32_t)(v >> 32));
 }
+
+/*
+ * Write all `len` bytes to fd, at offset `off` (pwrite) or, with off < 0, at
+ * the file position; retries on EINTR. false with errno set on failure.
+ */
+bool sqi_write_full(int fd, const void *data, size_t len, int64_t off);
+/*
+ * Drop the pages wholly inside [p, p + len) from a read-only mapping
+ * [map, map + map_len) that will not be read there again (the page cache
+ * keeps them). Nothing happens if p is outside the mapping or map is NULL.
+ */
+void sqi_drop_pages(const void *map, size_t map_len, const void *p, size_t len);
 
 #endif
