@@ -99,15 +99,10 @@ static void add_vary(struct sqd_request *req, struct MHD_Response *r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
 }
 
-void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
-                         void *body, size_t len, const char *const *headers)
+/* The headers every answer carries, then queue it; takes r. */
+static void queue_response(struct sqd_request *req, struct MHD_Response *r, unsigned status,
+                           const char *content_type, uint64_t len, const char *const *headers)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
-        len, body ? body : (void *)"", body ? free : NULL);
-    if (!r) {
-        free(body);
-        return; /* MHD closes the connection */
-    }
     MHD_add_response_header(r, "X-Request-Id", req->id);
     add_vary(req, r);
     if (content_type)
@@ -127,6 +122,18 @@ void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *c
     MHD_destroy_response(r);
 }
 
+void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
+                         void *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        len, body ? body : (void *)"", body ? free : NULL);
+    if (!r) {
+        free(body);
+        return; /* MHD closes the connection */
+    }
+    queue_response(req, r, status, content_type, len, headers);
+}
+
 void sqd_respond_static(struct sqd_request *req, unsigned status, const char *content_type,
                         const void *body, size_t len, const char *const *headers)
 {
@@ -134,17 +141,7 @@ void sqd_respond_static(struct sqd_request *req, unsigned status, const char *co
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return; /* MHD closes the connection */
-    MHD_add_response_header(r, "X-Request-Id", req->id);
-    if (content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    for (size_t i = 0; headers && headers[i]; i += 2)
-        MHD_add_response_header(r, headers[i], headers[i + 1]);
-    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
-        req->status = status;
-        req->bytes_out = len;
-    }
-    req->phase = SQD_PH_ANSWERED;
-    MHD_destroy_response(r);
+    queue_response(req, r, status, content_type, len, headers);
 }
 
 void sqd_respond(struct sqd_request *req, unsigned status, const char *content_type, void *body,
@@ -214,17 +211,7 @@ void sqd_respond_fd_at(struct sqd_request *req, unsigned status, const char *con
         sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
     }
-    MHD_add_response_header(r, "X-Request-Id", req->id);
-    add_vary(req, r);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    for (size_t i = 0; headers && headers[i]; i += 2)
-        MHD_add_response_header(r, headers[i], headers[i + 1]);
-    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
-        req->status = status;
-        req->bytes_out = size;
-    }
-    req->phase = SQD_PH_ANSWERED;
-    MHD_destroy_response(r);
+    queue_response(req, r, status, content_type, size, headers);
 }
 
 /* After a sync job resumed the connection: send what the loop thread left. */
