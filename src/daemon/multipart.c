@@ -224,11 +224,12 @@ static bool run(struct sqd_multipart *mp)
             size_t k = 0;
             while (k < n && (p[k] == ' ' || p[k] == '\t'))
                 k++;
-            if (k + 2 > n) {
-                if (k > 256)
-                    ok = false;
+            if (k > 256) { /* transport padding is bounded, however the bytes arrive */
+                ok = false;
                 break;
             }
+            if (k + 2 > n)
+                break;
             if (p[k] != '\r' || p[k + 1] != '\n') {
                 ok = false;
                 break;
@@ -243,7 +244,8 @@ static bool run(struct sqd_multipart *mp)
             }
             const uint8_t *e = memmem(p, n, "\r\n\r\n", 4);
             if (!e) {
-                if (n > SQD_MP_HEADERS_MAX)
+                /* Without "\r\n\r\n" in n bytes the block is at least n - 1 long. */
+                if (n - 1 > SQD_MP_HEADERS_MAX)
                     ok = false;
                 break;
             }

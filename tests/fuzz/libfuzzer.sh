@@ -33,7 +33,7 @@ for p in ${FUZZERS:-npy safetensors onnx params fields raw spool config multipar
         # shellcheck disable=SC2086
         clang $flags $inc -I"$top/src/daemon" -I"$build/src/formats" -o "$out/fuzz_$p" \
             "$top/tests/fuzz/fuzz_$p.c" $daemon_src "$top"/src/plan/*.c "$top"/src/formats/*.c \
-            "$build/src/formats/onnx.pb-c.c" "$top"/src/util/*.c \
+            "$build/src/formats/onnx.pb-c.c" "$build/src/daemon/ui_assets.c" "$top"/src/util/*.c \
             $core $daemon_libs -lsystemd -lpthread -lm
         ;;
     esac
