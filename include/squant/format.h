@@ -139,6 +139,7 @@ struct sq_onnx_weight {
     const float *zero_point;
     const float *dequantized; /* SQ_ONNX_DEQUANTIZED only */
     unsigned bits;
+    size_t group; /* 0: scale[c] per output channel; g: scale[c * ceil(I / g) + j], j = i / g */
 };
 
 /*

@@ -917,6 +917,127 @@ struct rewrite {
     size_t n_extra, n_nodes;
 };
 
+/*
+ * A weight quantized per group of g input channels (scales [C, G] in the
+ * core's order, G = ceil(I / g)). The input channels run along axis 1 of
+ * the model's layout for an output-channel axis 0 (Conv, Gemm transB = 1)
+ * and along axis 0 otherwise (MatMul and Gemm [K, N], ConvTranspose).
+ * Opset >= 21 with zero points in the code range: DequantizeLinear with
+ * axis and block_size, scale and zero point of the weight's dims with the
+ * blocked axis cut to G (kernel dims repeated). Otherwise Cast/Sub/Mul with
+ * FLOAT scale and zero point per (output, input) channel pair, shaped
+ * [dims0, dims1, 1...] to broadcast over the kernel.
+ */
+static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
+                                      const struct sq_tensor *t, const struct onnx_weight *w,
+                                      const struct sq_onnx_weight *qw, const int8_t *codes,
+                                      bool int4, const char *const *nm, struct rewrite *rw,
+                                      struct sq_error *err)
+{
+    const char *N = t->name;
+    size_t A, B, s;
+    weight_abs(w, &A, &B, &s);
+    size_t C = (size_t)t->shape[0], I = (size_t)t->shape[1], g = qw->group;
+    size_t G = (I + g - 1) / g, grp = (size_t)w->group;
+    unsigned bax = w->axis == 0 ? 1 : 0;
+    float zlo = int4 ? -8.0f : -128.0f, zhi = int4 ? 7.0f : 127.0f;
+    bool zp_fits = true;
+    for (size_t k = 0; k < C * G; k++)
+        zp_fits = zp_fits && qw->zero_point[k] >= zlo && qw->zero_point[k] <= zhi &&
+                  qw->zero_point[k] == (float)(int)qw->zero_point[k];
+    bool dql = o->opset >= 21 && zp_fits && grp == 1;
+    if (!dql && o->opset < 7)
+        return fail(err, SQ_ERR_UNSUPPORTED, N,
+                    "tensor '%.100s': the model's opset %" PRId64
+                    " is below 7, where Cast/Sub/Mul cannot express the dequantization",
+                    N, o->opset);
+    if (int4) {
+        uint8_t *p = ar_alloc(a, t->nelems / 2 + 1);
+        if (!p)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        pack_int4(codes, t->nelems, p);
+        rw->extra[0] =
+            new_tensor(a, nm[0], OT_INT4, w->rank, w->dims, p, t->nelems / 2 + t->nelems % 2);
+    } else {
+        rw->extra[0] = new_tensor(a, nm[0], OT_INT8, w->rank, w->dims, (void *)codes, t->nelems);
+    }
+    int64_t bd[SQ_MAX_RANK];
+    for (unsigned i = 0; i < w->rank; i++)
+        bd[i] = w->dims[i];
+    if (dql) {
+        /* [A, G, s] (bax 1) or [G, B, s] (bax 0) */
+        bd[bax] = (int64_t)G;
+        size_t cnt = (bax ? A * G : G * B) * s;
+        float *sc = ar_alloc(a, cnt * sizeof *sc);
+        int8_t *zp = ar_alloc(a, cnt);
+        uint8_t *zp4 = ar_alloc(a, cnt / 2 + 1);
+        if (!sc || !zp || !zp4)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        for (size_t k = 0; k < cnt; k++) {
+            size_t x = k / s, c, j;
+            if (bax) {
+                c = x / G, j = x % G;
+            } else {
+                j = x / B, c = x % B;
+            }
+            sc[k] = qw->scale[c * G + j];
+            zp[k] = (int8_t)qw->zero_point[c * G + j];
+        }
+        pack_int4(zp, cnt, zp4);
+        rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, w->rank, bd, sc, cnt * sizeof *sc);
+        rw->extra[2] = int4 ? new_tensor(a, nm[2], OT_INT4, w->rank, bd, zp4, cnt / 2 + cnt % 2)
+                            : new_tensor(a, nm[2], OT_INT8, w->rank, bd, zp, cnt);
+        rw->n_extra = 3;
+        Onnx__NodeProto *dq = new_node(a, "DequantizeLinear", nm[0], nm[0], nm[1], nm[2], N,
+                                       new_attr_int(a, "axis", (int64_t)bax));
+        Onnx__AttributeProto **av = ar_alloc(a, 2 * sizeof *av);
+        Onnx__AttributeProto *bs = new_attr_int(a, "block_size", (int64_t)g);
+        if (!dq || !av || !bs)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        av[0] = dq->attribute[0];
+        av[1] = bs;
+        dq->attribute = av;
+        dq->n_attribute = 2;
+        rw->nodes[0] = dq;
+        rw->n_nodes = 1;
+        return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
+    }
+    for (unsigned i = 2; i < w->rank; i++)
+        bd[i] = 1;
+    size_t cnt = A * B;
+    float *sc = ar_alloc(a, cnt * sizeof *sc), *zf = ar_alloc(a, cnt * sizeof *zf);
+    if (!sc || !zf)
+        return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+    for (size_t k = 0; k < cnt; k++) {
+        size_t x = k / B, y = k % B, c, i;
+        if (bax) {
+            c = x, i = y;
+        } else {
+            c = (x / (A / grp)) * B + y, i = x % (A / grp);
+        }
+        sc[k] = qw->scale[c * G + i / g];
+        zf[k] = qw->zero_point[c * G + i / g];
+    }
+    rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, w->rank, bd, sc, cnt * sizeof *sc);
+    rw->extra[2] = new_tensor(a, nm[2], OT_FLOAT, w->rank, bd, zf, cnt * sizeof *zf);
+    rw->n_extra = 3;
+    if (int4) {
+        static const float one = 1.0f;
+        static const uint8_t zero4 = 0;
+        rw->extra[3] = new_tensor(a, nm[5], OT_FLOAT, 0, NULL, &one, sizeof one);
+        rw->extra[4] = new_tensor(a, nm[6], OT_INT4, 0, NULL, &zero4, 1);
+        rw->n_extra = 5;
+        rw->nodes[0] = new_node(a, "DequantizeLinear", nm[3], nm[0], nm[5], nm[6], nm[3], NULL);
+    } else {
+        rw->nodes[0] =
+            new_node(a, "Cast", nm[3], nm[0], NULL, NULL, nm[3], new_attr_int(a, "to", OT_FLOAT));
+    }
+    rw->nodes[1] = new_node(a, "Sub", nm[4], nm[3], nm[2], NULL, nm[4], NULL);
+    rw->nodes[2] = new_node(a, "Mul", N, nm[4], nm[1], NULL, N, NULL);
+    rw->n_nodes = 3;
+    return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
+}
+
 static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                                      const struct sq_model *model, const struct sq_onnx_weight *qw,
                                      enum sq_onnx_layout layout, const char **names, size_t n_names,
@@ -970,6 +1091,8 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
     bool int4 = layout == SQ_ONNX_QDQ_INT4;
     float zlo = int4 ? -8.0f : -128.0f, zhi = int4 ? 7.0f : 127.0f;
     bool zp_fits = true;
+    if (qw->group)
+        return rewrite_grouped(a, o, t, w, qw, codes, int4, nm, rw, err);
     for (size_t c = 0; c < C; c++)
         zp_fits = zp_fits && qw->zero_point[c] >= zlo && qw->zero_point[c] <= zhi &&
                   qw->zero_point[c] == (float)(int)qw->zero_point[c];
@@ -1403,6 +1526,36 @@ static enum sq_status try_dql(struct dq_ctx *c, size_t ni, float **out, struct k
     int64_t r = (int64_t)q->tp->n_dims, axis = attr_int(n, "axis", 1);
     if (axis < 0)
         axis += r;
+    int64_t bsz = attr_int(n, "block_size", 0);
+    if (attr(n, "block_size") && bsz > 0 && axis >= 0 && axis < r && s->tp->n_dims == (size_t)r &&
+        (!zv || (z->tp->n_dims == (size_t)r && nz == ns))) {
+        /* Blocked: s has q's dims but ceil(dims[axis] / block_size) along axis. */
+        size_t D = (size_t)q->tp->dims[axis], Gb = (D + (size_t)bsz - 1) / (size_t)bsz, post = 1;
+        bool same = (size_t)s->tp->dims[axis] == Gb;
+        for (int64_t k = 0; k < r; k++) {
+            if (k != axis)
+                same = same && s->tp->dims[k] == q->tp->dims[k];
+            if (zv && z->tp->dims[k] != s->tp->dims[k])
+                same = false;
+            if (k > axis)
+                post *= (size_t)q->tp->dims[k];
+        }
+        if (!same)
+            goto done;
+        float *w = malloc((nq ? nq : 1) * sizeof *w);
+        if (!w) {
+            st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < nq; i++) {
+            size_t p = i / (post * D), d = (i / post) % D, rr = i % post;
+            size_t ch = (p * Gb + d / (size_t)bsz) * post + rr;
+            w[i] = (qv[i] - (zv ? zv[ch] : 0.0f)) * sv[ch];
+        }
+        *out = w;
+        *qk = q;
+        goto done;
+    }
     bool per_tensor = s->tp->n_dims == 0 || ns == 1;
     if ((!per_tensor &&
          (s->tp->n_dims != 1 || axis < 0 || axis >= r || (size_t)q->tp->dims[axis] != ns)) ||

@@ -481,11 +481,11 @@ static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout
             layout = SQ_ONNX_QDQ_INT4;
         /* The QDQ forms hold one FLOAT scale per output channel (a group size would go in
          * sq_onnx_weight); the dequantized form takes any scales. */
-        if (layout != SQ_ONNX_DEQUANTIZED && (l->group || plan->scale_dtype != SQ_DTYPE_F32)) {
+        if (layout != SQ_ONNX_DEQUANTIZED && plan->scale_dtype != SQ_DTYPE_F32) {
             st = sqi_fail(err, SQ_ERR_ARG,
-                          "format onnx writes one FLOAT scale per output channel: group and "
-                          "scale_dtype=F16 are not available for it (tensor '%s'); use "
-                          "format=dequantized or safetensors",
+                          "format onnx writes FLOAT scales: scale_dtype=F16 is not available for "
+                          "it (tensor '%s'; ONNX's DequantizeLinear takes a FLOAT16 scale only "
+                          "for a FLOAT16 output); use format=dequantized or safetensors",
                           m->tensors[l->tensor].name);
             break;
         }
@@ -493,7 +493,8 @@ static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout
                                        .codes = l->codes,
                                        .scale = l->scale,
                                        .zero_point = l->zero_point,
-                                       .bits = l->params.bits};
+                                       .bits = l->params.bits,
+                                       .group = l->group && l->groups > 1 ? l->group : 0};
         if (layout == SQ_ONNX_DEQUANTIZED &&
             !(w[i].dequantized = dequantized(plan, l, &m->tensors[l->tensor])))
             st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");

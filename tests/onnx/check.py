@@ -103,6 +103,23 @@ def qdq_values(q, name, dims):
         kind = "DequantizeLinear" if x.dtype == pb.INT8 else "DequantizeLinear INT4"
         axis = p["attrs"]["axis"][3][0]
         xv, sv, zv = x.values(), s.values(), z.values()
+        if "block_size" in p["attrs"]:
+            # Blocked (opset 21): s and z have x's dims, ceil(D / block) along axis.
+            b = p["attrs"]["block_size"][3][0]
+            D = dims[axis]
+            G = (D + b - 1) // b
+            want = list(dims)
+            want[axis] = G
+            if s.dims != want or z.dims != want:
+                fail("%s: blocked scale %s / zero point %s, expected %s" % (name, s.dims, z.dims, want))
+            post = 1
+            for d in dims[axis + 1:]:
+                post *= d
+
+            def at(i):
+                return ((i // (post * D)) * G + (i // post) % D // b) * post + i % post
+            out = [f32((xv[i] - zv[at(i)]) * sv[at(i)]) for i in range(n)]
+            return out, xv, kind + " blocked"
         inner = 1
         for d in dims[axis + 1:]:
             inner *= d

@@ -9,6 +9,8 @@
                  Conv, MatMul [K, N], Gemm transB=0 (as Paddle exports)
   external.onnx  opset 13, weights in external data (external.bin)
   ops21.onnx     ops13.onnx's graph at opset 21 (INT4 DequantizeLinear)
+  groups13.onnx  Conv 3x3 and 1x1, Gemm (both transB), MatMul with input dims
+  groups21.onnx  8, 6, 12, 10, 9 (group-wise output), at opset 13 and 21
   fp16.onnx      FLOAT16/BFLOAT16/DOUBLE weights in typed fields (parser only)
   resnet14.onnx  the example model (examples/fmnist-resnet14.safetensors,
                  given as the second argument) as an ONNX graph: a BN-folded
@@ -69,6 +71,34 @@ def ops13(rng, opset=13, ir=7):
     g = pb.graph(nodes, "ops13", inits, [pb.value_info("x", [1, 4, 8, 8])],
                  [pb.value_info("y", [1, 6])])
     return pb.model(g, opset, ir, [("author", "squant tests")])
+
+
+def groups(rng, opset):
+    """Input dims that groups of 3 or 4 cut evenly and not (group-wise output)."""
+    inits, nodes = [], []
+
+    def init(name, dims):
+        n = 1
+        for d in dims:
+            n *= d
+        inits.append(pb.tensor(name, dims, raw=raw(weights(rng, n))))
+
+    init("conv.w", [6, 8, 3, 3])  # I 8
+    nodes.append(pb.node("Conv", ["x", "conv.w"], ["c1"], [pb.attr_ints("pads", [1, 1, 1, 1])], "conv"))
+    nodes.append(pb.node("Relu", ["c1"], ["r1"]))
+    init("pw.w", [12, 6, 1, 1])  # I 6
+    nodes.append(pb.node("Conv", ["r1", "pw.w"], ["c2"], [], "pw"))
+    nodes.append(pb.node("GlobalAveragePool", ["c2"], ["p"]))
+    nodes.append(pb.node("Flatten", ["p"], ["f"]))
+    init("fc1.w", [10, 12])  # transB 1: I 12
+    nodes.append(pb.node("Gemm", ["f", "fc1.w"], ["g1"], [pb.attr_int("transB", 1)], "fc1"))
+    init("fc2.w", [10, 9])  # [K, N]: K 10
+    nodes.append(pb.node("Gemm", ["g1", "fc2.w"], ["g2"], [pb.attr_int("transB", 0)], "fc2"))
+    init("mm.w", [9, 5])  # [K, N]: K 9
+    nodes.append(pb.node("MatMul", ["g2", "mm.w"], ["y"], [], "mm"))
+    g = pb.graph(nodes, "groups", inits, [pb.value_info("x", [1, 8, 6, 6])],
+                 [pb.value_info("y", [1, 5])])
+    return pb.model(g, opset, 7 if opset < 21 else 10, [("author", "squant tests")])
 
 
 def opset9(rng):
@@ -194,7 +224,9 @@ def main():
     rng = random.Random(7)
     for name, data in (("ops13.onnx", ops13(rng)), ("opset9.onnx", opset9(rng)),
                        ("external.onnx", external(rng, d)), ("fp16.onnx", fp16(rng)),
-                       ("ops21.onnx", ops13(random.Random(21), 21, 10))):
+                       ("ops21.onnx", ops13(random.Random(21), 21, 10)),
+                       ("groups13.onnx", groups(random.Random(13), 13)),
+                       ("groups21.onnx", groups(random.Random(21), 21))):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
 

