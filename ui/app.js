@@ -281,10 +281,11 @@
     }
     showProgress(doc.layers.total, doc.layers.total, 'done');
     p.dataset.state = 'done';
-    await loadReport(doc.id);
+    await loadReport(doc.id, doc.result && doc.result.format);
   }
 
-  async function loadReport(id) {
+  // format: the job's output format (result.format of the job document).
+  async function loadReport(id, format) {
     try {
       const r = await api('/v1/jobs/' + id + '/report');
       state.reportText = await r.text();
@@ -294,6 +295,7 @@
       return;
     }
     if (!state.job || state.job.id !== id) state.job = { id, options: null, fileName: 'job-' + id.slice(0, 8), file: null };
+    state.job.format = format || 'safetensors';
     $('results').hidden = false;
     renderDownloads();
     renderTable();
@@ -323,8 +325,11 @@
     const ext = { safetensors: '.safetensors', npy: '.npy', json: '.json', onnx: '.onnx' };
     // "dequantized" is the input's own container; "onnx" needs an ONNX input.
     ext.dequantized = '.dequantized' + (state.job.kind === 'onnx' ? '.onnx' : '.safetensors');
+    // The job's own result is downloaded as is, under its real format; the
+    // other layouts are the same request again.
+    const main = state.job.format;
     for (const fmt of state.info.formats.output) {
-      if (fmt === 'onnx' && state.job.kind !== 'onnx') continue;
+      if (fmt === 'onnx' && fmt !== main && state.job.kind !== 'onnx') continue;
       const b = document.createElement('button');
       b.type = 'button';
       b.dataset.format = fmt;
@@ -334,7 +339,7 @@
         b.disabled = true;
         b.title = 'npy holds one array: only for an input of exactly one tensor';
       }
-      if (fmt !== 'safetensors' && !state.job.file) {
+      if (fmt !== main && !state.job.file) {
         b.disabled = true;
         b.title = 'this job\'s file is not in the page: only its own result can be downloaded';
       }
@@ -342,7 +347,7 @@
         b.disabled = true;
         try {
           let r;
-          if (fmt === 'safetensors') {
+          if (fmt === main) {
             r = await api('/v1/jobs/' + state.job.id + '/result');
           } else {
             // The same request in another layout: the same codes, written differently.
@@ -541,7 +546,7 @@
         const b = document.createElement('button');
         b.type = 'button';
         b.textContent = 'show report';
-        b.addEventListener('click', () => loadReport(j.id));
+        b.addEventListener('click', () => loadReport(j.id, j.result && j.result.format));
         td.appendChild(b);
       } else if (j.error) {
         td.textContent = j.error.message;

@@ -26,6 +26,17 @@ http POST '/v1/quantize?bits=3' -H 'Accept: application/vnd.safetensors' --data-
 expect_status 200 "Accept: safetensors for an ONNX input"
 check "safetensors of an ONNX input: the CLI's bytes" cmp -s "$T/body" "$T/cli.st"
 
+# group-wise QDQ: blocked DequantizeLinear (opset 21) and Cast/Sub/Mul (13)
+for gm in groups21 groups13; do
+    "$SQUANT" quantize -q -b 4 -g 4 "$T/$gm.onnx" -o "$T/cli.$gm.onnx"
+    http POST '/v1/quantize?bits=4&group=4' -H 'Content-Type: application/onnx' --data-binary @"$T/$gm.onnx"
+    expect_status 200 "$gm with group=4"
+    check "$gm, group=4: the CLI's bytes" cmp -s "$T/body" "$T/cli.$gm.onnx"
+done
+http POST '/v1/quantize?bits=4&group=4&scale_dtype=F16' -H 'Content-Type: application/onnx' \
+    --data-binary @"$T/groups21.onnx"
+expect_error 400 bad_parameter "scale_dtype=F16 with ONNX output"
+
 # external data: a part per file, named by its location
 "$SQUANT" quantize -q -b 4 "$T/external.onnx" -o "$T/cli.ext.onnx"
 http POST '/v1/quantize?bits=4' -F model=@"$T/external.onnx" -F external.bin=@"$T/external.bin"
