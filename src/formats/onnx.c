@@ -913,7 +913,7 @@ static int str_cmp(const void *a, const void *b)
 struct rewrite {
     Onnx__TensorProto *replace;  /* dequantized: the new tensor in place of the old */
     Onnx__TensorProto *extra[5]; /* QDQ: the tensors to add */
-    Onnx__NodeProto *nodes[3];   /* QDQ: the nodes that compute the weight */
+    Onnx__NodeProto *nodes[5];   /* QDQ: the nodes that compute the weight */
     size_t n_extra, n_nodes;
 };
 
@@ -924,15 +924,17 @@ struct rewrite {
  * and along axis 0 otherwise (MatMul and Gemm [K, N], ConvTranspose).
  * Opset >= 21 with zero points in the code range: DequantizeLinear with
  * axis and block_size, scale and zero point of the weight's dims with the
- * blocked axis cut to G (kernel dims repeated). Otherwise Cast/Sub/Mul with
- * FLOAT scale and zero point per (output, input) channel pair, shaped
- * [dims0, dims1, 1...] to broadcast over the kernel.
+ * blocked axis cut to G (kernel dims repeated). Otherwise, int8 codes and g
+ * dividing I: Cast/Reshape/Sub/Mul/Reshape with a FLOAT scale and zero point
+ * per group; else Cast/Sub/Mul with a FLOAT scale and zero point per
+ * (output, input) channel pair, shaped [dims0, dims1, 1...] to broadcast
+ * over the kernel.
  */
 static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
                                       const struct sq_tensor *t, const struct onnx_weight *w,
                                       const struct sq_onnx_weight *qw, const int8_t *codes,
-                                      bool int4, const char *const *nm, struct rewrite *rw,
-                                      struct sq_error *err)
+                                      bool int4, const char *const *nm, const char **names,
+                                      size_t n_names, struct rewrite *rw, struct sq_error *err)
 {
     const char *N = t->name;
     size_t A, B, s;
@@ -1000,6 +1002,55 @@ static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
         dq->n_attribute = 2;
         rw->nodes[0] = dq;
         rw->n_nodes = 1;
+        return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
+    }
+    if (!int4 && grp == 1 && I % g == 0) {
+        /*
+         * g divides I: Cast -> Reshape to the view [A, G, g, s] (bax 1) or
+         * [G, g, B, s] (bax 0) -> Sub -> Mul with scale and zero point
+         * [A, G, 1, 1] or [G, 1, B, 1] -> Reshape to W's dims.
+         */
+        const char *vsfx[] = {"_view_shape", "_shape", "_view", "_scaled"};
+        const char *vn[4];
+        for (int i = 0; i < 4; i++) {
+            if (!(vn[i] = ar_cat(a, N, vsfx[i])))
+                return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+            if (bsearch(&vn[i], names, n_names, sizeof *names, str_cmp))
+                return fail(err, SQ_ERR_CONFLICT, N,
+                            "cannot add '%.100s%s': the model already has a tensor of that name", N,
+                            vsfx[i]);
+        }
+        int64_t *view = ar_alloc(a, 4 * sizeof *view), *shape = ar_alloc(a, 8 * w->rank + 8);
+        int64_t sd[4], four = 4, rk = (int64_t)w->rank;
+        size_t cnt = bax ? A * G : G * B;
+        float *sc = ar_alloc(a, cnt * sizeof *sc), *zf = ar_alloc(a, cnt * sizeof *zf);
+        if (!view || !shape || !sc || !zf)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        if (bax) {
+            view[0] = (int64_t)A, view[1] = (int64_t)G, view[2] = (int64_t)g, view[3] = (int64_t)s;
+            sd[0] = (int64_t)A, sd[1] = (int64_t)G, sd[2] = 1, sd[3] = 1;
+        } else {
+            view[0] = (int64_t)G, view[1] = (int64_t)g, view[2] = (int64_t)B, view[3] = (int64_t)s;
+            sd[0] = (int64_t)G, sd[1] = 1, sd[2] = (int64_t)B, sd[3] = 1;
+        }
+        for (size_t k = 0; k < cnt; k++) {
+            size_t c = bax ? k / G : k % B, j = bax ? k % G : k / B;
+            sc[k] = qw->scale[c * G + j];
+            zf[k] = qw->zero_point[c * G + j];
+        }
+        memcpy(shape, w->dims, 8 * w->rank);
+        rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, 4, sd, sc, cnt * sizeof *sc);
+        rw->extra[2] = new_tensor(a, nm[2], OT_FLOAT, 4, sd, zf, cnt * sizeof *zf);
+        rw->extra[3] = new_tensor(a, vn[0], OT_INT64, 1, &four, view, 4 * 8);
+        rw->extra[4] = new_tensor(a, vn[1], OT_INT64, 1, &rk, shape, 8 * w->rank);
+        rw->n_extra = 5;
+        rw->nodes[0] =
+            new_node(a, "Cast", nm[3], nm[0], NULL, NULL, nm[3], new_attr_int(a, "to", OT_FLOAT));
+        rw->nodes[1] = new_node(a, "Reshape", vn[2], nm[3], vn[0], NULL, vn[2], NULL);
+        rw->nodes[2] = new_node(a, "Sub", nm[4], vn[2], nm[2], NULL, nm[4], NULL);
+        rw->nodes[3] = new_node(a, "Mul", vn[3], nm[4], nm[1], NULL, vn[3], NULL);
+        rw->nodes[4] = new_node(a, "Reshape", N, vn[3], vn[1], NULL, N, NULL);
+        rw->n_nodes = 5;
         return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
     }
     for (unsigned i = 2; i < w->rank; i++)
@@ -1092,7 +1143,7 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
     float zlo = int4 ? -8.0f : -128.0f, zhi = int4 ? 7.0f : 127.0f;
     bool zp_fits = true;
     if (qw->group)
-        return rewrite_grouped(a, o, t, w, qw, codes, int4, nm, rw, err);
+        return rewrite_grouped(a, o, t, w, qw, codes, int4, nm, names, n_names, rw, err);
     for (size_t c = 0; c < C; c++)
         zp_fits = zp_fits && qw->zero_point[c] >= zlo && qw->zero_point[c] <= zhi &&
                   qw->zero_point[c] == (float)(int)qw->zero_point[c];
@@ -1496,7 +1547,7 @@ static size_t bindex(size_t i, const int64_t *bd, size_t br, const int64_t *dims
 struct restored {
     const char *name; /* the weight (the subgraph's output) */
     struct konst *q;  /* the codes */
-    size_t nodes[3];  /* the nodes that go */
+    size_t nodes[5];  /* the nodes that go */
     size_t n_nodes;
     float *w; /* owned: the values, dims of q */
 };
@@ -1582,9 +1633,39 @@ done:
     return st;
 }
 
-/* Mul(Sub(Cast(q) | DequantizeLinear(q, 1, 0), z), s), each inner value used once. */
-static enum sq_status try_chain(struct dq_ctx *c, size_t ni, struct restored *r,
-                                struct sq_error *err)
+/* The values of a rank-1 INT64 constant in raw_data or int64_data (at most SQ_MAX_RANK). */
+static size_t konst_shape(const struct konst *k, int64_t *v)
+{
+    const Onnx__TensorProto *t = k->tp;
+    if (t->data_type != OT_INT64 || t->n_dims != 1 || t->dims[0] < 1 || t->dims[0] > SQ_MAX_RANK ||
+        (t->has_data_location && t->data_location != 0))
+        return 0;
+    size_t n = (size_t)t->dims[0];
+    if (t->has_raw_data && t->raw_data.len == 8 * n) {
+        for (size_t i = 0; i < n; i++) {
+            uint64_t u = 0;
+            for (int b = 7; b >= 0; b--)
+                u = u << 8 | t->raw_data.data[8 * i + (size_t)b];
+            v[i] = (int64_t)u;
+        }
+    } else if (!t->has_raw_data && t->n_int64_data == n) {
+        memcpy(v, t->int64_data, n * sizeof *v);
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 1)
+            return 0;
+    return n;
+}
+
+/*
+ * Mul(Sub(Cast(q) | DequantizeLinear(q, 1, 0), z), s), each inner value used
+ * once; with `view`, Mul(Sub(Reshape(Cast(q), view shape), z), s) computed
+ * in the view's dims (the caller checks the Reshape back).
+ */
+static enum sq_status try_chain_view(struct dq_ctx *c, size_t ni, struct restored *r, bool view,
+                                     struct sq_error *err)
 {
     const Onnx__NodeProto *mul = c->g->node[ni];
     if (mul->n_input != 2 || mul->n_output != 1)
@@ -1600,7 +1681,19 @@ static enum sq_status try_chain(struct dq_ctx *c, size_t ni, struct restored *r,
     struct konst *z = konst_get(c, sub->input[1]);
     if (!pc || !z || pc->uses != 1 || z->tp->data_type != OT_FLOAT)
         return SQ_OK;
+    int64_t vd[SQ_MAX_RANK];
+    size_t vr = 0, vnode = pc->node;
+    if (view) {
+        const Onnx__NodeProto *rs = c->g->node[pc->node];
+        struct konst *vk;
+        if (strcmp(S(rs->op_type), "Reshape") != 0 || !default_domain(rs->domain) ||
+            rs->n_input != 2 || rs->n_attribute != 0 || !(vk = konst_get(c, rs->input[1])) ||
+            !(vr = konst_shape(vk, vd)) || !(pc = prod_get(c, rs->input[0])) || pc->uses != 1)
+            return SQ_OK;
+    }
     const Onnx__NodeProto *cast = c->g->node[pc->node];
+    if (view && strcmp(S(cast->op_type), "Cast") != 0)
+        return SQ_OK;
     if (!default_domain(cast->domain) || cast->n_input < 1)
         return SQ_OK;
     float *x = NULL;
@@ -1628,7 +1721,16 @@ static enum sq_status try_chain(struct dq_ctx *c, size_t ni, struct restored *r,
         sv = konst_values(c, s->tp, &ns, err, &st);
     const int64_t *dims = q->tp->dims;
     size_t rank = q->tp->n_dims;
-    if (!zv || !sv || !broadcasts(z->tp->dims, z->tp->n_dims, dims, rank) ||
+    if (view) {
+        size_t prod = 1;
+        for (size_t i = 0; i < vr && prod <= nq; i++)
+            prod *= (size_t)vd[i];
+        dims = vd;
+        rank = vr;
+        if (prod != nq)
+            rank = SQ_MAX_RANK + 1; /* not a view of q: fails broadcasts */
+    }
+    if (!zv || !sv || rank > SQ_MAX_RANK || !broadcasts(z->tp->dims, z->tp->n_dims, dims, rank) ||
         !broadcasts(s->tp->dims, s->tp->n_dims, dims, rank)) {
         free(x);
         free(zv);
@@ -1647,8 +1749,48 @@ static enum sq_status try_chain(struct dq_ctx *c, size_t ni, struct restored *r,
     r->nodes[1] = ps->node;
     r->nodes[2] = pc->node;
     r->n_nodes = 3;
+    if (view)
+        r->nodes[r->n_nodes++] = vnode;
     r->w = x;
     return SQ_OK;
+}
+
+static enum sq_status try_chain(struct dq_ctx *c, size_t ni, struct restored *r,
+                                struct sq_error *err)
+{
+    return try_chain_view(c, ni, r, false, err);
+}
+
+/* Reshape(Mul(Sub(Reshape(Cast(q), view), z), s), q's dims): the grouped form below opset 21. */
+static enum sq_status try_reshape(struct dq_ctx *c, size_t ni, struct restored *r,
+                                  struct sq_error *err)
+{
+    const Onnx__NodeProto *rs = c->g->node[ni];
+    if (rs->n_input != 2 || rs->n_output != 1 || rs->n_attribute != 0)
+        return SQ_OK;
+    struct prod *pm = prod_get(c, rs->input[0]);
+    struct konst *sk = konst_get(c, rs->input[1]);
+    int64_t d[SQ_MAX_RANK];
+    size_t n;
+    if (!pm || pm->uses != 1 || !sk || !(n = konst_shape(sk, d)) ||
+        strcmp(S(c->g->node[pm->node]->op_type), "Mul") != 0 ||
+        !default_domain(c->g->node[pm->node]->domain))
+        return SQ_OK;
+    struct restored x = {0};
+    enum sq_status st = try_chain_view(c, pm->node, &x, true, err);
+    if (!x.w)
+        return st;
+    bool same = n == x.q->tp->n_dims;
+    for (size_t i = 0; same && i < n; i++)
+        same = d[i] == x.q->tp->dims[i];
+    if (!same) {
+        free(x.w);
+        return st;
+    }
+    x.name = rs->output[0];
+    x.nodes[x.n_nodes++] = ni;
+    *r = x;
+    return st;
 }
 
 enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct sq_limits *limits,
@@ -1720,7 +1862,9 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
             if (gone[i] || !default_domain(n->domain))
                 continue;
             struct restored x = {0};
-            if (pass == 0 && strcmp(S(n->op_type), "Mul") == 0) {
+            if (pass == 0 && strcmp(S(n->op_type), "Reshape") == 0) {
+                st = try_reshape(&c, i, &x, err);
+            } else if (pass == 0 && strcmp(S(n->op_type), "Mul") == 0) {
                 st = try_chain(&c, i, &x, err);
             } else if (pass == 1 && strcmp(S(n->op_type), "DequantizeLinear") == 0) {
                 st = try_dql(&c, i, &x.w, &x.q, err);

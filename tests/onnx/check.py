@@ -126,6 +126,37 @@ def qdq_values(q, name, dims):
         C = dims[axis]
         out = [f32((xv[i] - zv[(i // inner) % C]) * sv[(i // inner) % C]) for i in range(n)]
         return out, xv, kind
+    if p["op"] == "Reshape":
+        # Reshape(Mul(Sub(Reshape(Cast(q), view), z), s), dims): groups below opset 21.
+        mul = q.producer(p["in"][0])
+        sub = q.producer(mul["in"][0]) if mul else None
+        rs = q.producer(sub["in"][0]) if sub else None
+        cast = q.producer(rs["in"][0]) if rs else None
+        if not (mul and mul["op"] == "Mul" and sub["op"] == "Sub" and rs["op"] == "Reshape" and cast["op"] == "Cast"):
+            fail("%s: Reshape not fed by Mul(Sub(Reshape(Cast)))" % name)
+        if q.tensor(p["in"][1]).values() != list(dims):
+            fail("%s: the outer Reshape does not give the weight's dims" % name)
+        view = q.tensor(rs["in"][1]).values()
+        x, z, s = q.tensor(cast["in"][0]), q.tensor(sub["in"][1]), q.tensor(mul["in"][1])
+        xv, zv, sv = x.values(), z.values(), s.values()
+
+        def bidx(t):
+            # numpy broadcasting of t over view (same rank here)
+            if len(t.dims) != len(view) or any(a not in (1, b) for a, b in zip(t.dims, view)):
+                fail("%s: %s does not broadcast over the view %s" % (name, t.dims, view))
+
+            def f(i):
+                off, stride = 0, 1
+                for a, b in reversed(list(zip(t.dims, view))):
+                    if a != 1:
+                        off += (i % b) * stride
+                    stride *= a
+                    i //= b
+                return off
+            return f
+        zi, si = bidx(z), bidx(s)
+        out = [f32(f32(float(xv[i]) - zv[zi(i)]) * sv[si(i)]) for i in range(n)]
+        return out, xv, "Cast/Reshape/Sub/Mul/Reshape"
     if p["op"] == "Mul":
         sub = q.producer(p["in"][0])
         cast = q.producer(sub["in"][0])

@@ -145,7 +145,8 @@ done
 check "QDQ ONNX with F16 scales is refused, naming what to use" grep -q "scale_dtype=F16 is not available for it" "$tmp/group.err"
 check "dequantized ONNX with groups" "$squant" quantize -q -b 4 -g 2 --dequantized "$tmp/ops13.onnx" -o "$tmp/g.d.onnx"
 
-# --- group-wise QDQ: blocked DequantizeLinear at opset 21, Cast/Sub/Mul below;
+# --- group-wise QDQ: blocked DequantizeLinear at opset 21, below it
+# Cast/Reshape/Sub/Mul/Reshape when g divides I and Cast/Sub/Mul otherwise;
 # groups of 4 divide conv.w's 8 and fc1.w's 12 input channels, not pw.w's 6,
 # fc2.w's 10 or mm.w's 9 (the last block shorter); groups of 3 the other way
 group=4 roundtrip groups21-g4 "$tmp/groups21.onnx" 1,8,6,6 4
@@ -166,9 +167,12 @@ check "opset 21, groups of 3: blocked DequantizeLinear for Conv 1x1, Gemm and Ma
     [ "$(blocked "$tmp/groups21-g3.check")" = "conv.w fc1.w mm.w pw.w" ]
 check "opset 21, groups, int4: INT4 blocked DequantizeLinear" \
     [ "$(blocked "$tmp/groups21-int4.check")" = "conv.w" ]
-check "opset 13, groups: Cast/Sub/Mul only" sh -c "
+check "opset 13, groups: Cast/Reshape/Sub/Mul/Reshape where g divides I, else Cast/Sub/Mul" sh -c "
     ! grep -q DequantizeLinear '$tmp/groups13-g4.check' && ! grep -q DequantizeLinear '$tmp/groups13-g3.check' &&
-    grep -q '^Cast/Sub/Mul: conv.w fc1.w fc2.w mm.w pw.w$' '$tmp/groups13-g3.check'"
+    grep -q '^Cast/Reshape/Sub/Mul/Reshape: conv.w fc1.w$' '$tmp/groups13-g4.check' &&
+    grep -q '^Cast/Sub/Mul: fc2.w mm.w pw.w$' '$tmp/groups13-g4.check' &&
+    grep -q '^Cast/Reshape/Sub/Mul/Reshape: fc1.w mm.w pw.w$' '$tmp/groups13-g3.check' &&
+    grep -q '^Cast/Sub/Mul: conv.w fc2.w$' '$tmp/groups13-g3.check'"
 check "opset 21, groups of 2: blocked for a ConvTranspose (blocks along axis 0)" \
     [ "$(blocked "$tmp/ops21-g2.check")" = "convt1.w" ]
 

@@ -166,6 +166,8 @@ class Tensor:
             return list(struct.unpack("<%df" % n, self.raw))
         if self.dtype == INT8:
             return list(struct.unpack("<%db" % n, self.raw))
+        if self.dtype == 7:  # INT64
+            return list(struct.unpack("<%dq" % n, self.raw))
         if self.dtype == INT4:
             out = []
             for byte in self.raw:
