@@ -1723,8 +1723,9 @@ static enum sq_status try_chain_view(struct dq_ctx *c, size_t ni, struct restore
     size_t rank = q->tp->n_dims;
     if (view) {
         size_t prod = 1;
-        for (size_t i = 0; i < vr && prod <= nq; i++)
-            prod *= (size_t)vd[i];
+        for (size_t i = 0; i < vr; i++)
+            prod =
+                (uint64_t)vd[i] <= nq && prod <= nq / (size_t)vd[i] ? prod * (size_t)vd[i] : nq + 1;
         dims = vd;
         rank = vr;
         if (prod != nq)

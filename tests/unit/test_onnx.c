@@ -540,6 +540,43 @@ START_TEST(test_dequantize_qdq)
 }
 END_TEST
 
+START_TEST(test_dequantize_qdq_groups)
+{
+    /* Groups of 1 of a [K 2, N 3] Gemm weight: Reshape form at opsets 9 and 13, blocked
+     * DequantizeLinear at 21; each folds back to (q - zp) * scale per group. */
+    const int8_t codes[6] = {1, 2, 3, -4, -5, -6};
+    const float scale[6] = {0.5f, 0.25f, 2.0f, 4.0f, 0.125f, 1.0f};
+    const float zp[6] = {-1.0f, 3.0f, 2.0f, 0.0f, 5.0f, -7.0f};
+    for (int opset = 9; opset <= 21; opset += opset == 9 ? 4 : 8) {
+        struct pb g = gemm_graph(0, w6, 6, d23, 2), p = model(&g, opset);
+        CHECK_OK(parse_pb(&p, NULL, 0), &e);
+        struct sq_onnx_weight w = {0, codes, scale, zp, NULL, 4, 1};
+        uint8_t *out, *back;
+        size_t len, blen, n = 0;
+        CHECK_OK(sq_onnx_write(&m, &w, 1, SQ_ONNX_QDQ, NULL, SIZE_MAX, &out, &len, &e), &e);
+        if (opset == 21)
+            ck_assert(memmem(out, len, "block_size", 10) && !memmem(out, len, "Reshape", 7));
+        else
+            ck_assert(memmem(out, len, "W_view_shape", 12) && !memmem(out, len, "block_size", 10));
+        CHECK_OK(sq_onnx_dequantize(out, len, &lim, SIZE_MAX, &back, &blen, &n, &e), &e);
+        ck_assert_uint_eq(n, 1);
+        struct sq_model m2;
+        sq_model_init(&m2);
+        CHECK_OK(sq_onnx_parse(back, blen, NULL, 0, &lim, &m2, &e), &e);
+        ck_assert_uint_eq(m2.count, 1);
+        float f[6];
+        sq_tensor_to_f32(&m2.tensors[0], 0, 6, f);
+        for (int i = 0; i < 6; i++) /* core layout [3, 2]: a group per element */
+            ck_assert(f[i] == ((float)codes[i] - zp[i]) * scale[i]);
+        ck_assert(!memmem(back, blen, "W_quantized", 11) && !memmem(back, blen, "Reshape", 7));
+        sq_model_free(&m2);
+        free(back);
+        free(out);
+        free(p.b);
+    }
+}
+END_TEST
+
 START_TEST(test_write_dequantized_keeps_fields)
 {
     struct pb g = gemm_graph(0, w6, 6, d23, 2), p = model(&g, 13);
@@ -596,6 +633,7 @@ static Suite *onnx_suite(void)
     tcase_add_test(tc, test_write_qdq);
     tcase_add_test(tc, test_write_dequantized_keeps_fields);
     tcase_add_test(tc, test_dequantize_qdq);
+    tcase_add_test(tc, test_dequantize_qdq_groups);
     suite_add_tcase(s, tc);
     return s;
 }
