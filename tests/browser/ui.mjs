@@ -1,6 +1,7 @@
 // The page in a real browser: Debian's chromium driven by playwright-core.
 //
 //   node ui.mjs main BASE MODEL WORKDIR SHOTDIR   upload, progress, table, plots, downloads
+//                                                 (and $ONNX_MODEL as a job of another client)
 //   node ui.mjs auth BASE TOKEN WORKDIR           the page asks for the token and sends it
 //
 // tests/browser/ui.sh starts the daemon and prepares WORKDIR/cli.safetensors and
@@ -175,6 +176,27 @@ async function mainTest() {
 
   // The recent jobs list shows it.
   await page.waitForFunction((id) => [...document.querySelectorAll('#jobs td')].some((td) => id.startsWith(td.textContent)), job.id, WAIT);
+
+  // An ONNX job posted by another client (default output: ONNX), opened from
+  // the jobs list: its result is offered, and saved, as the ONNX it is.
+  const onnxModel = fs.readFileSync(process.env.ONNX_MODEL);
+  const oj = await (await fetch(base + '/v1/jobs?bits=4', { method: 'POST', headers: { 'Content-Type': 'application/onnx' }, body: onnxModel })).json();
+  let od = oj;
+  for (let i = 0; i < 600 && od.state !== 'done' && od.state !== 'failed'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    od = await (await fetch(base + '/v1/jobs/' + oj.id)).json();
+  }
+  check('the ONNX job is done, its result ONNX', od.state === 'done' && od.result && od.result.format === 'onnx', JSON.stringify(od.result));
+  await page.reload(WAIT);
+  const row = page.locator('#jobs tr', { hasText: oj.id.slice(0, 12) });
+  await row.locator('button').click(WAIT);
+  await page.waitForSelector('#downloads button[data-format="onnx"]', WAIT);
+  const onnxButtons = await page.$$eval('#downloads button', (bs) => bs.map((b) => b.dataset.format + (b.disabled ? '-' : '') + ':' + b.textContent));
+  check('the ONNX job\'s own result is the enabled "Download onnx"', onnxButtons.includes('onnx:Download onnx') && onnxButtons.includes('safetensors-:Download safetensors'), onnxButtons);
+  const ob = await download(page, '#downloads button[data-format="onnx"]', path.join(work, 'page.onnx'));
+  const oresult = Buffer.from(await (await fetch(base + '/v1/jobs/' + oj.id + '/result')).arrayBuffer());
+  check('the ONNX download is the job\'s result', ob.bytes.equals(oresult) && oresult.length > 0, ob.bytes.length);
+  check('the ONNX download is named .onnx', /\.onnx$/.test(ob.name), ob.name);
 
 
   const foreign = seen.requests.map((r) => r.url()).filter((u) => !local(u));

@@ -31,7 +31,11 @@ $GEN npy "$T/w.npy" 64,32,3,3
 
 shots=$top_builddir/tests/browser
 start_daemon
-if node "$here/ui.mjs" main "$BASE" "$MODEL" "$T" "$shots"; then pass; else fail "the page (see above)"; fi
+if ONNX_MODEL=$top_srcdir/examples/tiny-ops13.onnx node "$here/ui.mjs" main "$BASE" "$MODEL" "$T" "$shots"; then
+    pass
+else
+    fail "the page (see above)"
+fi
 [ -s "$shots/ui.png" ] && echo "screenshot: $shots/ui.png"
 stop_daemon 0
 
