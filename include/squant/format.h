@@ -155,7 +155,8 @@ SQ_API enum sq_status sq_onnx_write(const struct sq_model *model, const struct s
 /*
  * The inverse of the QDQ forms sq_onnx_write writes: every DequantizeLinear
  * with constant inputs (blocked too), every Mul(Sub(Cast(q) |
- * DequantizeLinear(q, 1, 0), zero_point), scale) chain over constants, and
+ * DequantizeLinear(q, 1, 0), zero_point), scale) chain over constants
+ * (zero_point and scale each a constant or a Gather of constants), and
  * every Reshape(Mul(Sub(Reshape(Cast(q), view), zero_point), scale), q's
  * dims) (groups below opset 21), is folded into a FLOAT
  * weight of the same name (an initializer, or a Constant node when the codes

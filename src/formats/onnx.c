@@ -1055,6 +1055,53 @@ static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
     }
     for (unsigned i = 2; i < w->rank; i++)
         bd[i] = 1;
+    if (!int4 && grp == 1) {
+        /*
+         * g does not divide I: scale and zero point [A, G, 1...] (bax 1) or
+         * [G, B, 1...] (bax 0), spread to [dims0, dims1, 1...] by Gather along
+         * the input-channel axis with the INT64 indices i / g.
+         */
+        const char *gsfx[] = {"_group_index", "_scale_gathered", "_zero_point_gathered"};
+        const char *gn[3];
+        for (int i = 0; i < 3; i++) {
+            if (!(gn[i] = ar_cat(a, N, gsfx[i])))
+                return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+            if (bsearch(&gn[i], names, n_names, sizeof *names, str_cmp))
+                return fail(err, SQ_ERR_CONFLICT, N,
+                            "cannot add '%.100s%s': the model already has a tensor of that name", N,
+                            gsfx[i]);
+        }
+        int64_t cd[SQ_MAX_RANK], il = (int64_t)I;
+        memcpy(cd, bd, sizeof cd);
+        cd[bax] = (int64_t)G;
+        size_t cnt = bax ? A * G : G * B;
+        float *sc = ar_alloc(a, cnt * sizeof *sc), *zf = ar_alloc(a, cnt * sizeof *zf);
+        uint8_t *idx = ar_alloc(a, 8 * I);
+        if (!sc || !zf || !idx)
+            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+        for (size_t k = 0; k < cnt; k++) {
+            size_t c = bax ? k / G : k % B, j = bax ? k % G : k / B;
+            sc[k] = qw->scale[c * G + j];
+            zf[k] = qw->zero_point[c * G + j];
+        }
+        for (size_t i = 0; i < I; i++)
+            for (int b = 0; b < 8; b++)
+                idx[8 * i + (size_t)b] = (uint8_t)((uint64_t)(i / g) >> (8 * b));
+        rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, w->rank, cd, sc, cnt * sizeof *sc);
+        rw->extra[2] = new_tensor(a, nm[2], OT_FLOAT, w->rank, cd, zf, cnt * sizeof *zf);
+        rw->extra[3] = new_tensor(a, gn[0], OT_INT64, 1, &il, idx, 8 * I);
+        rw->n_extra = 4;
+        rw->nodes[0] = new_node(a, "Gather", gn[1], nm[1], gn[0], NULL, gn[1],
+                                new_attr_int(a, "axis", (int64_t)bax));
+        rw->nodes[1] = new_node(a, "Gather", gn[2], nm[2], gn[0], NULL, gn[2],
+                                new_attr_int(a, "axis", (int64_t)bax));
+        rw->nodes[2] =
+            new_node(a, "Cast", nm[3], nm[0], NULL, NULL, nm[3], new_attr_int(a, "to", OT_FLOAT));
+        rw->nodes[3] = new_node(a, "Sub", nm[4], nm[3], gn[2], NULL, nm[4], NULL);
+        rw->nodes[4] = new_node(a, "Mul", N, nm[4], gn[1], NULL, N, NULL);
+        rw->n_nodes = 5;
+        return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
+    }
     size_t cnt = A * B;
     float *sc = ar_alloc(a, cnt * sizeof *sc), *zf = ar_alloc(a, cnt * sizeof *zf);
     if (!sc || !zf)
@@ -1547,7 +1594,7 @@ static size_t bindex(size_t i, const int64_t *bd, size_t br, const int64_t *dims
 struct restored {
     const char *name; /* the weight (the subgraph's output) */
     struct konst *q;  /* the codes */
-    size_t nodes[5];  /* the nodes that go */
+    size_t nodes[7];  /* the nodes that go */
     size_t n_nodes;
     float *w; /* owned: the values, dims of q */
 };
@@ -1660,6 +1707,76 @@ static size_t konst_shape(const struct konst *k, int64_t *v)
 }
 
 /*
+ * The values (malloc'ed) and dims of a FLOAT constant, or of Gather(FLOAT
+ * constant, INT64 [L] constant, axis) used once (*gnode: that node, else
+ * SIZE_MAX); NULL if `name` is neither.
+ */
+static float *operand(struct dq_ctx *c, const char *name, int64_t *dims, size_t *rank,
+                      size_t *gnode, struct sq_error *err, enum sq_status *st)
+{
+    struct konst *k = konst_get(c, name);
+    size_t n = 0;
+    *gnode = SIZE_MAX;
+    if (k) {
+        if (k->tp->data_type != OT_FLOAT || k->tp->n_dims > SQ_MAX_RANK)
+            return NULL;
+        *rank = k->tp->n_dims;
+        memcpy(dims, k->tp->dims, *rank * sizeof *dims);
+        return konst_values(c, k->tp, &n, err, st);
+    }
+    struct prod *p = prod_get(c, name);
+    if (!p || p->uses != 1)
+        return NULL;
+    const Onnx__NodeProto *g = c->g->node[p->node];
+    struct konst *d, *ik;
+    if (strcmp(S(g->op_type), "Gather") != 0 || !default_domain(g->domain) || g->n_input != 2 ||
+        !(d = konst_get(c, g->input[0])) || !(ik = konst_get(c, g->input[1])) ||
+        d->tp->data_type != OT_FLOAT || d->tp->n_dims < 1 || d->tp->n_dims > SQ_MAX_RANK)
+        return NULL;
+    const Onnx__TensorProto *it = ik->tp;
+    int64_t axis = attr_int(g, "axis", 0), r = (int64_t)d->tp->n_dims;
+    if (it->data_type != OT_INT64 || it->n_dims != 1 || axis < 0 || axis >= r ||
+        (it->has_data_location && it->data_location != 0) || !it->has_raw_data ||
+        it->raw_data.len != 8 * (size_t)it->dims[0])
+        return NULL;
+    size_t L = (size_t)it->dims[0], D = (size_t)d->tp->dims[axis], pre = 1, post = 1;
+    for (int64_t i = 0; i < r; i++) {
+        if (i < axis)
+            pre *= (size_t)d->tp->dims[i];
+        if (i > axis)
+            post *= (size_t)d->tp->dims[i];
+    }
+    uint64_t total = (uint64_t)pre * L;
+    if (L == 0 || pre == 0 || post == 0 || total > c->lim->max_tensor_elements ||
+        total * post > c->lim->max_tensor_elements)
+        return NULL;
+    float *dv = konst_values(c, d->tp, &n, err, st);
+    float *out = dv ? malloc((size_t)(total * post) * sizeof *out) : NULL;
+    if (dv && !out)
+        *st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    for (size_t a = 0; out && a < pre; a++)
+        for (size_t l = 0; l < L; l++) {
+            uint64_t u = 0;
+            for (int b = 7; b >= 0; b--)
+                u = u << 8 | it->raw_data.data[8 * l + (size_t)b];
+            if (u >= D) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            memcpy(out + (a * L + l) * post, dv + (a * D + u) * post, post * sizeof *out);
+        }
+    free(dv);
+    if (!out)
+        return NULL;
+    *rank = (size_t)r;
+    memcpy(dims, d->tp->dims, *rank * sizeof *dims);
+    dims[axis] = (int64_t)L;
+    *gnode = p->node;
+    return out;
+}
+
+/*
  * Mul(Sub(Cast(q) | DequantizeLinear(q, 1, 0), z), s), each inner value used
  * once; with `view`, Mul(Sub(Reshape(Cast(q), view shape), z), s) computed
  * in the view's dims (the caller checks the Reshape back).
@@ -1671,15 +1788,13 @@ static enum sq_status try_chain_view(struct dq_ctx *c, size_t ni, struct restore
     if (mul->n_input != 2 || mul->n_output != 1)
         return SQ_OK;
     struct prod *ps = prod_get(c, mul->input[0]);
-    struct konst *s = konst_get(c, mul->input[1]);
-    if (!ps || !s || ps->uses != 1 || s->tp->data_type != OT_FLOAT)
+    if (!ps || ps->uses != 1)
         return SQ_OK;
     const Onnx__NodeProto *sub = c->g->node[ps->node];
     if (strcmp(S(sub->op_type), "Sub") != 0 || !default_domain(sub->domain) || sub->n_input != 2)
         return SQ_OK;
     struct prod *pc = prod_get(c, sub->input[0]);
-    struct konst *z = konst_get(c, sub->input[1]);
-    if (!pc || !z || pc->uses != 1 || z->tp->data_type != OT_FLOAT)
+    if (!pc || pc->uses != 1)
         return SQ_OK;
     int64_t vd[SQ_MAX_RANK];
     size_t vr = 0, vnode = pc->node;
@@ -1715,10 +1830,11 @@ static enum sq_status try_chain_view(struct dq_ctx *c, size_t ni, struct restore
     }
     if (!x)
         return st;
-    size_t nz = 0, ns = 0;
-    float *zv = konst_values(c, z->tp, &nz, err, &st), *sv = NULL;
-    if (zv)
-        sv = konst_values(c, s->tp, &ns, err, &st);
+    int64_t zd[SQ_MAX_RANK], sd[SQ_MAX_RANK];
+    size_t zr = 0, sr = 0, zg = SIZE_MAX, sg = SIZE_MAX;
+    float *zv = operand(c, sub->input[1], zd, &zr, &zg, err, &st), *sv = NULL;
+    if (zv && st == SQ_OK)
+        sv = operand(c, mul->input[1], sd, &sr, &sg, err, &st);
     const int64_t *dims = q->tp->dims;
     size_t rank = q->tp->n_dims;
     if (view) {
@@ -1731,16 +1847,16 @@ static enum sq_status try_chain_view(struct dq_ctx *c, size_t ni, struct restore
         if (prod != nq)
             rank = SQ_MAX_RANK + 1; /* not a view of q: fails broadcasts */
     }
-    if (!zv || !sv || rank > SQ_MAX_RANK || !broadcasts(z->tp->dims, z->tp->n_dims, dims, rank) ||
-        !broadcasts(s->tp->dims, s->tp->n_dims, dims, rank)) {
+    if (!zv || !sv || st != SQ_OK || rank > SQ_MAX_RANK || !broadcasts(zd, zr, dims, rank) ||
+        !broadcasts(sd, sr, dims, rank)) {
         free(x);
         free(zv);
         free(sv);
         return st;
     }
     for (size_t i = 0; i < nq; i++) {
-        float d = x[i] - zv[bindex(i, z->tp->dims, z->tp->n_dims, dims, rank)];
-        x[i] = d * sv[bindex(i, s->tp->dims, s->tp->n_dims, dims, rank)];
+        float d = x[i] - zv[bindex(i, zd, zr, dims, rank)];
+        x[i] = d * sv[bindex(i, sd, sr, dims, rank)];
     }
     free(zv);
     free(sv);
@@ -1752,6 +1868,10 @@ static enum sq_status try_chain_view(struct dq_ctx *c, size_t ni, struct restore
     r->n_nodes = 3;
     if (view)
         r->nodes[r->n_nodes++] = vnode;
+    if (zg != SIZE_MAX)
+        r->nodes[r->n_nodes++] = zg;
+    if (sg != SIZE_MAX)
+        r->nodes[r->n_nodes++] = sg;
     r->w = x;
     return SQ_OK;
 }

@@ -90,6 +90,35 @@ def bcast_index(t, dims):
     return lambda i: (i // inner) % nt
 
 
+class Gathered:
+    """Gather(data, indices, axis) over constants, as ONNX computes it."""
+
+    def __init__(self, q, node):
+        data, idx = q.tensor(node["in"][0]), q.tensor(node["in"][1]).values()
+        axis = node["attrs"].get("axis", {}).get(3, [0])[0]
+        pre = post = 1
+        for d in data.dims[:axis]:
+            pre *= d
+        for d in data.dims[axis + 1:]:
+            post *= d
+        D, dv = data.dims[axis], data.values()
+        self.dims = data.dims[:axis] + [len(idx)] + data.dims[axis + 1:]
+        self.vals = [dv[(a * D + i) * post + r] for a in range(pre) for i in idx for r in range(post)]
+
+    def values(self):
+        return self.vals
+
+
+def operand(q, name):
+    t = q.tensor(name)
+    if t is not None:
+        return t
+    p = q.producer(name)
+    if p is None or p["op"] != "Gather":
+        fail("%s is neither a constant nor a Gather of constants" % name)
+    return Gathered(q, p)
+
+
 def qdq_values(q, name, dims):
     """What QDQ computes for weight `name` (emulating ONNX Runtime in float32)."""
     p = q.producer(name)
@@ -167,12 +196,13 @@ def qdq_values(q, name, dims):
         elif sub["op"] != "Sub" or cast["op"] != "Cast":
             fail("%s: Mul not fed by Sub(Cast)" % name)
         x = q.tensor(cast["in"][0])
-        z = q.tensor(sub["in"][1])
-        s = q.tensor(p["in"][1])
+        z = operand(q, sub["in"][1])
+        s = operand(q, p["in"][1])
         xv, zv, sv = x.values(), z.values(), s.values()
         zi, si = bcast_index(z, dims), bcast_index(s, dims)
         out = [f32(f32(float(xv[i]) - zv[zi(i)]) * sv[si(i)]) for i in range(n)]
-        return out, xv, "Cast/Sub/Mul" if cast["op"] == "Cast" else "DequantizeLinear(1, 0)/Sub/Mul"
+        kind = "Cast/Sub/Mul" if cast["op"] == "Cast" else "DequantizeLinear(1, 0)/Sub/Mul"
+        return out, xv, kind + (" with Gather" if isinstance(s, Gathered) else "")
     fail("%s: produced by %s" % (name, p["op"]))
 
 
