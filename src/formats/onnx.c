@@ -1735,7 +1735,7 @@ static float *operand(struct dq_ctx *c, const char *name, int64_t *dims, size_t 
         return NULL;
     const Onnx__TensorProto *it = ik->tp;
     int64_t axis = attr_int(g, "axis", 0), r = (int64_t)d->tp->n_dims;
-    if (it->data_type != OT_INT64 || it->n_dims != 1 || axis < 0 || axis >= r ||
+    if (it->data_type != OT_INT64 || it->n_dims != 1 || it->dims[0] < 1 || axis < 0 || axis >= r ||
         (it->has_data_location && it->data_location != 0) || !it->has_raw_data ||
         it->raw_data.len != 8 * (size_t)it->dims[0])
         return NULL;
@@ -1748,7 +1748,7 @@ static float *operand(struct dq_ctx *c, const char *name, int64_t *dims, size_t 
     }
     uint64_t total = (uint64_t)pre * L;
     if (L == 0 || pre == 0 || post == 0 || total > c->lim->max_tensor_elements ||
-        total * post > c->lim->max_tensor_elements)
+        post > c->lim->max_tensor_elements / total)
         return NULL;
     float *dv = konst_values(c, d->tp, &n, err, st);
     float *out = dv ? malloc((size_t)(total * post) * sizeof *out) : NULL;
