@@ -456,7 +456,7 @@ START_TEST(test_write_qdq)
     CHECK_OK(parse_pb(&p, NULL, 0), &e);
     const int8_t codes[6] = {1, 2, 3, -4, -5, -6};
     const float scale[2] = {0.5f, 0.25f}, zp[2] = {-1.0f, 2.0f};
-    struct sq_onnx_weight w = {0, codes, scale, zp, NULL, 4};
+    struct sq_onnx_weight w = {0, codes, scale, zp, NULL, 4, 0};
     uint8_t *out;
     size_t len;
     CHECK_OK(sq_onnx_write(&m, &w, 1, SQ_ONNX_QDQ, "{}", SIZE_MAX, &out, &len, &e), &e);
@@ -511,7 +511,7 @@ START_TEST(test_dequantize_qdq)
     for (int opset = 9; opset <= 13; opset += 4) {
         struct pb g = gemm_graph(0, w6, 6, d23, 2), p = model(&g, opset);
         CHECK_OK(parse_pb(&p, NULL, 0), &e);
-        struct sq_onnx_weight w = {0, codes, scale, zp, NULL, 4};
+        struct sq_onnx_weight w = {0, codes, scale, zp, NULL, 4, 0};
         uint8_t *out, *back;
         size_t len, blen, n = 0;
         CHECK_OK(sq_onnx_write(&m, &w, 1, SQ_ONNX_QDQ, NULL, SIZE_MAX, &out, &len, &e), &e);
@@ -586,7 +586,7 @@ START_TEST(test_write_dequantized_keeps_fields)
     const float deq[6] = {10, 40, 20, 50, 30, 60}; /* core layout [3, 2] */
     const int8_t codes[6] = {0};
     const float one[3] = {1, 1, 1}, zero[3] = {0, 0, 0};
-    struct sq_onnx_weight w = {0, codes, one, zero, deq, 8};
+    struct sq_onnx_weight w = {0, codes, one, zero, deq, 8, 0};
     uint8_t *out;
     size_t len;
     CHECK_OK(sq_onnx_write(&m, &w, 1, SQ_ONNX_DEQUANTIZED, NULL, SIZE_MAX, &out, &len, &e), &e);
