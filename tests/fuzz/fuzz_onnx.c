@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sq_tensor_to_f32(t, 0, t->nelems, f);
         for (size_t c = 0; c < ch; c++)
             s[c] = 1.0f, z[c] = c % 2 ? 300.0f : 0.0f; /* both zero-point forms */
-        w[nw++] = (struct sq_onnx_weight){k, codes, s, z, f, 8};
+        w[nw++] = (struct sq_onnx_weight){k, codes, s, z, f, 8, 0};
         struct sq_onnx_tensor_info info;
         FUZZ_CHECK(sq_onnx_tensor_info(&m, k, &info) && info.rank == t->rank);
     }
