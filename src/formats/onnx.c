@@ -125,6 +125,22 @@ static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *
     return st;
 }
 
+/* Serialize a model into a new buffer (*out, for the caller to free) of at most `limit` bytes. */
+static enum sq_status pack_model(const Onnx__ModelProto *m, size_t limit, uint8_t **out,
+                                 size_t *out_len, struct sq_error *err)
+{
+    size_t size = onnx__model_proto__get_packed_size(m);
+    if (size > limit)
+        return fail(err, SQ_ERR_LIMIT, NULL,
+                    "the ONNX output would be %zu bytes, above the limit %zu", size, limit);
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf)
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory for %zu bytes of output", size);
+    *out_len = onnx__model_proto__pack(m, buf);
+    *out = buf;
+    return SQ_OK;
+}
+
 static bool dtype_of(int t, enum sq_dtype *out)
 {
     switch (t) {
@@ -1426,19 +1442,7 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
         rep->value = (char *)report;
         m2.metadata_props[m2.n_metadata_props++] = rep;
     }
-    size_t size = onnx__model_proto__get_packed_size(&m2);
-    if (size > limit) {
-        st = fail(err, SQ_ERR_LIMIT, NULL,
-                  "the ONNX output would be %zu bytes, above the limit %zu", size, limit);
-        goto done;
-    }
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory for %zu bytes of output", size);
-        goto done;
-    }
-    *out_len = onnx__model_proto__pack(&m2, buf);
-    *out = buf;
+    st = pack_model(&m2, limit, out, out_len, err);
 done:
     ar_free(&a);
     return st;
@@ -2073,20 +2077,9 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
     for (size_t i = 0; i < g->n_node; i++)
         if (!gone[i])
             g2.node[g2.n_node++] = g->node[i];
-    size_t size = onnx__model_proto__get_packed_size(&m2);
-    if (size > limit) {
-        st = fail(err, SQ_ERR_LIMIT, NULL,
-                  "the ONNX output would be %zu bytes, above the limit %zu", size, limit);
-        goto done;
-    }
-    uint8_t *b = malloc(size ? size : 1);
-    if (!b) {
-        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory for %zu bytes of output", size);
-        goto done;
-    }
-    *out_len = onnx__model_proto__pack(&m2, b);
-    *out = b;
-    *restored = nr;
+    st = pack_model(&m2, limit, out, out_len, err);
+    if (st == SQ_OK)
+        *restored = nr;
 done:
     for (size_t j = 0; r && j < nr; j++)
         free(r[j].w);
