@@ -946,6 +946,30 @@ struct rewrite {
  * (output, input) channel pair, shaped [dims0, dims1, 1...] to broadcast
  * over the kernel.
  */
+/* Whether every zero point is an integer that the codes' type (int8 or INT4) holds. */
+static bool zero_points_fit(const float *zp, size_t n, bool int4)
+{
+    float lo = int4 ? -8.0f : -128.0f, hi = int4 ? 7.0f : 127.0f;
+    for (size_t k = 0; k < n; k++)
+        if (!(zp[k] >= lo && zp[k] <= hi && zp[k] == (float)(int)zp[k]))
+            return false;
+    return true;
+}
+
+/* The codes as an INT8 or packed INT4 initializer in the weight's layout; NULL if out of memory. */
+static Onnx__TensorProto *codes_tensor(struct arena *a, const char *name,
+                                       const struct onnx_weight *w, const struct sq_tensor *t,
+                                       const int8_t *codes, bool int4)
+{
+    if (!int4)
+        return new_tensor(a, name, OT_INT8, w->rank, w->dims, codes, t->nelems);
+    uint8_t *p = ar_alloc(a, t->nelems / 2 + 1);
+    if (!p)
+        return NULL;
+    pack_int4(codes, t->nelems, p);
+    return new_tensor(a, name, OT_INT4, w->rank, w->dims, p, t->nelems / 2 + t->nelems % 2);
+}
+
 static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
                                       const struct sq_tensor *t, const struct onnx_weight *w,
                                       const struct sq_onnx_weight *qw, const int8_t *codes,
@@ -958,27 +982,15 @@ static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
     size_t C = (size_t)t->shape[0], I = (size_t)t->shape[1], g = qw->group;
     size_t G = (I + g - 1) / g, grp = (size_t)w->group;
     unsigned bax = w->axis == 0 ? 1 : 0;
-    float zlo = int4 ? -8.0f : -128.0f, zhi = int4 ? 7.0f : 127.0f;
-    bool zp_fits = true;
-    for (size_t k = 0; k < C * G; k++)
-        zp_fits = zp_fits && qw->zero_point[k] >= zlo && qw->zero_point[k] <= zhi &&
-                  qw->zero_point[k] == (float)(int)qw->zero_point[k];
+    bool zp_fits = zero_points_fit(qw->zero_point, C * G, int4);
     bool dql = o->opset >= 21 && zp_fits && grp == 1;
     if (!dql && o->opset < 7)
         return fail(err, SQ_ERR_UNSUPPORTED, N,
                     "tensor '%.100s': the model's opset %" PRId64
                     " is below 7, where Cast/Sub/Mul cannot express the dequantization",
                     N, o->opset);
-    if (int4) {
-        uint8_t *p = ar_alloc(a, t->nelems / 2 + 1);
-        if (!p)
-            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
-        pack_int4(codes, t->nelems, p);
-        rw->extra[0] =
-            new_tensor(a, nm[0], OT_INT4, w->rank, w->dims, p, t->nelems / 2 + t->nelems % 2);
-    } else {
-        rw->extra[0] = new_tensor(a, nm[0], OT_INT8, w->rank, w->dims, (void *)codes, t->nelems);
-    }
+    if (!(rw->extra[0] = codes_tensor(a, nm[0], w, t, codes, int4)))
+        return fail(err, SQ_ERR_NOMEM, N, "out of memory");
     int64_t bd[SQ_MAX_RANK];
     for (unsigned i = 0; i < w->rank; i++)
         bd[i] = w->dims[i];
@@ -1203,13 +1215,9 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                     false);
     }
     bool int4 = layout == SQ_ONNX_QDQ_INT4;
-    float zlo = int4 ? -8.0f : -128.0f, zhi = int4 ? 7.0f : 127.0f;
-    bool zp_fits = true;
     if (qw->group)
         return rewrite_grouped(a, o, t, w, qw, codes, int4, nm, names, n_names, rw, err);
-    for (size_t c = 0; c < C; c++)
-        zp_fits = zp_fits && qw->zero_point[c] >= zlo && qw->zero_point[c] <= zhi &&
-                  qw->zero_point[c] == (float)(int)qw->zero_point[c];
+    bool zp_fits = zero_points_fit(qw->zero_point, C, int4);
     bool per_axis = w->axis == 0 || w->group == 1;
     bool dql = o->opset >= 13 && zp_fits && per_axis;
     if (!dql && o->opset < 7)
@@ -1217,16 +1225,8 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                     "tensor '%.100s': the model's opset %" PRId64
                     " is below 7, where Cast/Sub/Mul cannot express the dequantization",
                     N, o->opset);
-    if (int4) {
-        uint8_t *p = ar_alloc(a, t->nelems / 2 + 1);
-        if (!p)
-            return fail(err, SQ_ERR_NOMEM, N, "out of memory");
-        pack_int4(codes, t->nelems, p);
-        rw->extra[0] =
-            new_tensor(a, nm[0], OT_INT4, w->rank, w->dims, p, t->nelems / 2 + t->nelems % 2);
-    } else {
-        rw->extra[0] = new_tensor(a, nm[0], OT_INT8, w->rank, w->dims, codes, t->nelems);
-    }
+    if (!(rw->extra[0] = codes_tensor(a, nm[0], w, t, codes, int4)))
+        return fail(err, SQ_ERR_NOMEM, N, "out of memory");
     if (dql) {
         int64_t dc = (int64_t)C;
         int8_t *zp = ar_alloc(a, C);
