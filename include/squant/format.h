@@ -120,17 +120,25 @@ SQ_API bool sq_onnx_tensor_info(const struct sq_model *model, size_t tensor,
 SQ_API size_t sq_onnx_skipped(const struct sq_model *model, size_t i, const char **name,
                               const char **reason);
 
+/*
+ * Whether g is a block size MatMulNBits is written with: 16, 32, 64, 128 or
+ * 256 (the operator asks for a power of two >= 16; ONNX Runtime 1.20's CPU
+ * kernel computes NaN beyond 256).
+ */
+SQ_API bool sq_onnx_nbits_block_ok(size_t g);
+
 enum sq_onnx_layout {
     SQ_ONNX_QDQ,         /* int8 codes + DequantizeLinear (or Cast/Sub/Mul below opset 13) */
     SQ_ONNX_DEQUANTIZED, /* the float weights replaced in place */
     SQ_ONNX_QDQ_INT4,    /* INT4 codes + DequantizeLinear, opset >= 21 */
+    SQ_ONNX_MATMULNBITS, /* MatMul weights as com.microsoft MatMulNBits (4 bits, blocks of a
+                            power of two >= 16), every other weight as SQ_ONNX_QDQ */
 };
 
 /*
  * One quantized weight for sq_onnx_write, in the core's layout: codes
- * [out, ...], scale and zero point per output channel (the public
- * convention w = (q - zero_point) * scale), or the dequantized floats.
- * (A per-group scale would add a group size here.)
+ * [out, ...], scale and zero point per output channel or per group (the
+ * public convention w = (q - zero_point) * scale), or the dequantized floats.
  */
 struct sq_onnx_weight {
     size_t tensor; /* index in the model */

@@ -42,6 +42,9 @@ enum sq_packing {
     SQ_PACKING_NONE, /* one code per byte: I8 (safetensors), INT8 (ONNX) */
     SQ_PACKING_INT4, /* two codes per byte, element 0 in the low nibble (bits <= 4): U8 in
                         safetensors (recorded in the metadata), INT4 in ONNX (opset >= 21) */
+    SQ_PACKING_MATMULNBITS, /* ONNX out only: MatMul weights as ONNX Runtime's com.microsoft
+                               MatMulNBits (bits <= 4, group a power of two >= 16), the other
+                               weights as with NONE */
 };
 
 /* What to quantize and how. Caller-allocated; sq_options_init / sq_options_free. */
@@ -59,7 +62,7 @@ struct sq_options {
     struct sq_group_rule *group_for; /* first matching rule wins */
     size_t group_for_count;
     enum sq_dtype scale_dtype; /* F32 (default) or F16: how scales (and zero points) are stored */
-    enum sq_packing packing;       /* NONE (default) or INT4 */
+    enum sq_packing packing;       /* NONE (default), INT4 or MATMULNBITS */
 };
 
 SQ_API void sq_options_init(struct sq_options *opt);
@@ -73,7 +76,7 @@ SQ_API void sq_options_free(struct sq_options *opt);
  *   include=GLOB  exclude=GLOB  (each call appends one; commas separate several)
  *   bits_for=GLOB=N  (appends a rule; commas separate several)
  *   group=0..SQ_GROUP_MAX  group_for=GLOB=G  (like bits_for)  scale_dtype=F32|F16
- *   format=auto|safetensors|onnx|dequantized|npy|json  packing=none|int4
+ *   format=auto|safetensors|onnx|dequantized|npy|json  packing=none|int4|matmulnbits
  * SQ_ERR_ARG naming the key and the value on a bad key or value.
  */
 SQ_API enum sq_status sq_options_set(struct sq_options *opt, const char *key, const char *value,

@@ -64,14 +64,14 @@ static json_t *info_json(struct sqd_ctx *ctx)
         json_object_set_new(limits, opts[i].name, json_integer((json_int_t)v));
     }
     return json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:i, s:i}, s:{s:i, s:I, s:i}, s:[ss], "
-                     "s:{s:s, s:o}, s:{s:[sssss], s:[sssss], s:[ss]}, s:o, s:i, s:i}",
+                     "s:{s:s, s:o}, s:{s:[sssss], s:[sssss], s:[sss]}, s:o, s:i, s:i}",
                      "name", "squantd", "version", SQ_VERSION_STRING, "modes", modes, "schemes",
                      schemes, "bits", "min", SQ_BITS_MIN, "max", SQ_BITS_MAX, "default",
                      SQ_BITS_DEFAULT, "group", "min", 0, "max", (json_int_t)SQ_GROUP_MAX, "default",
                      0, "scale_dtypes", "F32", "F16", "implementation", "in_use", impl_in_use(),
                      "available", impls, "formats", "input", "safetensors", "onnx", "npy", "raw",
                      "multipart", "output", "safetensors", "onnx", "dequantized", "npy", "json",
-                     "packing", "none", "int4", "limits", limits, "threads",
+                     "packing", "none", "int4", "matmulnbits", "limits", limits, "threads",
                      (json_int_t)ctx->pool_size, "max_active_jobs", (json_int_t)ctx->max_active);
 }
 

@@ -931,6 +931,7 @@ struct rewrite {
     Onnx__TensorProto *extra[5]; /* QDQ: the tensors to add */
     Onnx__NodeProto *nodes[5];   /* QDQ: the nodes that compute the weight */
     size_t n_extra, n_nodes;
+    bool nbits; /* extra[0..2] are MatMulNBits' B, scales, zero points; no nodes */
 };
 
 /*
@@ -1164,6 +1165,108 @@ static enum sq_status rewrite_grouped(struct arena *a, const struct sqi_onnx *o,
     return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
 }
 
+bool sq_onnx_nbits_block_ok(size_t g)
+{
+    return g >= 16 && g <= 256 && (g & (g - 1)) == 0;
+}
+
+/* Whether every reader of `name` is a MatMul taking it as B (input 1), and it is no graph output.
+ */
+static bool read_as_matmul_b(const Onnx__GraphProto *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_output; i++)
+        if (strcmp(S(g->output[i]->name), name) == 0)
+            return false;
+    for (size_t i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *n = g->node[i];
+        for (size_t j = 0; j < n->n_input; j++)
+            if (strcmp(n->input[j], name) == 0 &&
+                !(j == 1 && n->n_input == 2 && default_domain(n->domain) &&
+                  strcmp(S(n->op_type), "MatMul") == 0))
+                return false;
+    }
+    return true;
+}
+
+/*
+ * A MatMul weight [K, N] (the core's [N, K]) as the inputs of ONNX Runtime's
+ * com.microsoft MatMulNBits: B UINT8 [N, ceil(K / g), g / 2] holding the
+ * codes + 8 (0...15) two per byte along K, element 0 in the low nibble, the
+ * last block padded with zeros; scales FLOAT [N * ceil(K / g)]; zero points
+ * + 8 as UINT8 [N * ceil(ceil(K / g) / 2)] two per byte when they are all
+ * integers in 0...15, else FLOAT [N * ceil(K / g)] (SQUANT-SPEC 8.1). False
+ * (the caller writes the QDQ form) when a zero point + 8 is not exact in float.
+ */
+static bool rewrite_nbits(struct arena *a, const struct sq_tensor *t,
+                          const struct sq_onnx_weight *qw, const char *const *nm,
+                          struct rewrite *rw)
+{
+    size_t N = (size_t)t->shape[0], K = (size_t)t->shape[1], g = qw->group;
+    size_t nb = (K + g - 1) / g, half = (nb + 1) / 2, cnt = N * nb;
+    float *zf = ar_alloc(a, cnt * sizeof *zf);
+    if (!zf)
+        return true; /* a->oom: the caller fails */
+    bool packed = true;
+    for (size_t k = 0; k < cnt; k++) {
+        float z = qw->zero_point[k];
+        zf[k] = z + 8.0f;
+        if ((double)zf[k] != (double)z + 8.0)
+            return false;
+        packed = packed && zf[k] >= 0.0f && zf[k] <= 15.0f && zf[k] == (float)(int)zf[k];
+    }
+    uint8_t *b = ar_alloc(a, N * nb * (g / 2));
+    uint8_t *zp = ar_alloc(a, N * half);
+    if (!b || !zp)
+        return true;
+    memset(b, 0, N * nb * (g / 2));
+    memset(zp, 0, N * half);
+    for (size_t n = 0; n < N; n++) {
+        const int8_t *q = qw->codes + n * K;
+        uint8_t *row = b + n * nb * (g / 2);
+        for (size_t k = 0; k < K; k++)
+            row[(k / g) * (g / 2) + (k % g) / 2] |=
+                (uint8_t)(((unsigned)(q[k] + 8) & 15u) << (4 * (k % 2)));
+        for (size_t j = 0; packed && j < nb; j++)
+            zp[n * half + j / 2] |= (uint8_t)((unsigned)zf[n * nb + j] << (4 * (j % 2)));
+    }
+    int64_t bd[3] = {(int64_t)N, (int64_t)nb, (int64_t)(g / 2)}, sd = (int64_t)cnt,
+            zd = (int64_t)(packed ? N * half : cnt);
+    rw->extra[0] = new_tensor(a, nm[0], OT_UINT8, 3, bd, b, N * nb * (g / 2));
+    rw->extra[1] = new_tensor(a, nm[1], OT_FLOAT, 1, &sd, qw->scale, cnt * sizeof(float));
+    rw->extra[2] = packed ? new_tensor(a, nm[2], OT_UINT8, 1, &zd, zp, N * half)
+                          : new_tensor(a, nm[2], OT_FLOAT, 1, &zd, zf, cnt * sizeof *zf);
+    rw->n_extra = 3;
+    rw->nbits = true;
+    return true;
+}
+
+/* MatMul(A, W) -> MatMulNBits(A, W_quantized, W_scale, W_zero_point) of the weight `t`. */
+static Onnx__NodeProto *nbits_node(struct arena *a, const Onnx__NodeProto *mm,
+                                   const struct sq_tensor *t, const struct sq_onnx_weight *qw,
+                                   const struct rewrite *rw)
+{
+    Onnx__NodeProto *n = ar_alloc(a, sizeof *n);
+    char **in = ar_alloc(a, 4 * sizeof *in);
+    Onnx__AttributeProto **av = ar_alloc(a, 4 * sizeof *av);
+    if (!n || !in || !av)
+        return NULL;
+    *n = *mm;
+    n->domain = "com.microsoft";
+    n->op_type = "MatMulNBits";
+    in[0] = mm->input[0];
+    for (int i = 0; i < 3; i++)
+        in[i + 1] = rw->extra[i]->name;
+    n->input = in;
+    n->n_input = 4;
+    av[0] = new_attr_int(a, "K", t->shape[1]);
+    av[1] = new_attr_int(a, "N", t->shape[0]);
+    av[2] = new_attr_int(a, "bits", 4);
+    av[3] = new_attr_int(a, "block_size", (int64_t)qw->group);
+    n->attribute = av;
+    n->n_attribute = 4;
+    return a->oom ? NULL : n;
+}
+
 static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                                      const struct sq_model *model, const struct sq_onnx_weight *qw,
                                      enum sq_onnx_layout layout, const char **names, size_t n_names,
@@ -1207,6 +1310,17 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                         "cannot add '%.100s%s': the model already has a tensor of that name", N,
                         sfx[i]);
     }
+    if (layout == SQ_ONNX_MATMULNBITS && strcmp(w->op, "MatMul") == 0 && w->rank == 2 &&
+        read_as_matmul_b(o->proto->graph, N)) {
+        if (qw->bits > 4 || !sq_onnx_nbits_block_ok(qw->group))
+            return fail(err, SQ_ERR_ARG, N,
+                        "tensor '%.100s': MatMulNBits takes codes of at most 4 bits in blocks "
+                        "of 16, 32, 64, 128 or 256 input channels (group)",
+                        N);
+        if (rewrite_nbits(a, t, qw, nm, rw))
+            return a->oom ? fail(err, SQ_ERR_NOMEM, N, "out of memory") : SQ_OK;
+        memset(rw, 0, sizeof *rw); /* a zero point + 8 not exact in float: QDQ below */
+    }
     int8_t *codes = (int8_t *)qw->codes;
     if (w->axis == 1) {
         if (!(codes = ar_alloc(a, t->nelems)))
@@ -1215,7 +1329,7 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                     false);
     }
     bool int4 = layout == SQ_ONNX_QDQ_INT4;
-    if (qw->group)
+    if (qw->group && qw->group < (size_t)t->shape[1]) /* else one group: per channel */
         return rewrite_grouped(a, o, t, w, qw, codes, int4, nm, names, n_names, rw, err);
     bool zp_fits = zero_points_fit(qw->zero_point, C, int4);
     bool per_axis = w->axis == 0 || w->group == 1;
@@ -1297,6 +1411,30 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
     return SQ_OK;
 }
 
+/* MatMulNBits lives in ONNX Runtime's domain: import com.microsoft version 1 unless the model does.
+ */
+static enum sq_status import_microsoft(struct arena *a, const Onnx__ModelProto *m,
+                                       Onnx__ModelProto *m2, struct sq_error *err)
+{
+    for (size_t i = 0; i < m->n_opset_import; i++)
+        if (strcmp(S(m->opset_import[i]->domain), "com.microsoft") == 0)
+            return SQ_OK;
+    Onnx__OperatorSetIdProto **v = ar_alloc(a, (m->n_opset_import + 1) * sizeof *v);
+    Onnx__OperatorSetIdProto *ms = ar_alloc(a, sizeof *ms);
+    if (!v || !ms)
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    onnx__operator_set_id_proto__init(ms);
+    ms->domain = "com.microsoft";
+    ms->has_version = 1;
+    ms->version = 1;
+    if (m->n_opset_import)
+        memcpy(v, m->opset_import, m->n_opset_import * sizeof *v);
+    v[m->n_opset_import] = ms;
+    m2->opset_import = v;
+    m2->n_opset_import = m->n_opset_import + 1;
+    return SQ_OK;
+}
+
 enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_weight *qw,
                              size_t n, enum sq_onnx_layout layout, const char *report, size_t limit,
                              uint8_t **out, size_t *out_len, struct sq_error *err)
@@ -1341,7 +1479,7 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
     qsort(names, n_names, sizeof *names, str_cmp);
     memset(init_w, 0xff, (g->n_initializer + 1) * sizeof *init_w);
     memset(node_w, 0xff, (g->n_node + 1) * sizeof *node_w);
-    size_t add_inits = 0, add_nodes = 0;
+    size_t add_inits = 0, add_nodes = 0, n_nbits = 0;
     for (size_t i = 0; i < n; i++) {
         if (qw[i].tensor >= model->count || model->tensors[qw[i].tensor].nelems == 0) {
             st = fail(err, SQ_ERR_ARG, NULL, "weight %zu: no such tensor, or an empty one", i);
@@ -1355,6 +1493,7 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
             init_w[w->init] = i;
         else
             node_w[w->node] = i;
+        n_nbits += rw[i].nbits;
         add_nodes += rw[i].n_nodes + (w->init == SIZE_MAX ? rw[i].n_extra : 0);
         add_inits += w->init != SIZE_MAX ? rw[i].n_extra : 0;
     }
@@ -1400,7 +1539,19 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
     for (size_t i = 0; i < g->n_node; i++) {
         size_t wi = node_w[i];
         if (wi == SIZE_MAX) {
-            g2.node[g2.n_node++] = g->node[i];
+            const Onnx__NodeProto *on = g->node[i];
+            size_t nb = SIZE_MAX; /* the MatMulNBits weight this MatMul reads as B */
+            for (size_t j = 0; n_nbits && j < n && nb == SIZE_MAX; j++)
+                if (rw[j].nbits && on->n_input == 2 &&
+                    strcmp(on->input[1], model->tensors[qw[j].tensor].name) == 0)
+                    nb = j;
+            Onnx__NodeProto *nn = (Onnx__NodeProto *)on;
+            if (nb != SIZE_MAX &&
+                !(nn = nbits_node(&a, on, &model->tensors[qw[nb].tensor], &qw[nb], &rw[nb]))) {
+                st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+                goto done;
+            }
+            g2.node[g2.n_node++] = nn;
         } else if (rw[wi].replace) {
             /* The Constant node with its value attribute pointing at the new tensor. */
             const Onnx__NodeProto *on = g->node[i];
@@ -1433,6 +1584,8 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
         if (!drop)
             g2.input[g2.n_input++] = g->input[i];
     }
+    if (n_nbits && (st = import_microsoft(&a, m, &m2, err)) != SQ_OK)
+        goto done;
     for (size_t i = 0; i < m->n_metadata_props; i++)
         if (strcmp(S(m->metadata_props[i]->key), "squant") != 0)
             m2.metadata_props[m2.n_metadata_props++] = m->metadata_props[i];
@@ -1600,8 +1753,120 @@ struct restored {
     struct konst *q;  /* the codes */
     size_t nodes[7];  /* the nodes that go */
     size_t n_nodes;
-    float *w; /* owned: the values, dims of q */
+    float *w;                /* owned: the values, dims of q (or dims) */
+    int64_t dims[2];         /* MatMulNBits: the weight's [K, N] */
+    Onnx__NodeProto *matmul; /* MatMulNBits: the MatMul that takes its place */
 };
+
+/* The MatMul(A, name) that takes the place of MatMulNBits node ni; w (owned, or NULL) its weight.
+ */
+static enum sq_status nbits_matmul(struct arena *a, const Onnx__NodeProto *n, const char *name,
+                                   struct konst *q, size_t ni, float *w, int64_t K, int64_t N,
+                                   struct restored *r, struct sq_error *err)
+{
+    Onnx__NodeProto *mm = ar_alloc(a, sizeof *mm);
+    char **in = ar_alloc(a, 2 * sizeof *in);
+    if (!mm || !in) {
+        free(w);
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    }
+    onnx__node_proto__init(mm);
+    mm->name = n->name;
+    mm->op_type = "MatMul";
+    in[0] = n->input[0];
+    in[1] = (char *)name;
+    mm->input = in;
+    mm->n_input = 2;
+    mm->output = n->output;
+    mm->n_output = 1;
+    *r = (struct restored){
+        .name = name, .q = q, .nodes = {ni}, .n_nodes = 1, .w = w, .dims = {K, N}, .matmul = mm};
+    return SQ_OK;
+}
+
+/*
+ * com.microsoft MatMulNBits(A, B, scales[, zero_points]) over constants, 4
+ * bits, as sq_onnx_write writes it: the MatMul(A, W) it stands for, with W
+ * [K, N] = (B - zero point) * scale (ONNX Runtime's definition; the zero
+ * point 8 when absent). W is named after B without its "_quantized"; a B
+ * named otherwise, or a name taken, is left as it is.
+ */
+static enum sq_status try_nbits(struct dq_ctx *c, struct arena *a, size_t ni,
+                                const struct restored *done_r, size_t n_done, struct restored *r,
+                                struct sq_error *err)
+{
+    const Onnx__NodeProto *n = c->g->node[ni];
+    if (n->n_input < 3 || n->n_input > 4 || n->n_output != 1 || !*n->input[0])
+        return SQ_OK;
+    int64_t K = attr_int(n, "K", 0), N = attr_int(n, "N", 0), bs = attr_int(n, "block_size", 0);
+    if (attr_int(n, "bits", 4) != 4 || K <= 0 || N <= 0 || bs < 16 || (bs & (bs - 1)) != 0 ||
+        (uint64_t)K > c->lim->max_dim || (uint64_t)N > c->lim->max_dim)
+        return SQ_OK;
+    struct konst *q = konst_get(c, n->input[1]), *s = konst_get(c, n->input[2]);
+    struct konst *z = n->n_input > 3 && *n->input[3] ? konst_get(c, n->input[3]) : NULL;
+    const char *qn = n->input[1];
+    size_t ql = strlen(qn), sl = strlen("_quantized");
+    if (!q || !s || (n->n_input > 3 && *n->input[3] && !z) || q->tp->data_type != OT_UINT8 ||
+        s->tp->data_type != OT_FLOAT ||
+        (z && z->tp->data_type != OT_UINT8 && z->tp->data_type != OT_FLOAT) || ql <= sl ||
+        strcmp(qn + ql - sl, "_quantized") != 0)
+        return SQ_OK;
+    char *name = ar_alloc(a, ql - sl + 1);
+    if (!name)
+        return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+    memcpy(name, qn, ql - sl);
+    name[ql - sl] = 0;
+    if (konst_get(c, name) || prod_get(c, name))
+        return SQ_OK;
+    const struct restored *same = NULL; /* B already folded for another MatMulNBits */
+    for (size_t j = 0; j < n_done && !same; j++)
+        if (done_r[j].matmul && done_r[j].w && done_r[j].q == q)
+            same = &done_r[j];
+    if (same) {
+        /* The same weight only if the same scales, zero points and attributes. */
+        const Onnx__NodeProto *f = c->g->node[same->nodes[0]];
+        bool eq = f->n_input == n->n_input && same->dims[0] == K && same->dims[1] == N &&
+                  attr_int(f, "block_size", 0) == bs;
+        for (size_t i = 2; eq && i < n->n_input; i++)
+            eq = strcmp(f->input[i], n->input[i]) == 0;
+        return eq ? nbits_matmul(a, n, same->name, q, ni, NULL, K, N, r, err) : SQ_OK;
+    }
+    size_t nb = ((size_t)K + (size_t)bs - 1) / (size_t)bs, half = (nb + 1) / 2, cnt, bytes;
+    if (__builtin_mul_overflow((size_t)N, nb, &cnt) ||
+        __builtin_mul_overflow(cnt, (size_t)bs / 2, &bytes))
+        return SQ_OK;
+    enum sq_status st = SQ_OK;
+    size_t nq = 0, ns = 0, nz = 0;
+    float *qv = NULL, *sv = NULL, *zv = NULL, *w = NULL;
+    if (q->tp->n_dims != 3 || q->tp->dims[0] != N || (size_t)q->tp->dims[1] != nb ||
+        q->tp->dims[2] != bs / 2 || !(qv = konst_values(c, q->tp, &nq, err, &st)) || nq != bytes ||
+        !(sv = konst_values(c, s->tp, &ns, err, &st)) || ns != cnt)
+        goto done;
+    if (z && (!(zv = konst_values(c, z->tp, &nz, err, &st)) ||
+              nz != (z->tp->data_type == OT_UINT8 ? (size_t)N * half : cnt)))
+        goto done;
+    if (!(w = malloc((size_t)K * (size_t)N * sizeof *w))) {
+        st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t col = 0; col < (size_t)N; col++)
+        for (size_t k = 0; k < (size_t)K; k++) {
+            size_t j = k / (size_t)bs, blk = col * nb + j;
+            unsigned byte = (unsigned)qv[blk * ((size_t)bs / 2) + (k % (size_t)bs) / 2];
+            float u = (float)((byte >> (4 * (k % 2))) & 15u), zp = 8.0f;
+            if (zv && z->tp->data_type == OT_UINT8)
+                zp = (float)(((unsigned)zv[col * half + j / 2] >> (4 * (j % 2))) & 15u);
+            else if (zv)
+                zp = zv[blk];
+            w[k * (size_t)N + col] = (u - zp) * sv[blk];
+        }
+    st = nbits_matmul(a, n, name, q, ni, w, K, N, r, err);
+done:
+    free(qv);
+    free(sv);
+    free(zv);
+    return st;
+}
 
 /* DequantizeLinear(q, s[, z]) with constant inputs: y = (q - z) * s along `axis`. */
 static enum sq_status try_dql(struct dq_ctx *c, size_t ni, float **out, struct konst **qk,
@@ -1984,9 +2249,14 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
     for (int pass = 0; st == SQ_OK && pass < 2; pass++)
         for (size_t i = 0; st == SQ_OK && i < g->n_node; i++) {
             const Onnx__NodeProto *n = g->node[i];
-            if (gone[i] || !default_domain(n->domain))
-                continue;
             struct restored x = {0};
+            if (gone[i])
+                continue;
+            if (pass == 1 && strcmp(S(n->domain), "com.microsoft") == 0 &&
+                strcmp(S(n->op_type), "MatMulNBits") == 0)
+                st = try_nbits(&c, &a, i, r, nr, &x, err);
+            else if (!default_domain(n->domain))
+                continue;
             if (pass == 0 && strcmp(S(n->op_type), "Reshape") == 0) {
                 st = try_reshape(&c, i, &x, err);
             } else if (pass == 0 && strcmp(S(n->op_type), "Mul") == 0) {
@@ -1997,7 +2267,7 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
                 x.nodes[0] = i;
                 x.n_nodes = 1;
             }
-            if (!x.w)
+            if (!x.w && !x.matmul)
                 continue;
             for (size_t k = 0; k < x.n_nodes; k++)
                 gone[x.nodes[k]] = true;
@@ -2012,6 +2282,11 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
             if (k)
                 k->uses++;
         }
+    for (size_t j = 0; j < nr; j++) {
+        struct konst *k = r[j].matmul ? konst_get(&c, r[j].matmul->input[0]) : NULL;
+        if (k)
+            k->uses++;
+    }
     for (size_t i = 0; i < g->n_output; i++) {
         struct konst *k = konst_get(&c, S(g->output[i]->name));
         if (k)
@@ -2053,11 +2328,15 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
             g2.initializer[g2.n_initializer++] = g->initializer[i];
     free(init_gone);
     for (size_t j = 0; j < nr; j++) {
+        if (!r[j].w)
+            continue; /* a second MatMul of a weight restored already */
+        unsigned rank = r[j].matmul ? 2 : (unsigned)r[j].q->tp->n_dims;
+        const int64_t *dims = r[j].matmul ? r[j].dims : r[j].q->tp->dims;
         size_t n = 1;
-        for (size_t d = 0; d < r[j].q->tp->n_dims; d++)
-            n *= (size_t)r[j].q->tp->dims[d];
-        Onnx__TensorProto *t = new_tensor(&a, r[j].name, OT_FLOAT, (unsigned)r[j].q->tp->n_dims,
-                                          r[j].q->tp->dims, r[j].w, n * sizeof(float));
+        for (size_t d = 0; d < rank; d++)
+            n *= (size_t)dims[d];
+        Onnx__TensorProto *t =
+            new_tensor(&a, r[j].name, OT_FLOAT, rank, dims, r[j].w, n * sizeof(float));
         if (!t) {
             st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
             goto done;
@@ -2074,12 +2353,19 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
             g2.node[g2.n_node++] = cn;
         }
     }
-    for (size_t i = 0; i < g->n_node; i++)
+    for (size_t i = 0; i < g->n_node; i++) {
         if (!gone[i])
             g2.node[g2.n_node++] = g->node[i];
+        for (size_t j = 0; gone[i] && j < nr; j++)
+            if (r[j].matmul && r[j].nodes[0] == i)
+                g2.node[g2.n_node++] = r[j].matmul; /* in the MatMulNBits' place */
+    }
     st = pack_model(&m2, limit, out, out_len, err);
-    if (st == SQ_OK)
-        *restored = nr;
+    if (st == SQ_OK) {
+        *restored = 0;
+        for (size_t j = 0; j < nr; j++)
+            *restored += r[j].w != NULL;
+    }
 done:
     for (size_t j = 0; r && j < nr; j++)
         free(r[j].w);

@@ -217,8 +217,11 @@ enum sq_status sq_options_set(struct sq_options *opt, const char *key, const cha
             opt->packing = SQ_PACKING_NONE;
         else if (strcmp(value, "int4") == 0)
             opt->packing = SQ_PACKING_INT4;
+        else if (strcmp(value, "matmulnbits") == 0)
+            opt->packing = SQ_PACKING_MATMULNBITS;
         else
-            return sqi_fail(err, SQ_ERR_ARG, "packing must be none or int4, not '%.40s'", value);
+            return sqi_fail(err, SQ_ERR_ARG,
+                            "packing must be none, int4 or matmulnbits, not '%.40s'", value);
     } else {
         return sqi_fail(
             err, SQ_ERR_ARG,

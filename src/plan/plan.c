@@ -121,6 +121,28 @@ enum sq_status sqi_plan_layer_alloc(struct sq_plan *plan, size_t l, struct sq_er
     return SQ_OK;
 }
 
+/* MatMulNBits holds a MatMul weight in blocks of 16...256 inputs, at most 4 bits. */
+static enum sq_status nbits_check(const struct sq_model *model, size_t tensor,
+                                  const struct plan_layer *l, struct sq_error *err)
+{
+    struct sq_onnx_tensor_info info;
+    if (!sq_onnx_tensor_info(model, tensor, &info) || strcmp(info.op, "MatMul") != 0)
+        return SQ_OK;
+    const char *name = model->tensors[tensor].name;
+    if (l->params.bits > 4)
+        return sqi_fail(err, SQ_ERR_ARG,
+                        "packing matmulnbits holds codes of at most 4 bits; MatMul weight '%s' "
+                        "has %u (see bits_for)",
+                        name, l->params.bits);
+    if (!sq_onnx_nbits_block_ok(l->group))
+        return sqi_fail(
+            err, SQ_ERR_ARG,
+            "packing matmulnbits needs group = the block size: 16, 32, 64, 128 or 256 "
+            "(what ONNX Runtime runs); MatMul weight '%s' has group %zu (see group_for)",
+            name, l->group);
+    return SQ_OK;
+}
+
 static enum sq_status plan_build(const struct sq_model *model, const struct sq_options *opt,
                                  bool lazy, struct sq_plan **out, struct sq_error *err)
 {
@@ -140,6 +162,12 @@ static enum sq_status plan_build(const struct sq_model *model, const struct sq_o
         return sqi_fail(err, SQ_ERR_ARG, "scale_dtype must be F32 or F16");
     }
     p->packing = opt->packing;
+    if (opt->packing == SQ_PACKING_MATMULNBITS && !model->onnx) {
+        free(p);
+        return sqi_fail(err, SQ_ERR_ARG,
+                        "packing matmulnbits writes ONNX Runtime's MatMulNBits operator into an "
+                        "ONNX model: it needs an ONNX input");
+    }
     size_t eligible = 0;
     for (size_t i = 0; i < model->count; i++) {
         const struct sq_tensor *t = &model->tensors[i];
@@ -185,6 +213,12 @@ static enum sq_status plan_build(const struct sq_model *model, const struct sq_o
                           "packing int4 holds codes of at most 4 bits; tensor '%s' has %u (see "
                           "bits_for)",
                           model->tensors[i].name, l->params.bits);
+            p->layer_count = li;
+            sq_plan_free(p);
+            return st;
+        }
+        if (opt->packing == SQ_PACKING_MATMULNBITS &&
+            (st = nbits_check(model, i, l, err)) != SQ_OK) {
             p->layer_count = li;
             sq_plan_free(p);
             return st;

@@ -479,6 +479,8 @@ static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout
         const struct plan_layer *l = &plan->layers[i];
         if (plan->packing == SQ_PACKING_INT4 && layout == SQ_ONNX_QDQ)
             layout = SQ_ONNX_QDQ_INT4;
+        if (plan->packing == SQ_PACKING_MATMULNBITS && layout == SQ_ONNX_QDQ)
+            layout = SQ_ONNX_MATMULNBITS;
         /* The QDQ forms hold one FLOAT scale per output channel (a group size would go in
          * sq_onnx_weight); the dequantized form takes any scales. */
         if (layout != SQ_ONNX_DEQUANTIZED && plan->scale_dtype != SQ_DTYPE_F32) {
@@ -494,7 +496,7 @@ static enum sq_status write_onnx(const struct sq_plan *plan, enum sq_onnx_layout
                                        .scale = l->scale,
                                        .zero_point = l->zero_point,
                                        .bits = l->params.bits,
-                                       .group = l->group && l->groups > 1 ? l->group : 0};
+                                       .group = l->group};
         if (layout == SQ_ONNX_DEQUANTIZED &&
             !(w[i].dequantized = dequantized(plan, l, &m->tensors[l->tensor])))
             st = sqi_fail(err, SQ_ERR_NOMEM, "out of memory");
@@ -591,6 +593,11 @@ enum sq_status sq_plan_write(struct sq_plan *plan, enum sq_format format, size_t
             return sqi_fail(err, SQ_ERR_ARG,
                             "the codes of layer %zu are not held (streamed, or never begun)", i);
     enum sq_format f = sq_plan_output_format(plan, format);
+    if (plan->packing == SQ_PACKING_MATMULNBITS && f != SQ_FORMAT_ONNX)
+        return sqi_fail(err, SQ_ERR_ARG,
+                        "packing matmulnbits is an ONNX Runtime operator: it needs format onnx, "
+                        "not %s",
+                        sq_format_name(f));
     if (plan->packing == SQ_PACKING_INT4 && (f == SQ_FORMAT_SAFETENSORS || f == SQ_FORMAT_JSON)) {
         enum sq_status st = pack_layers(plan, err);
         if (st != SQ_OK)

@@ -12,6 +12,10 @@
   groups13.onnx  Conv 3x3 and 1x1, Gemm (both transB), MatMul with input dims
   groups21.onnx  8, 6, 12, 10, 9 (group-wise output), at opset 13 and 21
   fp16.onnx      FLOAT16/BFLOAT16/DOUBLE weights in typed fields (parser only)
+  nbits.onnx     opset 17, an LLM-shaped MatMul chain on [2, 3, 64] (K 64, 96,
+                 40): for MatMulNBits; w1.w's column 0 is all positive (a zero
+                 point beyond 0...15), w3.w is read by two MatMuls, w4.w also
+                 by an Identity (a graph output: it must stay QDQ)
   resnet14.onnx  the example model (examples/fmnist-resnet14.safetensors,
                  given as the second argument) as an ONNX graph: a BN-folded
                  ResNet of basic blocks, as torch.onnx.export writes it
@@ -99,6 +103,32 @@ def groups(rng, opset):
     g = pb.graph(nodes, "groups", inits, [pb.value_info("x", [1, 8, 6, 6])],
                  [pb.value_info("y", [1, 5])])
     return pb.model(g, opset, 7 if opset < 21 else 10, [("author", "squant tests")])
+
+
+def nbits(rng):
+    inits, nodes = [], []
+
+    def init(name, dims, vals=None):
+        n = dims[0] * dims[1]
+        inits.append(pb.tensor(name, dims, raw=raw(vals if vals is not None else weights(rng, n))))
+
+    w1 = weights(rng, 64 * 96)
+    for k in range(64):
+        w1[k * 96] = rng.uniform(0.5, 1.0)  # column 0 (output channel 0) all positive
+    init("w1.w", [64, 96], w1)
+    nodes.append(pb.node("MatMul", ["x", "w1.w"], ["m1"], [], "mm1"))
+    nodes.append(pb.node("Relu", ["m1"], ["r1"]))
+    init("w2.w", [96, 40])
+    nodes.append(pb.node("MatMul", ["r1", "w2.w"], ["m2"], [], "mm2"))
+    init("w3.w", [40, 40])
+    nodes.append(pb.node("MatMul", ["m2", "w3.w"], ["m3"], [], "mm3"))
+    nodes.append(pb.node("MatMul", ["m3", "w3.w"], ["m4"], [], "mm4"))
+    init("w4.w", [40, 24])
+    nodes.append(pb.node("MatMul", ["m4", "w4.w"], ["y"], [], "mm5"))
+    nodes.append(pb.node("Identity", ["w4.w"], ["w4.copy"], [], "copy"))
+    g = pb.graph(nodes, "nbits", inits, [pb.value_info("x", [2, 3, 64])],
+                 [pb.value_info("y", [2, 3, 24]), pb.value_info("w4.copy", [40, 24])])
+    return pb.model(g, 17, 8, [("author", "squant tests")])
 
 
 def opset9(rng):
@@ -226,7 +256,8 @@ def main():
                        ("external.onnx", external(rng, d)), ("fp16.onnx", fp16(rng)),
                        ("ops21.onnx", ops13(random.Random(21), 21, 10)),
                        ("groups13.onnx", groups(random.Random(13), 13)),
-                       ("groups21.onnx", groups(random.Random(21), 21))):
+                       ("groups21.onnx", groups(random.Random(21), 21)),
+                       ("nbits.onnx", nbits(random.Random(4)))):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
 

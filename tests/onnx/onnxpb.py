@@ -166,6 +166,8 @@ class Tensor:
             return list(struct.unpack("<%df" % n, self.raw))
         if self.dtype == INT8:
             return list(struct.unpack("<%db" % n, self.raw))
+        if self.dtype == 2:  # UINT8
+            return list(self.raw[:n])
         if self.dtype == 7:  # INT64
             return list(struct.unpack("<%dq" % n, self.raw))
         if self.dtype == INT4:
@@ -204,7 +206,8 @@ class Model:
             for a in d.get(5, []):
                 ad = decode(a)
                 attrs[ad[1][0].decode()] = ad
-            node = {"op": op, "in": [x.decode() for x in d.get(1, [])],
+            node = {"op": op, "domain": d.get(7, [b""])[0].decode(),
+                    "in": [x.decode() for x in d.get(1, [])],
                     "out": [x.decode() for x in d.get(2, [])], "attrs": attrs}
             self.nodes.append(node)
             if op == "Constant" and "value" in attrs:
