@@ -2263,9 +2263,11 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
                 st = try_chain(&c, i, &x, err);
             } else if (pass == 1 && strcmp(S(n->op_type), "DequantizeLinear") == 0) {
                 st = try_dql(&c, i, &x.w, &x.q, err);
-                x.name = n->output[0];
-                x.nodes[0] = i;
-                x.n_nodes = 1;
+                if (x.w) { /* try_dql folds only a node with one output */
+                    x.name = n->output[0];
+                    x.nodes[0] = i;
+                    x.n_nodes = 1;
+                }
             }
             if (!x.w && !x.matmul)
                 continue;
