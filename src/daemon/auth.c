@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "squantd.h"
+#include "auth.h"
 
 #define SQD_TOKEN_MAX 512
 

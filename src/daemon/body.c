@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "body.h"
 #include "util.h"
 
 void sqd_body_init(struct sqd_body *b, size_t limit, size_t mem_limit, const char *tmp_dir)

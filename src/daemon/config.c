@@ -15,7 +15,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "squantd.h"
+#include "cfg.h"
+#include "registry.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * KIB)
@@ -296,8 +297,7 @@ bool sqd_config_load(struct sqd_config *cfg, const char *path, char *msg, size_t
     return ok;
 }
 
-bool sqd_config_read(struct sqd_config *cfg, FILE *f, const char *path, char *msg,
-                     size_t msgsize)
+bool sqd_config_read(struct sqd_config *cfg, FILE *f, const char *path, char *msg, size_t msgsize)
 {
     char line[4096];
     unsigned lineno = 0;

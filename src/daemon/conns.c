@@ -1,5 +1,5 @@
 /*
- * The slow-client defences (see struct sqd_conn in squantd.h). libmicrohttpd
+ * The slow-client defences (see struct sqd_conn in conns.h). libmicrohttpd
  * resets its connection timeout on every byte, so a client that sends one
  * header byte a second holds a slot for ever; with enough of them no slot
  * is left. Here every connection has a deadline for its headers and a least
@@ -15,7 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "squantd.h"
+#include "conns.h"
+#include "log.h"
 
 static void client_addr(struct MHD_Connection *conn, char *out, size_t outsize)
 {
@@ -43,7 +44,18 @@ static void shut(struct sqd_conn *c, unsigned status)
         shutdown(c->fd, SHUT_RDWR);
 }
 
-struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn)
+bool sqd_conns_init(struct sqd_conns *cs, const struct sqd_config *cfg, struct sqd_log *log)
+{
+    cs->head = cs->tail = NULL;
+    cs->count = 0;
+    atomic_init(&cs->timed_out, 0);
+    atomic_init(&cs->evicted, 0);
+    cs->cfg = cfg;
+    cs->log = log;
+    return uv_mutex_init(&cs->lock) == 0;
+}
+
+struct sqd_conn *sqd_conn_open(struct sqd_conns *cs, struct MHD_Connection *conn)
 {
     struct sqd_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -54,7 +66,6 @@ struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn)
     c->phase = SQD_CONN_HEADERS;
     c->since = sqd_now_ns();
     client_addr(conn, c->addr, sizeof(c->addr));
-    struct sqd_conns *cs = &ctx->conns;
     struct sqd_conn *victim = NULL;
     uv_mutex_lock(&cs->lock);
     c->prev = cs->tail;
@@ -64,7 +75,7 @@ struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn)
         cs->head = c;
     cs->tail = c;
     cs->count++;
-    if (cs->count + ctx->cfg.connection_reserve > ctx->cfg.max_connections) {
+    if (cs->count + cs->cfg->connection_reserve > cs->cfg->max_connections) {
         /* Keep the reserve: the oldest connection still sending its headers goes. */
         for (struct sqd_conn *o = cs->head; o && o != c; o = o->next) {
             if ((o->phase == SQD_CONN_HEADERS || o->phase == SQD_CONN_IDLE) && !o->closed_status &&
@@ -77,19 +88,18 @@ struct sqd_conn *sqd_conn_open(struct sqd_ctx *ctx, struct MHD_Connection *conn)
     uv_mutex_unlock(&cs->lock);
     if (victim) {
         atomic_fetch_add(&cs->evicted, 1);
-        sqd_log(ctx,
-                "closed a connection from %s still sending its headers: fewer than "
-                "connection-reserve free slots",
-                victim->addr);
+        sqd_logf(cs->log,
+                 "closed a connection from %s still sending its headers: fewer than "
+                 "connection-reserve free slots",
+                 victim->addr);
     }
     return c;
 }
 
-void sqd_conn_close(struct sqd_ctx *ctx, struct sqd_conn *c)
+void sqd_conn_close(struct sqd_conns *cs, struct sqd_conn *c)
 {
     if (!c)
         return;
-    struct sqd_conns *cs = &ctx->conns;
     uv_mutex_lock(&cs->lock);
     if (c->prev)
         c->prev->next = c->next;
@@ -104,54 +114,53 @@ void sqd_conn_close(struct sqd_ctx *ctx, struct sqd_conn *c)
     free(c);
 }
 
-void sqd_conn_phase(struct sqd_ctx *ctx, struct sqd_conn *c, enum sqd_conn_phase phase)
+void sqd_conn_phase(struct sqd_conns *cs, struct sqd_conn *c, enum sqd_conn_phase phase)
 {
     if (!c)
         return;
-    uv_mutex_lock(&ctx->conns.lock);
+    uv_mutex_lock(&cs->lock);
     c->phase = phase;
     c->since = sqd_now_ns();
     c->bytes = 0;
-    uv_mutex_unlock(&ctx->conns.lock);
+    uv_mutex_unlock(&cs->lock);
 }
 
-void sqd_conn_request_line(struct sqd_ctx *ctx, struct sqd_conn *c)
+void sqd_conn_request_line(struct sqd_conns *cs, struct sqd_conn *c)
 {
     if (!c)
         return;
-    uv_mutex_lock(&ctx->conns.lock);
+    uv_mutex_lock(&cs->lock);
     if (c->phase == SQD_CONN_IDLE) {
         c->phase = SQD_CONN_HEADERS;
         c->since = sqd_now_ns();
     }
-    uv_mutex_unlock(&ctx->conns.lock);
+    uv_mutex_unlock(&cs->lock);
 }
 
-void sqd_conn_body(struct sqd_ctx *ctx, struct sqd_conn *c, size_t n)
+void sqd_conn_body(struct sqd_conns *cs, struct sqd_conn *c, size_t n)
 {
     if (!c)
         return;
-    uv_mutex_lock(&ctx->conns.lock);
+    uv_mutex_lock(&cs->lock);
     c->bytes += n;
-    uv_mutex_unlock(&ctx->conns.lock);
+    uv_mutex_unlock(&cs->lock);
 }
 
-unsigned sqd_conn_closed_status(struct sqd_ctx *ctx, struct sqd_conn *c)
+unsigned sqd_conn_closed_status(struct sqd_conns *cs, struct sqd_conn *c)
 {
     if (!c)
         return 0;
-    uv_mutex_lock(&ctx->conns.lock);
+    uv_mutex_lock(&cs->lock);
     unsigned s = c->closed_status;
-    uv_mutex_unlock(&ctx->conns.lock);
+    uv_mutex_unlock(&cs->lock);
     return s;
 }
 
-void sqd_conns_sweep(struct sqd_ctx *ctx)
+void sqd_conns_sweep(struct sqd_conns *cs)
 {
-    struct sqd_conns *cs = &ctx->conns;
     uint64_t now = sqd_now_ns();
-    uint64_t deadline = ctx->cfg.header_timeout * 1000000000u;
-    uint64_t idle = ctx->cfg.connection_timeout * 1000000000u;
+    uint64_t deadline = cs->cfg->header_timeout * 1000000000u;
+    uint64_t idle = cs->cfg->connection_timeout * 1000000000u;
     unsigned headers = 0, slow = 0;
     uv_mutex_lock(&cs->lock);
     for (struct sqd_conn *c = cs->head; c; c = c->next) {
@@ -170,10 +179,10 @@ void sqd_conns_sweep(struct sqd_ctx *ctx)
         if (c->phase == SQD_CONN_HEADERS) {
             shut(c, 408);
             headers++;
-        } else if (c->phase == SQD_CONN_BODY && ctx->cfg.min_body_rate) {
+        } else if (c->phase == SQD_CONN_BODY && cs->cfg->min_body_rate) {
             /* bytes / seconds < rate, without the division */
             double secs = (double)(now - c->since) / 1e9;
-            if ((double)c->bytes < (double)ctx->cfg.min_body_rate * secs) {
+            if ((double)c->bytes < (double)cs->cfg->min_body_rate * secs) {
                 shut(c, 408);
                 slow++;
             }
@@ -182,9 +191,9 @@ void sqd_conns_sweep(struct sqd_ctx *ctx)
     uv_mutex_unlock(&cs->lock);
     if (headers + slow) {
         atomic_fetch_add(&cs->timed_out, headers + slow);
-        sqd_log(ctx,
-                "closed %u connection(s) past header-timeout (or idle past "
-                "connection-timeout) and %u upload(s) slower than min-body-rate",
-                headers, slow);
+        sqd_logf(cs->log,
+                 "closed %u connection(s) past header-timeout (or idle past "
+                 "connection-timeout) and %u upload(s) slower than min-body-rate",
+                 headers, slow);
     }
 }

@@ -1,7 +1,12 @@
 /*
  * Bringing the daemon up and down: the context, the loop, the listener.
- * main.c only calls sqd_main; everything here is in libsquantd so that
- * tests can link it.
+ * This is the composition root: it starts the parts and wires them, and
+ * the order of start-up and shutdown lives here, not in the parts. At
+ * start the spool returns the jobs it found and they are handed to the
+ * queue here; on SIGTERM the listener is quiesced here (after drain-delay),
+ * then the queue is drained and says so through a callback. main.c only
+ * calls sqd_main; everything here is in libsquantd so that tests can link
+ * it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -12,13 +17,24 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "cfg.h"
+#include "conns.h"
+#include "ctx.h"
 #include "daemon.h"
-#include "squantd.h"
+#include "http.h"
+#include "jobs.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "registry.h"
+#include "routes.h"
+#include "spool.h"
 
 static bool ctx_init(struct sqd_ctx *ctx, char *msg, size_t msgsize)
 {
     size_t nroutes;
-    sqd_routes(&nroutes);
+    const struct sqd_route *routes = sqd_routes(&nroutes);
     ctx->t_start = sqd_now_ns();
     if (getrandom(&ctx->reqid_prefix, sizeof(ctx->reqid_prefix), GRND_NONBLOCK) !=
         sizeof(ctx->reqid_prefix))
@@ -38,9 +54,9 @@ static bool ctx_init(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     }
     ctx->pool_size = sqd_config_threads(&ctx->cfg);
     ctx->max_active = sqd_config_active_jobs(&ctx->cfg);
-    if (uv_mutex_init(&ctx->inbox_lock) || uv_mutex_init(&ctx->reg_lock) ||
-        uv_mutex_init(&ctx->log_lock) || uv_mutex_init(&ctx->conns.lock) ||
-        !sqd_auth_init(&ctx->auth) || !sqd_metrics_init(&ctx->metrics, nroutes)) {
+    if (uv_mutex_init(&ctx->inbox_lock) || !sqd_reg_init(&ctx->reg) ||
+        uv_mutex_init(&ctx->log.lock) || !sqd_conns_init(&ctx->conns, &ctx->cfg, &ctx->log) ||
+        !sqd_auth_init(&ctx->auth) || !sqd_metrics_init(&ctx->metrics, routes, nroutes)) {
         snprintf(msg, msgsize, "cannot initialize: out of memory");
         return false;
     }
@@ -62,9 +78,7 @@ static void ctx_free(struct sqd_ctx *ctx)
         sqd_job_free(j);
     }
     uv_mutex_unlock(&ctx->inbox_lock);
-    while (ctx->nrecs)
-        sqd_reg_remove(ctx, ctx->recs[ctx->nrecs - 1]);
-    free(ctx->recs);
+    sqd_reg_free(&ctx->reg);
     sqd_metrics_free(&ctx->metrics);
     sqd_auth_free(&ctx->auth);
     free(ctx->tmp_dir);
@@ -72,6 +86,148 @@ static void ctx_free(struct sqd_ctx *ctx)
     if (ctx->spool_lock >= 0)
         close(ctx->spool_lock);
     sqd_config_free(&ctx->cfg);
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+/* Close the loop's handles: uv_run returns once the work in flight is back. */
+static void close_all(struct sqd_ctx *ctx)
+{
+    if (ctx->stopping)
+        return;
+    ctx->stopping = true;
+    uv_close((uv_handle_t *)&ctx->tick, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_term, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_int, NULL);
+    uv_close((uv_handle_t *)&ctx->sig_hup, NULL);
+    sqd_jobs_close(ctx);
+}
+
+/*
+ * The queue is empty (sqd_jobs_tick, while draining): stop once no request
+ * is in flight. In-flight requests get a little longer than the jobs:
+ * their answers are being sent.
+ */
+static void on_jobs_drained(void *arg)
+{
+    struct sqd_ctx *ctx = arg;
+    if (atomic_load(&ctx->metrics.in_flight) == 0 ||
+        sqd_now_ns() >= ctx->drain_deadline + 2000000000u)
+        close_all(ctx);
+}
+
+/* The end of drain-delay: stop accepting, then drain the queue (sync jobs finish, async park). */
+static void quiesce(struct sqd_ctx *ctx)
+{
+    ctx->quiesced = true;
+    ctx->drain_deadline = sqd_now_ns() + ctx->cfg.drain_timeout * 1000000000u;
+    sqd_log(ctx, "draining: no new connections; running requests get %" PRIu64 " s",
+            ctx->cfg.drain_timeout);
+    sqd_http_quiesce(ctx);
+    sqd_jobs_drain(ctx, ctx->drain_deadline, on_jobs_drained, ctx);
+}
+
+/* SIGTERM/SIGINT (loop thread). */
+static void shut_down(struct sqd_ctx *ctx)
+{
+    if (atomic_load(&ctx->draining)) {
+        /* A second signal: stop now. */
+        if (!ctx->quiesced)
+            quiesce(ctx);
+        ctx->drain_deadline = 0;
+        sqd_jobs_drain(ctx, 0, on_jobs_drained, ctx);
+        return;
+    }
+    atomic_store(&ctx->draining, true);
+    sqd_notify("STOPPING=1");
+    if (ctx->cfg.drain_delay == 0) {
+        quiesce(ctx);
+        return;
+    }
+    /*
+     * drain-delay: keep the listener open and answer /readyz (and new work)
+     * with 503, so that a load balancer's health check sees the daemon leave
+     * instead of a refused connection.
+     */
+    ctx->quiesce_at = sqd_now_ns() + ctx->cfg.drain_delay * 1000000000u;
+    sqd_log(ctx, "draining: /readyz answers 503; the listener closes in %" PRIu64 " s",
+            ctx->cfg.drain_delay);
+}
+
+/* Every 100 ms: slow clients, gone clients, expiry, drain progress. */
+static void on_tick(uv_timer_t *t)
+{
+    struct sqd_ctx *ctx = t->data;
+    uint64_t now = sqd_now_ns();
+    sqd_conns_sweep(&ctx->conns);
+    if (now - ctx->last_expiry > 1000000000u) {
+        ctx->last_expiry = now;
+        sqd_spool_expire(ctx);
+    }
+    if (atomic_load(&ctx->draining) && !ctx->quiesced && now >= ctx->quiesce_at)
+        quiesce(ctx);
+    sqd_jobs_tick(ctx, now);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct sqd_ctx *ctx = h->data;
+    if (signum == SIGHUP) {
+        char msg[512];
+        if (sqd_auth_load(&ctx->auth, ctx->cfg.auth_token_file, msg, sizeof(msg)))
+            sqd_log(ctx, "SIGHUP: auth tokens reloaded");
+        else
+            sqd_log(ctx, "SIGHUP: %s (the old tokens stay in force)", msg);
+        return;
+    }
+    sqd_log(ctx, "signal %d: shutting down", signum);
+    shut_down(ctx);
+}
+
+/* The loop's own handles: the tick and the signals. */
+static bool loop_init(struct sqd_ctx *ctx)
+{
+    ctx->tick.data = ctx;
+    ctx->sig_term.data = ctx->sig_int.data = ctx->sig_hup.data = ctx;
+    return uv_timer_init(ctx->loop, &ctx->tick) == 0 &&
+           uv_timer_start(&ctx->tick, on_tick, 100, 100) == 0 &&
+           uv_signal_init(ctx->loop, &ctx->sig_term) == 0 &&
+           uv_signal_init(ctx->loop, &ctx->sig_int) == 0 &&
+           uv_signal_init(ctx->loop, &ctx->sig_hup) == 0 &&
+           uv_signal_start(&ctx->sig_term, on_signal, SIGTERM) == 0 &&
+           uv_signal_start(&ctx->sig_int, on_signal, SIGINT) == 0 &&
+           uv_signal_start(&ctx->sig_hup, on_signal, SIGHUP) == 0;
+}
+
+/* ------------------------------------------------------------ start-up */
+
+/* Queue the jobs the spool found (queued or running at the last stop) again. */
+static void resume_spooled(struct sqd_ctx *ctx, struct sqd_spooled *found, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct sqd_spooled *f = &found[i];
+        struct sqd_job *job = sqd_job_new(ctx, true);
+        if (!job) {
+            sqd_log(ctx, "spool: job %s cannot be resumed (out of memory); removed", f->rec->id);
+            uv_mutex_lock(&ctx->reg.lock);
+            sqd_reg_remove(&ctx->reg, f->rec);
+            uv_mutex_unlock(&ctx->reg.lock);
+            sqd_spool_remove(f->dir);
+            continue;
+        }
+        /* The job takes the spec, the input and the directory. */
+        job->spec = f->spec;
+        sqd_spec_init(&f->spec);
+        job->body = f->body;
+        sqd_body_init(&f->body, 0, 0, NULL);
+        job->dir = f->dir;
+        f->dir = NULL;
+        memcpy(job->id, f->rec->id, sizeof(job->id));
+        f->rec->live = job;
+        job->rec = f->rec;
+        job->t.received = job->t.admitted = sqd_now_ns();
+        sqd_jobs_resume(ctx, job);
+    }
 }
 
 int sqd_main(int argc, char **argv)
@@ -124,6 +280,9 @@ int sqd_main(int argc, char **argv)
 
     uv_loop_t loop;
     int rc = 1;
+    struct sqd_spooled *found = NULL;
+    size_t nfound = 0;
+    bool spool_ok;
     if (uv_loop_init(&loop) != 0) {
         fprintf(stderr, "squantd: cannot create the event loop\n");
         ctx_free(&ctx);
@@ -134,9 +293,17 @@ int sqd_main(int argc, char **argv)
         fprintf(stderr, "squantd: cannot set up the job loop\n");
         goto out;
     }
-    if (!sqd_spool_open(&ctx, msg, sizeof(msg)) || !sqd_http_start(&ctx, msg, sizeof(msg))) {
+    if (!loop_init(&ctx)) {
+        fprintf(stderr, "squantd: cannot set up the job loop\n");
+        goto out;
+    }
+    spool_ok = sqd_spool_open(&ctx, &found, &nfound, msg, sizeof(msg));
+    if (spool_ok)
+        resume_spooled(&ctx, found, nfound);
+    sqd_spooled_free(found, nfound);
+    if (!spool_ok || !sqd_http_start(&ctx, msg, sizeof(msg))) {
         fprintf(stderr, "squantd: %s\n", msg);
-        sqd_jobs_close(&ctx);
+        close_all(&ctx);
         uv_run(&loop, UV_RUN_DEFAULT);
         goto out;
     }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "squantd.h"
+#include "errors.h"
 
 /* clang-format off */
 static const unsigned http_of[SQ_STATUS_COUNT] = {

@@ -10,7 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "cfg.h"
+#include "ctx.h"
+#include "errors.h"
+#include "handlers.h"
+#include "jobs.h"
+#include "metrics.h"
+#include "registry.h"
+#include "respond.h"
+#include "spec.h"
+#include "spool.h"
 
 /* A constant JSON answer. */
 static void respond_const(struct sqd_request *req, const char *text)
@@ -82,8 +91,17 @@ void sqd_h_info(struct sqd_request *req)
 
 void sqd_h_metrics(struct sqd_request *req)
 {
+    struct sqd_ctx *ctx = req->ctx;
+    struct sqd_gauges g = {
+        .queued = atomic_load(&ctx->queued_gauge),
+        .running = atomic_load(&ctx->running_gauge),
+        .conns_timed_out = atomic_load(&ctx->conns.timed_out),
+        .evicted = atomic_load(&ctx->conns.evicted),
+        .threads = ctx->pool_size,
+        .draining = atomic_load(&ctx->draining),
+    };
     size_t len = 0;
-    char *text = sqd_metrics_render(req->ctx, &len);
+    char *text = sqd_metrics_render(&ctx->metrics, &g, &ctx->reg, &len);
     if (!text) {
         sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
@@ -110,13 +128,13 @@ static struct sqd_jobrec *find_locked(struct sqd_request *req)
                           ctx->cfg.instance, ctx->cfg.instance[0] ? "\"" : "");
         return NULL;
     }
-    uv_mutex_lock(&ctx->reg_lock);
-    struct sqd_jobrec *rec = sqd_reg_find(ctx, req->job_id);
+    uv_mutex_lock(&ctx->reg.lock);
+    struct sqd_jobrec *rec = sqd_reg_find(&ctx->reg, req->job_id);
     /* Another token's job does not exist for this one. */
     if (rec && !sqd_job_visible(req, rec))
         rec = NULL;
     if (!rec) {
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
         sqd_respond_error(req, 404, "not_found", "no such job: %s (unknown, expired or deleted)",
                           req->job_id);
     }
@@ -129,7 +147,7 @@ void sqd_h_job_get(struct sqd_request *req)
     if (!rec)
         return;
     json_t *doc = sqd_jobrec_json(rec);
-    uv_mutex_unlock(&req->ctx->reg_lock);
+    uv_mutex_unlock(&req->ctx->reg.lock);
     sqd_respond_jsonv(req, 200, doc);
 }
 
@@ -145,21 +163,21 @@ void sqd_h_job_delete(struct sqd_request *req)
             atomic_store(&rec->live->cancel, SQD_CANCEL_USER);
         rec->state = SQD_CANCELLED;
         json_t *doc = sqd_jobrec_json(rec);
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
         sqd_respond_jsonv(req, 200, doc);
         return;
     }
     if (rec->live) {
         /* Finished but still being let go by the loop thread: it removes it. */
         rec->forget = true;
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
         sqd_respond(req, 204, NULL, NULL, 0);
         return;
     }
     /* Finished: forget it. */
     char *dir = sqd_spool_job_dir(ctx, rec->id);
-    sqd_reg_remove(ctx, rec);
-    uv_mutex_unlock(&ctx->reg_lock);
+    sqd_reg_remove(&ctx->reg, rec);
+    uv_mutex_unlock(&ctx->reg.lock);
     if (dir)
         sqd_spool_remove(dir);
     free(dir);
@@ -184,7 +202,7 @@ static void answer_job_file(struct sqd_request *req, const char *name, const cha
     if (!rec)
         return;
     if (!sqd_job_visible(req, rec)) {
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
         sqd_respond_error(req, 404, "not_found", "no such job: %s (unknown, expired or deleted)",
                           req->job_id);
         return;
@@ -192,7 +210,7 @@ static void answer_job_file(struct sqd_request *req, const char *name, const cha
     enum sqd_job_state state = rec->state;
     enum sq_format fmt = rec->out_format;
     json_t *error = rec->error ? json_deep_copy(rec->error) : NULL;
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_unlock(&ctx->reg.lock);
     if (state == SQD_QUEUED || state == SQD_RUNNING) {
         json_decref(error);
         sqd_respond_error(req, 409, "not_ready", "job %s is %s; poll GET /v1/jobs/%s", req->job_id,
@@ -310,12 +328,12 @@ void sqd_h_jobs_list(struct sqd_request *req)
                           ctext);
         return;
     }
-    uv_mutex_lock(&ctx->reg_lock);
-    struct sqd_jobrec **sel = malloc((ctx->nrecs ? ctx->nrecs : 1) * sizeof(*sel));
+    uv_mutex_lock(&ctx->reg.lock);
+    struct sqd_jobrec **sel = malloc((ctx->reg.n ? ctx->reg.n : 1) * sizeof(*sel));
     json_t *jobs = json_array();
     size_t n = 0;
-    for (size_t i = 0; sel && i < ctx->nrecs; i++) {
-        struct sqd_jobrec *rec = ctx->recs[i];
+    for (size_t i = 0; sel && i < ctx->reg.n; i++) {
+        struct sqd_jobrec *rec = ctx->reg.recs[i];
         if (sqd_job_visible(req, rec) && (!have_cursor || after_cursor(rec, c_created, c_id)))
             sel[n++] = rec;
     }
@@ -328,7 +346,7 @@ void sqd_h_jobs_list(struct sqd_request *req)
     if (ok && n > limit)
         snprintf(next, sizeof(next), "%lld.%s", (long long)sel[limit - 1]->created,
                  sel[limit - 1]->id);
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_unlock(&ctx->reg.lock);
     free(sel);
     if (!ok) {
         json_decref(jobs);

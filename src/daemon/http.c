@@ -16,7 +16,59 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "auth.h"
+#include "body.h"
+#include "cfg.h"
+#include "conns.h"
+#include "ctx.h"
+#include "handlers.h"
+#include "http.h"
+#include "jobs.h"
+#include "log.h"
+#include "metrics.h"
+#include "request.h"
+#include "respond.h"
+#include "routes.h"
+#include "spec.h"
+#include "upload.h"
+
+/* A request id: 16 hex digits from a per-process random prefix and a counter. */
+static void request_id(struct sqd_ctx *ctx, char out[SQD_REQID_MAX])
+{
+    uint64_t n = atomic_fetch_add(&ctx->reqid_counter, 1);
+    snprintf(out, SQD_REQID_MAX, "%08" PRIx32 "%08" PRIx32, ctx->reqid_prefix, (uint32_t)n);
+}
+
+/* Paths are logged with control characters and spaces escaped. */
+static void escape(char *out, size_t outsize, const char *s)
+{
+    size_t o = 0;
+    for (; s && *s && o + 5 < outsize; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            o += (size_t)snprintf(out + o, outsize - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
+static void access_log(struct sqd_ctx *ctx, const struct sqd_request *req)
+{
+    if (!ctx->cfg.access_log)
+        return;
+    char path[512], method[64], query[512], job[80];
+    escape(path, sizeof(path), req->path);
+    escape(method, sizeof(method), req->method);
+    escape(query, sizeof(query), req->query && req->query[0] ? req->query : "-");
+    escape(job, sizeof(job), req->job_id[0] ? req->job_id : "-");
+    double ms = (double)(sqd_now_ns() - req->t_start) / 1e6;
+    sqd_log(ctx,
+            "access id=%s method=%s path=%s status=%u in=%" PRIu64 " out=%" PRIu64
+            " ms=%.3f client=%s query=%s job=%s",
+            req->id, method, path, req->status, req->bytes_in, req->bytes_out, ms,
+            req->cn ? req->cn->addr : "-", query, job);
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -31,7 +83,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     req->cn = ci ? ci->socket_context : NULL;
-    sqd_conn_request_line(ctx, req->cn);
+    sqd_conn_request_line(&ctx->conns, req->cn);
     size_t plen = strcspn(uri, "?");
     req->path = strndup(uri, plen);
     req->query = strdup(uri[plen] ? uri + plen + 1 : "");
@@ -43,7 +95,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
                  "the path or a query parameter contains an encoded NUL (%%00)");
     }
     sq_error_init(&req->upload_err);
-    sqd_request_id(ctx, req->id);
+    request_id(ctx, req->id);
     sqd_spec_init(&req->spec);
     sqd_body_init(&req->body, 0, 0, NULL);
     atomic_fetch_add(&ctx->metrics.in_flight, 1);
@@ -60,12 +112,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->status == 0) {
         /* Closed before an answer: the client went away or sent garbage. */
-        unsigned swept = sqd_conn_closed_status(ctx, req->cn);
+        unsigned swept = sqd_conn_closed_status(&ctx->conns, req->cn);
         req->status = swept ? swept : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? 499 : 400;
     }
     /* The connection waits for its next request, idle for up to connection-timeout. */
-    sqd_conn_phase(ctx, req->cn, SQD_CONN_IDLE);
-    sqd_access_log(ctx, req);
+    sqd_conn_phase(&ctx->conns, req->cn, SQD_CONN_IDLE);
+    access_log(ctx, req);
     /* Rows: the routes, then "the path of route r with another method" (405), then unmatched. */
     size_t nroutes, slot;
     sqd_routes(&nroutes);
@@ -88,130 +140,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(req);
     atomic_fetch_sub(&ctx->metrics.in_flight, 1);
     *con_cls = NULL;
-}
-
-/* Answers whose type (or 406) depends on Accept say so to caches. */
-static void add_vary(struct sqd_request *req, struct MHD_Response *r)
-{
-    if (req->route &&
-        (req->route->handler == sqd_h_quantize || req->route->handler == sqd_h_jobs_post ||
-         req->route->handler == sqd_h_job_result))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
-}
-
-/* The headers every answer carries, then queue it; takes r. */
-static void queue_response(struct sqd_request *req, struct MHD_Response *r, unsigned status,
-                           const char *content_type, uint64_t len, const char *const *headers)
-{
-    MHD_add_response_header(r, "X-Request-Id", req->id);
-    add_vary(req, r);
-    if (content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (status == 503) {
-        char ra[24];
-        snprintf(ra, sizeof(ra), "%llu", (unsigned long long)req->ctx->cfg.retry_after);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ra);
-    }
-    for (size_t i = 0; headers && headers[i]; i += 2)
-        MHD_add_response_header(r, headers[i], headers[i + 1]);
-    if (MHD_queue_response(req->conn, status, r) == MHD_YES) {
-        req->status = status;
-        req->bytes_out = len;
-    }
-    req->phase = SQD_PH_ANSWERED;
-    MHD_destroy_response(r);
-}
-
-void sqd_respond_headers(struct sqd_request *req, unsigned status, const char *content_type,
-                         void *body, size_t len, const char *const *headers)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
-        len, body ? body : (void *)"", body ? free : NULL);
-    if (!r) {
-        free(body);
-        return; /* MHD closes the connection */
-    }
-    queue_response(req, r, status, content_type, len, headers);
-}
-
-void sqd_respond_static(struct sqd_request *req, unsigned status, const char *content_type,
-                        const void *body, size_t len, const char *const *headers)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return; /* MHD closes the connection */
-    queue_response(req, r, status, content_type, len, headers);
-}
-
-void sqd_respond(struct sqd_request *req, unsigned status, const char *content_type, void *body,
-                 size_t len)
-{
-    sqd_respond_headers(req, status, content_type, body, len, NULL);
-}
-
-static const char oom_body[] = "{\"error\":{\"status\":503,\"code\":\"out_of_memory\","
-                               "\"message\":\"out of memory\"}}\n";
-
-/* Answer with a JSON document (consumed) and optional extra headers. */
-static void respond_doc(struct sqd_request *req, unsigned status, json_t *doc, size_t flags,
-                        const char *const *headers)
-{
-    size_t n = 0;
-    char *text = sqd_json_text(doc, flags, &n);
-    if (!text) {
-        sqd_respond(req, 503, "application/json", strdup(oom_body), sizeof(oom_body) - 1);
-        return;
-    }
-    sqd_respond_headers(req, status, "application/json", text, n, headers);
-}
-
-/* An error answer, with optional extra headers. */
-static void respond_err_h(struct sqd_request *req, unsigned status, const char *code,
-                          const char *msg, const struct sq_error *where, const char *const *headers)
-{
-    json_t *e = sqd_error_json(status, code, msg, where);
-    respond_doc(req, status, e ? json_pack("{s:o}", "error", e) : NULL, JSON_COMPACT, headers);
-}
-
-void sqd_respond_jsonv(struct sqd_request *req, unsigned status, json_t *doc)
-{
-    respond_doc(req, status, doc, SQD_JSON_FLAGS, NULL);
-}
-
-void sqd_respond_error(struct sqd_request *req, unsigned status, const char *code, const char *fmt,
-                       ...)
-{
-    char msg[SQ_ERROR_MESSAGE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    respond_err_h(req, status, code, msg, NULL, NULL);
-}
-
-void sqd_respond_sq(struct sqd_request *req, const struct sq_error *err)
-{
-    const char *msg = err->message[0] ? err->message : sq_strerror(err->status);
-    respond_err_h(req, sqd_http_status(err->status), sq_status_name(err->status), msg, err, NULL);
-}
-
-void sqd_respond_fd(struct sqd_request *req, unsigned status, const char *content_type, int fd,
-                    uint64_t size)
-{
-    sqd_respond_fd_at(req, status, content_type, fd, 0, size, NULL);
-}
-
-void sqd_respond_fd_at(struct sqd_request *req, unsigned status, const char *content_type, int fd,
-                       uint64_t offset, uint64_t size, const char *const *headers)
-{
-    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, offset);
-    if (!r) {
-        close(fd);
-        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
-        return;
-    }
-    queue_response(req, r, status, content_type, size, headers);
 }
 
 /* After a sync job resumed the connection: send what the loop thread left. */
@@ -264,7 +192,7 @@ static void answer_now(struct sqd_request *req)
             char msg[SQ_ERROR_MESSAGE_MAX];
             snprintf(msg, sizeof(msg), "%.100s does not accept %s; allowed: %s", req->path,
                      req->method, req->allow);
-            respond_err_h(req, 405, "method_not_allowed", msg, NULL, h);
+            sqd_respond_error_headers(req, 405, "method_not_allowed", msg, NULL, h);
         } else {
             sqd_respond_error(req, 404, "not_found", "no such endpoint: %.200s", req->path);
         }
@@ -272,9 +200,9 @@ static void answer_now(struct sqd_request *req)
     }
     if (!authorized(req)) {
         const char *h[] = {"WWW-Authenticate", "Bearer realm=\"squantd\"", NULL};
-        respond_err_h(req, 401, "unauthorized",
-                      "this endpoint needs Authorization: Bearer TOKEN with a valid token", NULL,
-                      h);
+        sqd_respond_error_headers(
+            req, 401, "unauthorized",
+            "this endpoint needs Authorization: Bearer TOKEN with a valid token", NULL, h);
         return;
     }
     req->route->handler(req);
@@ -332,14 +260,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (rid && sqd_request_id_valid(rid))
             snprintf(req->id, sizeof(req->id), "%s", rid);
-        sqd_conn_phase(ctx, req->cn, SQD_CONN_BUSY);
+        sqd_conn_phase(&ctx->conns, req->cn, SQD_CONN_BUSY);
         req->route = sqd_route_find(method, url, &req->path_known, req->allow, sizeof(req->allow),
                                     req->job_id, sizeof(req->job_id));
+        req->vary_accept = req->route && (req->route->handler == sqd_h_quantize ||
+                                          req->route->handler == sqd_h_jobs_post ||
+                                          req->route->handler == sqd_h_job_result);
         check_request_size(req);
         if (req->route && !req->reject && (req->route->flags & SQD_ROUTE_BODY) && authorized(req)) {
             req->phase = SQD_PH_BODY;
             if (sqd_upload_begin(req))
-                sqd_conn_phase(ctx, req->cn, SQD_CONN_BODY);
+                sqd_conn_phase(&ctx->conns, req->cn, SQD_CONN_BODY);
             return MHD_YES;
         }
         /*
@@ -370,10 +301,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             req->bytes_in += n;
             atomic_fetch_add(&ctx->metrics.bytes_in, n);
-            sqd_conn_body(ctx, req->cn, n);
+            sqd_conn_body(&ctx->conns, req->cn, n);
             return sqd_upload_data(req, upload_data, n) ? MHD_YES : MHD_NO;
         }
-        sqd_conn_phase(ctx, req->cn, SQD_CONN_BUSY);
+        sqd_conn_phase(&ctx->conns, req->cn, SQD_CONN_BUSY);
         sqd_upload_end(req);
         return MHD_YES;
     case SQD_PH_WAIT:
@@ -403,9 +334,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     struct sqd_ctx *ctx = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        *socket_context = sqd_conn_open(ctx, conn);
+        *socket_context = sqd_conn_open(&ctx->conns, conn);
     } else {
-        sqd_conn_close(ctx, *socket_context);
+        sqd_conn_close(&ctx->conns, *socket_context);
         *socket_context = NULL;
     }
 }

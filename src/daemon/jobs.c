@@ -14,7 +14,10 @@
  * and the loop thread only counts completions, feeds the next items and,
  * at the end, hands the answer to the suspended connection (sync) or
  * updates the registry (async). The cancel flag is checked before every
- * item, so a cancelled job stops within one item's time.
+ * item, so a cancelled job stops within one item's time. Who starts and
+ * stops the queue is not known here: daemon.c calls sqd_jobs_tick from its
+ * timer and sqd_jobs_drain at shutdown, and hears back through the drain
+ * callback.
  */
 #define _GNU_SOURCE /* mkostemp, O_TMPFILE, POLLRDHUP */
 #include <inttypes.h>
@@ -26,7 +29,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "body.h"
+#include "ctx.h"
+#include "errors.h"
+#include "jobs.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+#include "request.h"
+#include "spec.h"
+#include "spool.h"
+#include "stream.h"
 
 /* ------------------------------------------------------------ admission */
 
@@ -44,80 +57,6 @@ bool sqd_jobs_admit(struct sqd_ctx *ctx)
 void sqd_jobs_release(struct sqd_ctx *ctx)
 {
     atomic_fetch_sub(&ctx->admitted, 1);
-}
-
-void sqd_random_id(const char *instance, char out[SQD_JOBID_LEN + 1])
-{
-    size_t pre = 0;
-    if (instance && *instance) {
-        pre = strnlen(instance, SQD_INSTANCE_MAX);
-        memcpy(out, instance, pre);
-        out[pre++] = '.';
-    }
-    uint8_t raw[SQD_JOBID_HEX / 2];
-    size_t got = 0;
-    while (got < sizeof(raw)) {
-        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (n <= 0) {
-            /* No entropy source: fall back on time and address (ids need only be unique). */
-            uint64_t t = sqd_now_ns() ^ (uint64_t)(uintptr_t)out;
-            for (; got < sizeof(raw); got++, t = t * 6364136223846793005u + 1)
-                raw[got] = (uint8_t)(t >> 56);
-            break;
-        }
-        got += (size_t)n;
-    }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[pre + 2 * i] = hex[raw[i] >> 4];
-        out[pre + 2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[pre + SQD_JOBID_HEX] = '\0';
-}
-
-bool sqd_instance_valid(const char *name, size_t len)
-{
-    if (len == 0 || len > SQD_INSTANCE_MAX || name[0] == '-' || name[len - 1] == '-')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-            return false;
-    }
-    return true;
-}
-
-/* Length of the "INSTANCE." prefix of a valid id (0: none), or -1 if the id is not valid. */
-static ptrdiff_t id_prefix(const char *id)
-{
-    size_t n = strnlen(id, SQD_JOBID_LEN + 1);
-    if (n < SQD_JOBID_HEX || n > SQD_JOBID_LEN)
-        return -1;
-    const char *hex = id + n - SQD_JOBID_HEX;
-    if (strspn(hex, "0123456789abcdef") != SQD_JOBID_HEX)
-        return -1;
-    size_t pre = n - SQD_JOBID_HEX;
-    if (pre == 0)
-        return 0;
-    if (id[pre - 1] != '.' || !sqd_instance_valid(id, pre - 1))
-        return -1;
-    return (ptrdiff_t)pre;
-}
-
-bool sqd_job_id_valid(const char *id)
-{
-    return id_prefix(id) >= 0;
-}
-
-bool sqd_job_id_owned(const char *instance, const char *id)
-{
-    ptrdiff_t pre = id_prefix(id);
-    if (pre < 0)
-        return false;
-    size_t ilen = instance ? strlen(instance) : 0;
-    if (pre == 0)
-        return ilen == 0;
-    return (size_t)pre == ilen + 1 && memcmp(id, instance, ilen) == 0;
 }
 
 /* ------------------------------------------------------------ jobs */
@@ -316,13 +255,13 @@ static void write_work(uv_work_t *w)
     job->plan = NULL;
     sq_model_free(&job->model);
     struct sqd_jobrec snapshot;
-    uv_mutex_lock(&ctx->reg_lock);
+    uv_mutex_lock(&ctx->reg.lock);
     if (st == SQD_DONE)
         job->rec->result_bytes = job->out_len;
     fill_record(job->rec, job, true);
     snapshot = *job->rec;
     snapshot.error = job->rec->error ? json_deep_copy(job->rec->error) : NULL;
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_unlock(&ctx->reg.lock);
     free(job->out);
     job->out = NULL;
     sqd_stream_free(&job->stream);
@@ -365,18 +304,18 @@ static void finish(struct sqd_job *job)
     if (st != SQD_QUEUED) /* not an end: a job stopped by shutdown runs again at the next start */
         atomic_fetch_add(&ctx->metrics.jobs_finished[st], 1);
     if (job->async) {
-        uv_mutex_lock(&ctx->reg_lock);
+        uv_mutex_lock(&ctx->reg.lock);
         struct sqd_jobrec *rec = job->rec;
         bool remove_dir = false;
         rec->live = NULL;
         if (st == SQD_QUEUED) {
-            sqd_reg_remove(ctx, rec); /* shutdown: it stays queued on disk */
+            sqd_reg_remove(&ctx->reg, rec); /* shutdown: it stays queued on disk */
         } else if (rec->forget) {
-            sqd_reg_remove(ctx, rec); /* DELETE arrived while the job was ending */
+            sqd_reg_remove(&ctx->reg, rec); /* DELETE arrived while the job was ending */
             remove_dir = true;
         }
         job->rec = NULL;
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
         if (remove_dir)
             sqd_spool_remove(job->dir);
     } else {
@@ -593,9 +532,9 @@ static void item_done(uv_work_t *w, int status)
         job->err = it->err;
     }
     if (job->async) {
-        uv_mutex_lock(&ctx->reg_lock);
+        uv_mutex_lock(&ctx->reg.lock);
         fill_record(job->rec, job, false);
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
     }
     stream_maybe_write(job);
     feed_items(job);
@@ -632,10 +571,10 @@ static void parse_work(uv_work_t *w)
     struct sqd_ctx *ctx = job->ctx;
     if (job->async) {
         struct sqd_jobrec snapshot;
-        uv_mutex_lock(&ctx->reg_lock);
+        uv_mutex_lock(&ctx->reg.lock);
         snapshot = *job->rec;
         snapshot.error = NULL;
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
         struct sq_error err;
         sq_error_init(&err);
         if (sqd_spool_write_state(job->dir, &snapshot, &err) != SQ_OK)
@@ -724,9 +663,9 @@ static void parse_done(uv_work_t *w, int status)
             job->layers_done++;
     }
     if (job->async) {
-        uv_mutex_lock(&ctx->reg_lock);
+        uv_mutex_lock(&ctx->reg.lock);
         fill_record(job->rec, job, false);
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
     }
     feed_items(job);
 }
@@ -742,11 +681,11 @@ static void start(struct sqd_ctx *ctx, struct sqd_job *job)
     ctx->active = job;
     job->t.started = sqd_now_ns();
     if (job->async) {
-        uv_mutex_lock(&ctx->reg_lock);
+        uv_mutex_lock(&ctx->reg.lock);
         if (job->rec->state == SQD_QUEUED)
             job->rec->state = SQD_RUNNING;
         fill_record(job->rec, job, false);
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_unlock(&ctx->reg.lock);
     }
     job->work.data = job;
     uv_queue_work(ctx->loop, &job->work, parse_work, parse_done);
@@ -820,63 +759,39 @@ static void poll_clients(struct sqd_ctx *ctx)
     }
 }
 
-static void close_all(struct sqd_ctx *ctx)
+/* Loop thread: what is left of the queue at the deadline is cancelled. */
+static void cancel_all(struct sqd_ctx *ctx)
 {
-    if (ctx->stopping)
-        return;
-    ctx->stopping = true;
-    uv_close((uv_handle_t *)&ctx->tick, NULL);
-    uv_close((uv_handle_t *)&ctx->inbox_async, NULL);
-    uv_close((uv_handle_t *)&ctx->sig_term, NULL);
-    uv_close((uv_handle_t *)&ctx->sig_int, NULL);
-    uv_close((uv_handle_t *)&ctx->sig_hup, NULL);
+    for (struct sqd_job *j = ctx->active; j; j = j->next)
+        atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
+    for (struct sqd_job *j = ctx->wait_head; j; j = j->next)
+        atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
+    /* Waiting jobs start and end at once; the running ones stop after their current item. */
+    size_t saved = ctx->max_active;
+    ctx->max_active = (unsigned)-1;
+    schedule(ctx);
+    ctx->max_active = (unsigned)saved;
 }
 
-static void begin_drain(struct sqd_ctx *ctx);
-
-static void on_tick(uv_timer_t *t)
+void sqd_jobs_tick(struct sqd_ctx *ctx, uint64_t now)
 {
-    struct sqd_ctx *ctx = t->data;
     poll_clients(ctx);
-    sqd_conns_sweep(ctx);
-    uint64_t now = sqd_now_ns();
-    if (now - ctx->last_expiry > 1000000000u) {
-        ctx->last_expiry = now;
-        sqd_spool_expire(ctx);
-    }
-    if (!atomic_load(&ctx->draining))
+    if (!ctx->jobs_draining)
         return;
-    if (!ctx->quiesced) {
-        if (now < ctx->quiesce_at)
-            return; /* drain-delay: still accepting, /readyz says 503 */
-        begin_drain(ctx);
-    }
-    if (now >= ctx->drain_deadline) {
-        for (struct sqd_job *j = ctx->active; j; j = j->next)
-            atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
-        for (struct sqd_job *j = ctx->wait_head; j; j = j->next)
-            atomic_store(&j->cancel, SQD_CANCEL_SHUTDOWN);
-        /* Waiting jobs start and end at once; the running ones stop after their current item. */
-        size_t saved = ctx->max_active;
-        ctx->max_active = (unsigned)-1;
-        schedule(ctx);
-        ctx->max_active = (unsigned)saved;
-    }
-    bool idle = ctx->running == 0 && ctx->waiting == 0 && atomic_load(&ctx->metrics.in_flight) == 0;
-    /* In-flight requests get a little longer than the jobs: their answers are being sent. */
-    if (idle ||
-        (ctx->running == 0 && ctx->waiting == 0 && now >= ctx->drain_deadline + 2000000000u))
-        close_all(ctx);
+    if (now >= ctx->jobs_deadline)
+        cancel_all(ctx);
+    if (ctx->running == 0 && ctx->waiting == 0)
+        ctx->jobs_drained(ctx->jobs_drained_arg);
 }
 
-/* The end of drain-delay: stop accepting, let sync requests finish, park async jobs. */
-static void begin_drain(struct sqd_ctx *ctx)
+void sqd_jobs_drain(struct sqd_ctx *ctx, uint64_t deadline, sqd_jobs_drained_fn drained, void *arg)
 {
-    ctx->quiesced = true;
-    ctx->drain_deadline = sqd_now_ns() + ctx->cfg.drain_timeout * 1000000000u;
-    sqd_log(ctx, "draining: no new connections; running requests get %" PRIu64 " s",
-            ctx->cfg.drain_timeout);
-    sqd_http_quiesce(ctx);
+    ctx->jobs_deadline = deadline;
+    ctx->jobs_drained = drained;
+    ctx->jobs_drained_arg = arg;
+    if (ctx->jobs_draining)
+        return;
+    ctx->jobs_draining = true;
     /* Async jobs are on disk: the waiting ones stay queued there, the running ones stop. */
     struct sqd_job **p = &ctx->wait_head, *prev = NULL;
     while (*p) {
@@ -885,9 +800,9 @@ static void begin_drain(struct sqd_ctx *ctx)
             *p = j->next;
             ctx->waiting--;
             atomic_fetch_sub(&ctx->queued_gauge, 1);
-            uv_mutex_lock(&ctx->reg_lock);
-            sqd_reg_remove(ctx, j->rec);
-            uv_mutex_unlock(&ctx->reg_lock);
+            uv_mutex_lock(&ctx->reg.lock);
+            sqd_reg_remove(&ctx->reg, j->rec);
+            uv_mutex_unlock(&ctx->reg.lock);
             sqd_jobs_release(ctx);
             sqd_job_free(j);
         } else {
@@ -902,65 +817,20 @@ static void begin_drain(struct sqd_ctx *ctx)
     }
 }
 
-void sqd_jobs_drain(struct sqd_ctx *ctx)
+void sqd_jobs_resume(struct sqd_ctx *ctx, struct sqd_job *job)
 {
-    if (atomic_load(&ctx->draining)) {
-        /* A second signal: stop now. */
-        if (!ctx->quiesced)
-            begin_drain(ctx);
-        ctx->drain_deadline = 0;
-        return;
-    }
-    atomic_store(&ctx->draining, true);
-    sqd_notify("STOPPING=1");
-    if (ctx->cfg.drain_delay == 0) {
-        begin_drain(ctx);
-        return;
-    }
-    /*
-     * drain-delay: keep the listener open and answer /readyz (and new work)
-     * with 503, so that a load balancer's health check sees the daemon leave
-     * instead of a refused connection.
-     */
-    ctx->quiesce_at = sqd_now_ns() + ctx->cfg.drain_delay * 1000000000u;
-    sqd_log(ctx, "draining: /readyz answers 503; the listener closes in %" PRIu64 " s",
-            ctx->cfg.drain_delay);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-    struct sqd_ctx *ctx = h->data;
-    if (signum == SIGHUP) {
-        char msg[512];
-        if (sqd_auth_load(&ctx->auth, ctx->cfg.auth_token_file, msg, sizeof(msg)))
-            sqd_log(ctx, "SIGHUP: auth tokens reloaded");
-        else
-            sqd_log(ctx, "SIGHUP: %s (the old tokens stay in force)", msg);
-        return;
-    }
-    sqd_log(ctx, "signal %d: shutting down", signum);
-    sqd_jobs_drain(ctx);
+    atomic_fetch_add(&ctx->admitted, 1); /* resumed jobs are admitted whatever the queue */
+    sqd_jobs_submit(ctx, job);
 }
 
 bool sqd_jobs_init(struct sqd_ctx *ctx)
 {
     ctx->inbox_async.data = ctx;
-    ctx->tick.data = ctx;
-    ctx->sig_term.data = ctx->sig_int.data = ctx->sig_hup.data = ctx;
-    if (uv_async_init(ctx->loop, &ctx->inbox_async, on_inbox) != 0 ||
-        uv_timer_init(ctx->loop, &ctx->tick) != 0 ||
-        uv_timer_start(&ctx->tick, on_tick, 100, 100) != 0 ||
-        uv_signal_init(ctx->loop, &ctx->sig_term) != 0 ||
-        uv_signal_init(ctx->loop, &ctx->sig_int) != 0 ||
-        uv_signal_init(ctx->loop, &ctx->sig_hup) != 0 ||
-        uv_signal_start(&ctx->sig_term, on_signal, SIGTERM) != 0 ||
-        uv_signal_start(&ctx->sig_int, on_signal, SIGINT) != 0 ||
-        uv_signal_start(&ctx->sig_hup, on_signal, SIGHUP) != 0)
-        return false;
-    return true;
+    return uv_async_init(ctx->loop, &ctx->inbox_async, on_inbox) == 0;
 }
 
 void sqd_jobs_close(struct sqd_ctx *ctx)
 {
-    close_all(ctx);
+    if (!uv_is_closing((uv_handle_t *)&ctx->inbox_async))
+        uv_close((uv_handle_t *)&ctx->inbox_async, NULL);
 }

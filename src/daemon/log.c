@@ -1,7 +1,7 @@
 /*
- * Logging on stderr (journald adds the time under systemd): one access-log
- * line per request, and daemon messages. Lines are written whole under a
- * lock so that threads do not interleave them.
+ * Logging on stderr (journald adds the time under systemd): daemon
+ * messages, and the access log that http.c writes through it. Lines are
+ * written whole under a lock so that threads do not interleave them.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -9,19 +9,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "squantd.h"
+#include "log.h"
 
 uint64_t sqd_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void sqd_request_id(struct sqd_ctx *ctx, char out[SQD_REQID_MAX])
-{
-    uint64_t n = atomic_fetch_add(&ctx->reqid_counter, 1);
-    snprintf(out, SQD_REQID_MAX, "%08" PRIx32 "%08" PRIx32, ctx->reqid_prefix, (uint32_t)n);
 }
 
 bool sqd_request_id_valid(const char *id)
@@ -32,7 +26,7 @@ bool sqd_request_id_valid(const char *id)
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-void sqd_log(struct sqd_ctx *ctx, const char *fmt, ...)
+void sqd_logf(struct sqd_log *log, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -43,38 +37,7 @@ void sqd_log(struct sqd_ctx *ctx, const char *fmt, ...)
         return;
     size_t len = (size_t)n < sizeof(line) - 2 ? (size_t)n : sizeof(line) - 2;
     line[len++] = '\n';
-    uv_mutex_lock(&ctx->log_lock);
+    uv_mutex_lock(&log->lock);
     fwrite(line, 1, len, stderr);
-    uv_mutex_unlock(&ctx->log_lock);
-}
-
-/* Paths are logged with control characters and spaces escaped. */
-static void escape(char *out, size_t outsize, const char *s)
-{
-    size_t o = 0;
-    for (; s && *s && o + 5 < outsize; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
-            o += (size_t)snprintf(out + o, outsize - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
-}
-
-void sqd_access_log(struct sqd_ctx *ctx, const struct sqd_request *req)
-{
-    if (!ctx->cfg.access_log)
-        return;
-    char path[512], method[64], query[512], job[80];
-    escape(path, sizeof(path), req->path);
-    escape(method, sizeof(method), req->method);
-    escape(query, sizeof(query), req->query && req->query[0] ? req->query : "-");
-    escape(job, sizeof(job), req->job_id[0] ? req->job_id : "-");
-    double ms = (double)(sqd_now_ns() - req->t_start) / 1e6;
-    sqd_log(ctx,
-            "access id=%s method=%s path=%s status=%u in=%" PRIu64 " out=%" PRIu64
-            " ms=%.3f client=%s query=%s job=%s",
-            req->id, method, path, req->status, req->bytes_in, req->bytes_out, ms,
-            req->cn ? req->cn->addr : "-", query, job);
+    uv_mutex_unlock(&log->lock);
 }

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "squantd.h"
+#include "metrics.h"
+#include "registry.h"
+#include "request.h"
 #include "util.h"
 
 /* The HTTP statuses the daemon answers with; anything else lands in "other". */
@@ -19,17 +21,11 @@ static const unsigned status_slots[] = {200, 202, 204, 400, 401, 404, 405,
 static const double hist_bounds[SQD_HIST_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                      0.25,  0.5,   1,    2.5,   10,   60};
 
-static const char *const state_names[SQD_STATES] = {"queued", "running", "done", "failed",
-                                                    "cancelled"};
-
-const char *sqd_state_name(enum sqd_job_state s)
-{
-    return (unsigned)s < SQD_STATES ? state_names[s] : "unknown";
-}
-
-bool sqd_metrics_init(struct sqd_metrics *m, size_t nroutes)
+bool sqd_metrics_init(struct sqd_metrics *m, const struct sqd_route *routes, size_t nroutes)
 {
     memset(m, 0, sizeof(*m));
+    m->routes = routes;
+    m->nroutes_table = nroutes;
     m->nroutes = 2 * nroutes + 1; /* routes, other methods on their paths (405), unmatched */
     m->requests = calloc(m->nroutes * NSLOTS, sizeof(*m->requests));
     return m->requests != NULL;
@@ -67,13 +63,13 @@ void sqd_metrics_quantized(struct sqd_metrics *m, double seconds, uint64_t tenso
     atomic_fetch_add(&m->weights, weights);
 }
 
-char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
+char *sqd_metrics_render(struct sqd_metrics *m, const struct sqd_gauges *g,
+                         struct sqd_registry *reg, size_t *len)
 {
-    struct sqd_metrics *m = &ctx->metrics;
     struct sqi_buf b;
     sqi_buf_init(&b, 1 << 20);
-    size_t nroutes;
-    const struct sqd_route *routes = sqd_routes(&nroutes);
+    size_t nroutes = m->nroutes_table;
+    const struct sqd_route *routes = m->routes;
 
     sqi_buf_printf(&b, "# HELP squantd_requests_total HTTP requests answered, by route, "
                        "method and status.\n# TYPE squantd_requests_total counter\n");
@@ -118,8 +114,7 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
                    "queue was full.\n"
                    "# TYPE squantd_queue_rejected_total counter\n"
                    "squantd_queue_rejected_total %" PRIu64 "\n",
-                   (size_t)atomic_load(&ctx->queued_gauge),
-                   (size_t)atomic_load(&ctx->running_gauge), (uint64_t)atomic_load(&m->rejected));
+                   g->queued, g->running, (uint64_t)atomic_load(&m->rejected));
     sqi_buf_printf(&b,
                    "# HELP squantd_connections_closed_total Connections the daemon closed to "
                    "protect the others: past header-timeout or under min-body-rate (deadline), "
@@ -127,18 +122,19 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
                    "# TYPE squantd_connections_closed_total counter\n"
                    "squantd_connections_closed_total{reason=\"deadline\"} %" PRIu64 "\n"
                    "squantd_connections_closed_total{reason=\"reserve\"} %" PRIu64 "\n",
-                   (uint64_t)atomic_load(&ctx->conns.timed_out),
-                   (uint64_t)atomic_load(&ctx->conns.evicted));
+                   g->conns_timed_out, g->evicted);
     sqi_buf_printf(&b, "# HELP squantd_jobs_total Jobs (sync and async) that ended, by final "
                        "state.\n# TYPE squantd_jobs_total counter\n");
     for (int s = SQD_DONE; s < SQD_STATES; s++)
-        sqi_buf_printf(&b, "squantd_jobs_total{state=\"%s\"} %" PRIu64 "\n", state_names[s],
+        sqi_buf_printf(&b, "squantd_jobs_total{state=\"%s\"} %" PRIu64 "\n",
+                       sqd_state_name((enum sqd_job_state)s),
                        (uint64_t)atomic_load(&m->jobs_finished[s]));
     sqi_buf_printf(&b, "# HELP squantd_async_jobs Async jobs remembered, by state.\n"
                        "# TYPE squantd_async_jobs gauge\n");
     for (int s = 0; s < SQD_STATES; s++)
-        sqi_buf_printf(&b, "squantd_async_jobs{state=\"%s\"} %zu\n", state_names[s],
-                       sqd_reg_count(ctx, (enum sqd_job_state)s));
+        sqi_buf_printf(&b, "squantd_async_jobs{state=\"%s\"} %zu\n",
+                       sqd_state_name((enum sqd_job_state)s),
+                       sqd_reg_count(reg, (enum sqd_job_state)s));
     sqi_buf_printf(&b,
                    "# HELP squantd_tensors_quantized_total Tensors quantized.\n"
                    "# TYPE squantd_tensors_quantized_total counter\n"
@@ -167,8 +163,8 @@ char *sqd_metrics_render(struct sqd_ctx *ctx, size_t *len)
                    "# HELP squantd_draining 1 while the daemon shuts down.\n"
                    "# TYPE squantd_draining gauge\n"
                    "squantd_draining %d\n",
-                   (double)atomic_load(&m->hist_sum_us) / 1e6, cum, ctx->pool_size,
-                   atomic_load(&ctx->draining) ? 1 : 0);
+                   (double)atomic_load(&m->hist_sum_us) / 1e6, cum, g->threads,
+                   g->draining ? 1 : 0);
     if (b.len == 0 || b.data == NULL)
         return NULL;
     return (char *)sqi_buf_take(&b, len);

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "squantd.h"
+#include "multipart.h"
 
 #define SQD_MP_HEADERS_MAX 8192
 #define SQD_MP_NAME_MAX 1024

@@ -16,7 +16,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "squantd.h"
+#include "notify.h"
 
 void sqd_notify(const char *state)
 {

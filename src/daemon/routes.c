@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "squantd.h"
+#include "handlers.h"
+#include "routes.h"
+#include "ui.h"
+#include "upload.h"
 
 /* clang-format off */
 static const struct sqd_route routes[] = {

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "squantd.h"
+#include "spec.h"
 #include "util.h"
 
 #define SQD_NAME_MAX 256
@@ -519,9 +519,9 @@ json_t *sqd_spec_to_json(const struct sqd_spec *s)
     if (j && s->sliced) {
         json_t *parts = json_array();
         for (size_t i = 0; parts && i < s->nparts; i++)
-            json_array_append_new(parts, json_pack("[sII]", s->parts[i].name,
-                                                   (json_int_t)s->parts[i].off,
-                                                   (json_int_t)s->parts[i].len));
+            json_array_append_new(parts,
+                                  json_pack("[sII]", s->parts[i].name, (json_int_t)s->parts[i].off,
+                                            (json_int_t)s->parts[i].len));
         json_object_set_new(j, "model_slice",
                             json_pack("[II]", (json_int_t)s->model_off, (json_int_t)s->model_len));
         json_object_set_new(j, "parts", parts);

@@ -13,8 +13,9 @@
  *
  * Every file is written to a temporary name, fsynced and renamed, and the
  * directory fsynced, so a crash leaves either the old or the new version.
- * At start-up queued and running jobs are queued again (their work is
- * redone from the input); finished ones are remembered until result-ttl.
+ * At start-up queued and running jobs are returned to be queued again
+ * (their work is redone from the input); finished ones are remembered
+ * until result-ttl. The spool starts no job itself: daemon.c does.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -28,7 +29,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "body.h"
+#include "ctx.h"
+#include "log.h"
+#include "registry.h"
+#include "spec.h"
+#include "spool.h"
 #include "util.h"
 
 static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *what,
@@ -133,100 +139,6 @@ static enum sq_status write_json(const char *dir, const char *name, json_t *doc,
     return st;
 }
 
-/* ------------------------------------------------------------ registry */
-
-struct sqd_jobrec *sqd_reg_find(struct sqd_ctx *ctx, const char *id)
-{
-    for (size_t i = 0; i < ctx->nrecs; i++) {
-        if (strcmp(ctx->recs[i]->id, id) == 0)
-            return ctx->recs[i];
-    }
-    return NULL;
-}
-
-bool sqd_reg_add(struct sqd_ctx *ctx, struct sqd_jobrec *rec)
-{
-    if (ctx->nrecs == ctx->caprecs) {
-        size_t cap = ctx->caprecs ? 2 * ctx->caprecs : 64;
-        struct sqd_jobrec **p = realloc(ctx->recs, cap * sizeof(*p));
-        if (!p)
-            return false;
-        ctx->recs = p;
-        ctx->caprecs = cap;
-    }
-    ctx->recs[ctx->nrecs++] = rec;
-    return true;
-}
-
-void sqd_reg_remove(struct sqd_ctx *ctx, struct sqd_jobrec *rec)
-{
-    for (size_t i = 0; i < ctx->nrecs; i++) {
-        if (ctx->recs[i] == rec) {
-            ctx->recs[i] = ctx->recs[--ctx->nrecs];
-            break;
-        }
-    }
-    json_decref(rec->error);
-    free(rec);
-}
-
-size_t sqd_reg_count(struct sqd_ctx *ctx, enum sqd_job_state state)
-{
-    size_t n = 0;
-    uv_mutex_lock(&ctx->reg_lock);
-    for (size_t i = 0; i < ctx->nrecs; i++)
-        n += ctx->recs[i]->state == state;
-    uv_mutex_unlock(&ctx->reg_lock);
-    return n;
-}
-
-/* ------------------------------------------------------------ records as JSON */
-
-static json_t *iso_time(int64_t t)
-{
-    if (t <= 0)
-        return json_null();
-    char buf[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(buf);
-}
-
-static int64_t parse_iso(const char *s)
-{
-    struct tm tm = {0};
-    if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        return 0;
-    return (int64_t)timegm(&tm);
-}
-
-json_t *sqd_jobrec_json(const struct sqd_jobrec *rec)
-{
-    json_t *doc = json_pack(
-        "{s:s, s:s, s:o, s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:{s:f, s:f, s:f, s:f}}", "id", rec->id,
-        "state", sqd_state_name(rec->state), "created_at", iso_time(rec->created), "finished_at",
-        iso_time(rec->finished), "layers", "done", (json_int_t)rec->layers_done, "total",
-        (json_int_t)rec->layers_total, "items", "done", (json_int_t)rec->items_done, "total",
-        (json_int_t)rec->items_total, "timings_ms", "queued", rec->ms_queued, "parse",
-        rec->ms_parse, "quantize", rec->ms_quantize, "write", rec->ms_write);
-    if (!doc)
-        return NULL;
-    if (rec->state == SQD_DONE) {
-        char url[SQD_JOBID_LEN + 32];
-        snprintf(url, sizeof(url), "/v1/jobs/%s/result", rec->id);
-        json_object_set_new(doc, "result",
-                            json_pack("{s:s, s:s, s:s, s:I}", "url", url, "format",
-                                      sq_format_name(rec->out_format), "content_type",
-                                      sqd_format_mime(rec->out_format), "bytes",
-                                      (json_int_t)rec->result_bytes));
-    }
-    if (rec->error)
-        json_object_set(doc, "error", rec->error);
-    return doc;
-}
-
 /* The record as state.json holds it: the API's document and the owner id. */
 static json_t *state_json(const struct sqd_jobrec *rec)
 {
@@ -236,51 +148,6 @@ static json_t *state_json(const struct sqd_jobrec *rec)
         return NULL;
     }
     return doc;
-}
-
-/* Read back what state_json wrote (state.json). */
-bool sqd_jobrec_from_json(struct sqd_jobrec *rec, json_t *j)
-{
-    const char *id = json_string_value(json_object_get(j, "id"));
-    const char *state = json_string_value(json_object_get(j, "state"));
-    if (!id || !sqd_job_id_valid(id) || !state)
-        return false;
-    snprintf(rec->id, sizeof(rec->id), "%s", id);
-    const char *owner = json_string_value(json_object_get(j, "owner"));
-    if (owner) {
-        if (strlen(owner) != SQD_OWNER_LEN || strspn(owner, "0123456789abcdef") != SQD_OWNER_LEN)
-            return false;
-        memcpy(rec->owner, owner, SQD_OWNER_LEN + 1);
-    }
-    rec->state = SQD_STATES;
-    for (int s = 0; s < SQD_STATES; s++) {
-        if (strcmp(state, sqd_state_name((enum sqd_job_state)s)) == 0)
-            rec->state = (enum sqd_job_state)s;
-    }
-    if (rec->state == SQD_STATES)
-        return false;
-    rec->created = parse_iso(json_string_value(json_object_get(j, "created_at")));
-    rec->finished = parse_iso(json_string_value(json_object_get(j, "finished_at")));
-    json_t *layers = json_object_get(j, "layers"), *items = json_object_get(j, "items");
-    json_t *t = json_object_get(j, "timings_ms"), *res = json_object_get(j, "result");
-    rec->layers_done = (size_t)json_integer_value(json_object_get(layers, "done"));
-    rec->layers_total = (size_t)json_integer_value(json_object_get(layers, "total"));
-    rec->items_done = (size_t)json_integer_value(json_object_get(items, "done"));
-    rec->items_total = (size_t)json_integer_value(json_object_get(items, "total"));
-    rec->ms_queued = json_number_value(json_object_get(t, "queued"));
-    rec->ms_parse = json_number_value(json_object_get(t, "parse"));
-    rec->ms_quantize = json_number_value(json_object_get(t, "quantize"));
-    rec->ms_write = json_number_value(json_object_get(t, "write"));
-    rec->out_format = SQ_FORMAT_SAFETENSORS;
-    if (res) {
-        const char *f = json_string_value(json_object_get(res, "format"));
-        if (f)
-            sq_format_from_name(f, &rec->out_format);
-        rec->result_bytes = (uint64_t)json_integer_value(json_object_get(res, "bytes"));
-    }
-    json_t *e = json_object_get(j, "error");
-    rec->error = json_is_object(e) ? json_incref(e) : NULL;
-    return true;
 }
 
 /* ------------------------------------------------------------ files */
@@ -313,20 +180,21 @@ int sqd_spool_create(struct sqd_ctx *ctx, const char *id, char **dir, struct sq_
     return fd;
 }
 
-enum sq_status sqd_spool_commit(struct sqd_ctx *ctx, const char *dir, struct sqd_job *job,
+enum sq_status sqd_spool_commit(struct sqd_ctx *ctx, const char *dir, struct sqd_body *body,
+                                const struct sqd_spec *spec, const struct sqd_jobrec *rec,
                                 struct sq_error *err)
 {
-    enum sq_status st = sqd_body_sync(&job->body, err);
+    enum sq_status st = sqd_body_sync(body, err);
     if (st != SQ_OK)
         return st;
-    json_t *req = sqd_spec_to_json(&job->spec);
+    json_t *req = sqd_spec_to_json(spec);
     st = write_json(dir, "request.json", req, err);
     json_decref(req);
     if (st != SQ_OK)
         return st;
-    uv_mutex_lock(&ctx->reg_lock);
-    json_t *state = state_json(job->rec);
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_lock(&ctx->reg.lock);
+    json_t *state = state_json(rec);
+    uv_mutex_unlock(&ctx->reg.lock);
     st = write_json(dir, "state.json", state, err);
     json_decref(state);
     if (st != SQ_OK)
@@ -416,33 +284,42 @@ static bool has_input(const char *dir)
     return ok;
 }
 
-/* Queue a spooled job again (start-up). */
-static bool resume_job(struct sqd_ctx *ctx, struct sqd_jobrec *rec, const char *dir)
+/* Read what a spooled job needs to run again (start-up): its request and its input. */
+static bool load_job(struct sqd_ctx *ctx, struct sqd_jobrec *rec, const char *dir,
+                     struct sqd_spooled *out)
 {
-    struct sqd_job *job = sqd_job_new(ctx, true);
     json_t *request = load_json(dir, "request.json");
     char *in = path_join(dir, "input");
     struct sq_error err;
     sq_error_init(&err);
-    bool ok = job && request && in && sqd_spec_from_json(&job->spec, request, &err) == SQ_OK &&
-              sqd_body_open(&job->body, in, &err) == SQ_OK && (job->dir = strdup(dir)) != NULL;
+    sqd_spec_init(&out->spec);
+    sqd_body_init(&out->body, 0, 0, NULL);
+    out->rec = rec;
+    out->dir = NULL;
+    bool ok = request && in && sqd_spec_from_json(&out->spec, request, &err) == SQ_OK &&
+              sqd_body_open(&out->body, in, &err) == SQ_OK && (out->dir = strdup(dir)) != NULL;
     json_decref(request);
     free(in);
     if (!ok) {
         sqd_log(ctx, "spool: job %s cannot be resumed (%s); removed", rec->id,
                 err.message[0] ? err.message : "request.json or input missing");
-        sqd_job_free(job);
+        sqd_spec_free(&out->spec);
+        sqd_body_free(&out->body);
         return false;
     }
-    memcpy(job->id, rec->id, sizeof(job->id));
     rec->state = SQD_QUEUED;
     rec->layers_done = rec->items_done = 0;
-    rec->live = job;
-    job->rec = rec;
-    job->t.received = job->t.admitted = sqd_now_ns();
-    atomic_fetch_add(&ctx->admitted, 1); /* resumed jobs are admitted whatever the queue */
-    sqd_jobs_submit(ctx, job);
     return true;
+}
+
+void sqd_spooled_free(struct sqd_spooled *found, size_t n)
+{
+    for (size_t i = 0; found && i < n; i++) {
+        sqd_spec_free(&found[i].spec);
+        sqd_body_free(&found[i].body);
+        free(found[i].dir);
+    }
+    free(found);
 }
 
 /*
@@ -486,8 +363,11 @@ static bool lock_spool(struct sqd_ctx *ctx, char *msg, size_t msgsize)
     return true;
 }
 
-bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
+bool sqd_spool_open(struct sqd_ctx *ctx, struct sqd_spooled **found, size_t *nfound, char *msg,
+                    size_t msgsize)
 {
+    *found = NULL;
+    *nfound = 0;
     ctx->tmp_dir = path_join(ctx->cfg.spool_dir, "tmp");
     ctx->jobs_dir = path_join(ctx->cfg.spool_dir, "jobs");
     if (!ctx->tmp_dir || !ctx->jobs_dir) {
@@ -540,17 +420,21 @@ bool sqd_spool_open(struct sqd_ctx *ctx, char *msg, size_t msgsize)
             retried++;
         }
         if (ok && (rec->state == SQD_QUEUED || rec->state == SQD_RUNNING)) {
-            if (sqd_reg_add(ctx, rec)) {
-                if (resume_job(ctx, rec, dir)) {
+            struct sqd_spooled *grown = realloc(*found, (*nfound + 1) * sizeof(**found));
+            if (grown)
+                *found = grown;
+            if (grown && sqd_reg_add(&ctx->reg, rec)) {
+                if (load_job(ctx, rec, dir, &(*found)[*nfound])) {
+                    ++*nfound;
                     keep = true;
                     resumed++;
                 } else {
-                    sqd_reg_remove(ctx, rec); /* frees it */
+                    sqd_reg_remove(&ctx->reg, rec); /* frees it */
                     rec = NULL;
                 }
             }
         } else if (ok && rec->finished && now - rec->finished < (int64_t)ctx->cfg.result_ttl) {
-            keep = sqd_reg_add(ctx, rec);
+            keep = sqd_reg_add(&ctx->reg, rec);
             kept += keep;
         }
         if (!keep) {
@@ -581,21 +465,21 @@ void sqd_spool_expire(struct sqd_ctx *ctx)
     int64_t now = (int64_t)time(NULL);
     char(*ids)[SQD_JOBID_LEN + 1] = NULL;
     size_t n = 0;
-    uv_mutex_lock(&ctx->reg_lock);
-    for (size_t i = 0; i < ctx->nrecs;) {
-        struct sqd_jobrec *rec = ctx->recs[i];
+    uv_mutex_lock(&ctx->reg.lock);
+    for (size_t i = 0; i < ctx->reg.n;) {
+        struct sqd_jobrec *rec = ctx->reg.recs[i];
         if (!rec->live && rec->finished && now - rec->finished >= (int64_t)ctx->cfg.result_ttl) {
             char(*grown)[SQD_JOBID_LEN + 1] = realloc(ids, (n + 1) * sizeof(*ids));
             if (!grown)
                 break;
             ids = grown;
             memcpy(ids[n++], rec->id, SQD_JOBID_LEN + 1);
-            sqd_reg_remove(ctx, rec); /* swaps the last record into slot i */
+            sqd_reg_remove(&ctx->reg, rec); /* swaps the last record into slot i */
             continue;
         }
         i++;
     }
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_unlock(&ctx->reg.lock);
     for (size_t i = 0; i < n; i++) {
         char *dir = sqd_spool_job_dir(ctx, ids[i]);
         if (dir)

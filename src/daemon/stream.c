@@ -20,7 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "stream.h"
 #include "util.h"
 
 /*

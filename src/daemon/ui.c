@@ -14,7 +14,9 @@
  */
 #include <string.h>
 
-#include "squantd.h"
+#include "ctx.h"
+#include "respond.h"
+#include "ui.h"
 
 /* Nothing foreign: scripts, styles, fonts, fetches only from here; no frames, no plugins. */
 static const char csp[] = "default-src 'self'; script-src 'self'; style-src 'self'; "

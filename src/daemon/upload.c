@@ -15,7 +15,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "body.h"
+#include "ctx.h"
+#include "errors.h"
+#include "jobs.h"
+#include "log.h"
+#include "metrics.h"
+#include "multipart.h"
+#include "registry.h"
+#include "respond.h"
+#include "spec.h"
+#include "spool.h"
+#include "upload.h"
 
 #define SQD_OPTIONS_MAX (64 * 1024) /* the multipart options part */
 #define SQD_FIELD_MAX 4096          /* any other small form field */
@@ -274,9 +285,9 @@ bool sqd_upload_begin(struct sqd_request *req)
     }
     req->admitted = true;
     if (async) {
-        uv_mutex_lock(&ctx->reg_lock);
-        bool full = ctx->nrecs >= ctx->cfg.max_stored_jobs;
-        uv_mutex_unlock(&ctx->reg_lock);
+        uv_mutex_lock(&ctx->reg.lock);
+        bool full = ctx->reg.n >= ctx->cfg.max_stored_jobs;
+        uv_mutex_unlock(&ctx->reg.lock);
         if (full) {
             sqd_respond_error(req, 503, "queue_full",
                               "max-stored-jobs async jobs are kept; delete finished ones or "
@@ -488,17 +499,18 @@ void sqd_h_jobs_post(struct sqd_request *req)
     job->t.received = req->t_start;
     job->t.admitted = req->t_body;
 
-    uv_mutex_lock(&ctx->reg_lock);
-    bool added = sqd_reg_add(ctx, rec);
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_lock(&ctx->reg.lock);
+    bool added = sqd_reg_add(&ctx->reg, rec);
+    uv_mutex_unlock(&ctx->reg.lock);
     struct sq_error err;
     sq_error_init(&err);
-    enum sq_status st = added ? sqd_spool_commit(ctx, job->dir, job, &err) : SQ_ERR_NOMEM;
+    enum sq_status st =
+        added ? sqd_spool_commit(ctx, job->dir, &job->body, &job->spec, rec, &err) : SQ_ERR_NOMEM;
     if (st != SQ_OK) {
         if (added) {
-            uv_mutex_lock(&ctx->reg_lock);
-            sqd_reg_remove(ctx, rec);
-            uv_mutex_unlock(&ctx->reg_lock);
+            uv_mutex_lock(&ctx->reg.lock);
+            sqd_reg_remove(&ctx->reg, rec);
+            uv_mutex_unlock(&ctx->reg.lock);
         } else {
             free(rec);
         }
@@ -511,9 +523,9 @@ void sqd_h_jobs_post(struct sqd_request *req)
         sqd_respond_sq(req, &err);
         return;
     }
-    uv_mutex_lock(&ctx->reg_lock);
+    uv_mutex_lock(&ctx->reg.lock);
     json_t *doc = sqd_jobrec_json(rec);
-    uv_mutex_unlock(&ctx->reg_lock);
+    uv_mutex_unlock(&ctx->reg.lock);
     req->admitted = false; /* the queue slot is the job's now */
     sqd_jobs_submit(ctx, job);
 

@@ -10,7 +10,11 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "squantd.h"
+#include "auth.h"
+#include "log.h"
+#include "registry.h"
+#include "routes.h"
+#include "spec.h"
 
 static void fuzz_route(const char *path)
 {

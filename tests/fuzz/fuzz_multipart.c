@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "squantd.h"
+#include "multipart.h"
 
 struct sink {
     uint8_t *data;

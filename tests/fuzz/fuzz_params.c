@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "squantd.h"
+#include "spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

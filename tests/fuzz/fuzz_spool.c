@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "squantd.h"
+#include "registry.h"
+#include "spec.h"
 
 static void fuzz_state(const char *text, size_t n)
 {

@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "squantd.h"
+#include "cfg.h"
 
 static const char *srcdir(void)
 {

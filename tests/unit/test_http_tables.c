@@ -7,7 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "squantd.h"
+#include "auth.h"
+#include "body.h"
+#include "errors.h"
+#include "handlers.h"
+#include "log.h"
+#include "registry.h"
+#include "routes.h"
+#include "spec.h"
+#include "upload.h"
 
 START_TEST(test_routes)
 {

@@ -1,6 +1,6 @@
 /*
- * src/daemon/spool.c: what start-up keeps, resumes and removes, and the
- * job record's round trip through state.json.
+ * src/daemon/spool.c: what start-up keeps, returns to resume and removes,
+ * and the job record's round trip through state.json.
  */
 #include <check.h>
 #include <stdio.h>
@@ -10,11 +10,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "squantd.h"
+#include "cfg.h"
+#include "ctx.h"
+#include "errors.h"
+#include "jobs.h"
+#include "registry.h"
+#include "spool.h"
 
 static struct sqd_ctx ctx;
-static uv_loop_t loop;
 static char root[64];
+/* What the last open_spool found to resume (the spool starts no job itself). */
+static struct sqd_spooled *found;
+static size_t nfound;
+
+static bool open_spool(struct sqd_ctx *c, char *msg, size_t msgsize)
+{
+    sqd_spooled_free(found, nfound);
+    found = NULL;
+    nfound = 0;
+    return sqd_spool_open(c, &found, &nfound, msg, msgsize);
+}
 
 static void setup(void)
 {
@@ -25,27 +40,16 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(root));
     free(ctx.cfg.spool_dir);
     ctx.cfg.spool_dir = strdup(root);
-    ck_assert_int_eq(uv_mutex_init(&ctx.reg_lock), 0);
-    ck_assert_int_eq(uv_mutex_init(&ctx.inbox_lock), 0);
-    ck_assert_int_eq(uv_mutex_init(&ctx.log_lock), 0);
-    ck_assert_int_eq(uv_loop_init(&loop), 0);
-    ctx.loop = &loop;
-    ck_assert_int_eq(uv_async_init(&loop, &ctx.inbox_async, NULL), 0);
+    ck_assert(sqd_reg_init(&ctx.reg));
+    ck_assert_int_eq(uv_mutex_init(&ctx.log.lock), 0);
 }
 
 static void teardown(void)
 {
-    while (ctx.inbox_head) {
-        struct sqd_job *j = ctx.inbox_head;
-        ctx.inbox_head = j->next;
-        sqd_job_free(j);
-    }
-    while (ctx.nrecs)
-        sqd_reg_remove(&ctx, ctx.recs[ctx.nrecs - 1]);
-    free(ctx.recs);
-    uv_close((uv_handle_t *)&ctx.inbox_async, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    sqd_spooled_free(found, nfound);
+    found = NULL;
+    nfound = 0;
+    sqd_reg_free(&ctx.reg);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     ck_assert_int_eq(system(cmd), 0);
@@ -131,9 +135,9 @@ START_TEST(test_startup)
     mkdir(job_dir(ID_BROKEN), 0750);
     write_file(job_dir(ID_BROKEN), "state.json", "{\"id\": 12");
     char msg[256];
-    ck_assert_msg(sqd_spool_open(&ctx, msg, sizeof(msg)), "%s", msg);
+    ck_assert_msg(open_spool(&ctx, msg, sizeof(msg)), "%s", msg);
 
-    struct sqd_jobrec *r = sqd_reg_find(&ctx, ID_DONE);
+    struct sqd_jobrec *r = sqd_reg_find(&ctx.reg, ID_DONE);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->state, SQD_DONE);
     ck_assert_uint_eq(r->layers_done, 3);
@@ -143,27 +147,30 @@ START_TEST(test_startup)
     ck_assert(r->ms_quantize > 12.4 && r->ms_quantize < 12.6);
     ck_assert(r->finished > 0 && r->live == NULL);
 
-    r = sqd_reg_find(&ctx, ID_FAILED);
+    r = sqd_reg_find(&ctx.reg, ID_FAILED);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->state, SQD_FAILED);
     ck_assert_str_eq(json_string_value(json_object_get(r->error, "code")), "no_tensor");
 
-    r = sqd_reg_find(&ctx, ID_QUEUED);
+    r = sqd_reg_find(&ctx.reg, ID_QUEUED);
     ck_assert_ptr_nonnull(r);
     ck_assert_int_eq(r->state, SQD_QUEUED); /* running at the crash: queued again */
-    ck_assert_ptr_nonnull(r->live);
-    ck_assert_ptr_eq(ctx.inbox_head, r->live);
-    ck_assert_uint_eq(r->live->spec.nopts, 1);
-    ck_assert_uint_eq(atomic_load(&ctx.admitted), 1);
+    ck_assert_ptr_null(r->live); /* returned, not started: the daemon hands it to the queue */
+    ck_assert_uint_eq(nfound, 1);
+    ck_assert_ptr_eq(found[0].rec, r);
+    ck_assert_str_eq(found[0].dir, job_dir(ID_QUEUED));
+    ck_assert_uint_eq(found[0].spec.nopts, 1);
+    ck_assert_uint_eq(found[0].body.len, strlen("not a model, but resumable"));
+    ck_assert_uint_eq(atomic_load(&ctx.admitted), 0);
 
-    ck_assert_ptr_null(sqd_reg_find(&ctx, ID_OLD));
+    ck_assert_ptr_null(sqd_reg_find(&ctx.reg, ID_OLD));
     ck_assert(!exists(job_dir(ID_OLD), ""));
-    ck_assert_ptr_null(sqd_reg_find(&ctx, ID_NOINPUT));
+    ck_assert_ptr_null(sqd_reg_find(&ctx.reg, ID_NOINPUT));
     ck_assert(!exists(job_dir(ID_NOINPUT), ""));
     ck_assert(!exists(job_dir(ID_PARTIAL), ""));
     ck_assert(!exists(job_dir(ID_BROKEN), ""));
-    ck_assert_uint_eq(ctx.nrecs, 3);
-    ck_assert_uint_eq(sqd_reg_count(&ctx, SQD_DONE), 1);
+    ck_assert_uint_eq(ctx.reg.n, 3);
+    ck_assert_uint_eq(sqd_reg_count(&ctx.reg, SQD_DONE), 1);
 }
 END_TEST
 
@@ -171,13 +178,13 @@ START_TEST(test_expire)
 {
     make_job(ID_DONE, SQD_DONE, 10);
     char msg[256];
-    ck_assert(sqd_spool_open(&ctx, msg, sizeof(msg)));
-    ck_assert_uint_eq(ctx.nrecs, 1);
+    ck_assert(open_spool(&ctx, msg, sizeof(msg)));
+    ck_assert_uint_eq(ctx.reg.n, 1);
     sqd_spool_expire(&ctx);
-    ck_assert_uint_eq(ctx.nrecs, 1);
+    ck_assert_uint_eq(ctx.reg.n, 1);
     ctx.cfg.result_ttl = 5;
     sqd_spool_expire(&ctx);
-    ck_assert_uint_eq(ctx.nrecs, 0);
+    ck_assert_uint_eq(ctx.reg.n, 0);
     ck_assert(!exists(job_dir(ID_DONE), ""));
 }
 END_TEST
@@ -185,7 +192,7 @@ END_TEST
 START_TEST(test_result_atomic)
 {
     char msg[256];
-    ck_assert(sqd_spool_open(&ctx, msg, sizeof(msg)));
+    ck_assert(open_spool(&ctx, msg, sizeof(msg)));
     struct sq_error err;
     sq_error_init(&err);
     char *dir = NULL;
@@ -208,16 +215,16 @@ END_TEST
 START_TEST(test_lock)
 {
     char msg[512];
-    ck_assert_msg(sqd_spool_open(&ctx, msg, sizeof(msg)), "%s", msg);
+    ck_assert_msg(open_spool(&ctx, msg, sizeof(msg)), "%s", msg);
     ck_assert_int_ge(ctx.spool_lock, 0);
     struct sqd_ctx other;
     memset(&other, 0, sizeof(other));
     other.spool_lock = -1;
-    ck_assert_int_eq(uv_mutex_init(&other.log_lock), 0);
+    ck_assert_int_eq(uv_mutex_init(&other.log.lock), 0);
     ck_assert(sqd_config_defaults(&other.cfg));
     free(other.cfg.spool_dir);
     other.cfg.spool_dir = strdup(root);
-    ck_assert(!sqd_spool_open(&other, msg, sizeof(msg)));
+    ck_assert(!open_spool(&other, msg, sizeof(msg)));
     ck_assert_msg(strstr(msg, "in use by another squantd") != NULL, "%s", msg);
     char pid[32];
     snprintf(pid, sizeof(pid), "pid %ld holds", (long)getpid());
@@ -228,13 +235,13 @@ START_TEST(test_lock)
     ctx.spool_lock = -1;
     free(other.tmp_dir);
     free(other.jobs_dir);
-    ck_assert_msg(sqd_spool_open(&other, msg, sizeof(msg)), "%s", msg);
+    ck_assert_msg(open_spool(&other, msg, sizeof(msg)), "%s", msg);
     ck_assert_int_ge(other.spool_lock, 0);
     close(other.spool_lock);
     free(other.tmp_dir);
     free(other.jobs_dir);
     sqd_config_free(&other.cfg);
-    uv_mutex_destroy(&other.log_lock);
+    uv_mutex_destroy(&other.log.lock);
 }
 END_TEST
 
@@ -250,11 +257,11 @@ START_TEST(test_instance_startup)
     make_job(ID_B, SQD_DONE, 10);
     make_job(ID_DONE, SQD_DONE, 10); /* a bare id, from before the instance had a name */
     char msg[256];
-    ck_assert_msg(sqd_spool_open(&ctx, msg, sizeof(msg)), "%s", msg);
-    ck_assert_ptr_nonnull(sqd_reg_find(&ctx, ID_A));
-    ck_assert_ptr_null(sqd_reg_find(&ctx, ID_B));
-    ck_assert_ptr_null(sqd_reg_find(&ctx, ID_DONE));
-    ck_assert_uint_eq(ctx.nrecs, 1);
+    ck_assert_msg(open_spool(&ctx, msg, sizeof(msg)), "%s", msg);
+    ck_assert_ptr_nonnull(sqd_reg_find(&ctx.reg, ID_A));
+    ck_assert_ptr_null(sqd_reg_find(&ctx.reg, ID_B));
+    ck_assert_ptr_null(sqd_reg_find(&ctx.reg, ID_DONE));
+    ck_assert_uint_eq(ctx.reg.n, 1);
     ck_assert(exists(job_dir(ID_B), "state.json"));
     ck_assert(exists(job_dir(ID_DONE), "state.json"));
 }
