@@ -142,7 +142,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* After a sync job resumed the connection: send what the loop thread left. */
+/* After the loop thread resumed the connection (a sync job, or an async job made durable):
+ * send what it left. */
 static void answer_job(struct sqd_request *req)
 {
     const char *hdrs[8];
@@ -154,6 +155,10 @@ static void answer_job(struct sqd_request *req)
     if (req->ans_layers[0]) {
         hdrs[h++] = "X-Squant-Layers";
         hdrs[h++] = req->ans_layers;
+    }
+    if (req->ans_location[0]) {
+        hdrs[h++] = "Location";
+        hdrs[h++] = req->ans_location;
     }
     hdrs[h] = NULL;
     if (req->ans_fd >= 0) { /* a streamed result, sent from its file */

@@ -99,7 +99,7 @@ void sqd_job_free(struct sqd_job *job)
     free(job);
 }
 
-void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job)
+static void inbox_push(struct sqd_ctx *ctx, struct sqd_job *job)
 {
     job->next = NULL;
     uv_mutex_lock(&ctx->inbox_lock);
@@ -109,7 +109,20 @@ void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job)
         ctx->inbox_head = job;
     ctx->inbox_tail = job;
     uv_mutex_unlock(&ctx->inbox_lock);
+}
+
+void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job)
+{
+    inbox_push(ctx, job);
     atomic_fetch_add(&ctx->queued_gauge, 1);
+    uv_async_send(&ctx->inbox_async);
+}
+
+void sqd_jobs_submit_durable(struct sqd_ctx *ctx, struct sqd_job *job, struct sqd_request *req)
+{
+    job->req = req;
+    job->committing = true;
+    inbox_push(ctx, job); /* counted as waiting once it is durable */
     uv_async_send(&ctx->inbox_async);
 }
 
@@ -705,6 +718,65 @@ static void schedule(struct sqd_ctx *ctx)
     }
 }
 
+/* Pool thread: make a new async job durable before its 202. */
+static void commit_work(uv_work_t *w)
+{
+    struct sqd_job *job = w->data;
+    sq_error_init(&job->err);
+    job->status = sqd_spool_commit(job->ctx, job->dir, &job->body, &job->spec, job->rec, &job->err);
+}
+
+/* Loop thread: the answer of POST /v1/jobs, handed to its suspended connection. */
+static void commit_done(uv_work_t *w, int status)
+{
+    struct sqd_job *job = w->data;
+    struct sqd_ctx *ctx = job->ctx;
+    struct sqd_request *req = job->req;
+    (void)status;
+    job->req = NULL;
+    job->committing = false;
+    if (job->status != SQ_OK) {
+        enum sq_status st = job->status;
+        sqd_log(ctx, "job %s: %s", job->id, job->err.message);
+        if (!job->err.message[0])
+            snprintf(job->err.message, sizeof(job->err.message), "out of memory");
+        job->err.status = st;
+        json_t *err =
+            sqd_error_json(sqd_http_status(st), sq_status_name(st), job->err.message, &job->err);
+        req->ans_status = sqd_http_status(st);
+        req->ans_type = "application/json";
+        req->ans_body = (uint8_t *)sqd_json_text(err ? json_pack("{s:o}", "error", err) : NULL,
+                                                 JSON_COMPACT, &req->ans_len);
+        uv_mutex_lock(&ctx->reg.lock);
+        sqd_reg_remove(&ctx->reg, job->rec);
+        uv_mutex_unlock(&ctx->reg.lock);
+        job->rec = NULL;
+        sqd_spool_remove(job->dir);
+        sqd_jobs_release(ctx);
+        sqd_job_free(job);
+    } else {
+        uv_mutex_lock(&ctx->reg.lock);
+        json_t *doc = sqd_jobrec_json(job->rec);
+        uv_mutex_unlock(&ctx->reg.lock);
+        req->ans_status = 202;
+        req->ans_type = "application/json";
+        req->ans_body = (uint8_t *)sqd_json_text(doc, SQD_JSON_FLAGS, &req->ans_len);
+        snprintf(req->ans_location, sizeof(req->ans_location), "/v1/jobs/%s", job->id);
+        /* Durable: from here on it is a queued job like any other. */
+        if (ctx->wait_tail)
+            ctx->wait_tail->next = job;
+        else
+            ctx->wait_head = job;
+        ctx->wait_tail = job;
+        ctx->waiting++;
+        atomic_fetch_add(&ctx->queued_gauge, 1);
+    }
+    /* Hand the answer over; from here on the request belongs to the MHD thread. */
+    req->phase = SQD_PH_WAIT;
+    MHD_resume_connection(req->conn);
+    schedule(ctx);
+}
+
 static void on_inbox(uv_async_t *h)
 {
     struct sqd_ctx *ctx = h->data;
@@ -716,6 +788,11 @@ static void on_inbox(uv_async_t *h)
         struct sqd_job *job = list;
         list = job->next;
         job->next = NULL;
+        if (job->committing) {
+            job->work.data = job;
+            uv_queue_work(ctx->loop, &job->work, commit_work, commit_done);
+            continue;
+        }
         if (ctx->wait_tail)
             ctx->wait_tail->next = job;
         else

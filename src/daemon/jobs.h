@@ -76,6 +76,7 @@ struct sqd_job {
     uv_work_t work;
     bool running;
     bool inline_done; /* a one-item job ran and was written within its parse task */
+    bool committing;  /* async, new: on the pool being made durable; its request waits for 202 */
 };
 
 enum { SQD_CANCEL_NONE = 0, SQD_CANCEL_USER, SQD_CANCEL_CLIENT, SQD_CANCEL_SHUTDOWN };
@@ -96,6 +97,14 @@ struct sqd_job *sqd_job_new(struct sqd_ctx *ctx, bool async);
 void sqd_job_free(struct sqd_job *job);
 /* Hand a job to the loop thread (any thread). */
 void sqd_jobs_submit(struct sqd_ctx *ctx, struct sqd_job *job);
+/*
+ * Hand over a new async job whose request `req` is suspended (any thread):
+ * a pool task makes it durable (sqd_spool_commit: input fsynced, request
+ * and state written, input renamed, directories fsynced); then the loop
+ * thread answers req 202 with Location, or the error (the job is dropped),
+ * resumes the connection and queues the job.
+ */
+void sqd_jobs_submit_durable(struct sqd_ctx *ctx, struct sqd_job *job, struct sqd_request *req);
 bool sqd_jobs_init(struct sqd_ctx *ctx);
 void sqd_jobs_close(struct sqd_ctx *ctx);
 /* Begin draining (loop thread). */

@@ -94,6 +94,7 @@ struct sqd_request {
     const char *ans_type;
     char ans_timing[256];
     char ans_layers[32];
+    char ans_location[SQD_JOBID_LEN + 16]; /* async: the Location of a 202 */
 };
 
 #endif

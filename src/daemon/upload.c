@@ -470,7 +470,7 @@ void sqd_h_quantize(struct sqd_request *req)
     sqd_jobs_submit(ctx, job);
 }
 
-/* POST /v1/jobs, body complete: make the job durable, then answer 202. */
+/* POST /v1/jobs, body complete: have the job made durable, which answers 202. */
 void sqd_h_jobs_post(struct sqd_request *req)
 {
     struct sqd_ctx *ctx = req->ctx;
@@ -502,37 +502,22 @@ void sqd_h_jobs_post(struct sqd_request *req)
     uv_mutex_lock(&ctx->reg.lock);
     bool added = sqd_reg_add(&ctx->reg, rec);
     uv_mutex_unlock(&ctx->reg.lock);
-    struct sq_error err;
-    sq_error_init(&err);
-    enum sq_status st =
-        added ? sqd_spool_commit(ctx, job->dir, &job->body, &job->spec, rec, &err) : SQ_ERR_NOMEM;
-    if (st != SQ_OK) {
-        if (added) {
-            uv_mutex_lock(&ctx->reg.lock);
-            sqd_reg_remove(&ctx->reg, rec);
-            uv_mutex_unlock(&ctx->reg.lock);
-        } else {
-            free(rec);
-        }
-        sqd_log(ctx, "job %s: %s", job->id, err.message);
+    if (!added) {
+        free(rec);
+        sqd_log(ctx, "job %s: out of memory", job->id);
         sqd_spool_remove(job->dir);
         sqd_job_free(job);
-        if (!err.message[0])
-            snprintf(err.message, sizeof(err.message), "out of memory");
-        err.status = st;
-        sqd_respond_sq(req, &err);
+        sqd_respond_error(req, 503, sq_status_name(SQ_ERR_NOMEM), "out of memory");
         return;
     }
-    uv_mutex_lock(&ctx->reg.lock);
-    json_t *doc = sqd_jobrec_json(rec);
-    uv_mutex_unlock(&ctx->reg.lock);
+    /*
+     * The job is made durable on the pool (its input fsynced, its files
+     * written and renamed), not on this thread, which serves every other
+     * client meanwhile; the queue answers 202 once it is (jobs.c).
+     */
     req->admitted = false; /* the queue slot is the job's now */
-    sqd_jobs_submit(ctx, job);
-
-    char location[SQD_JOBID_LEN + 16];
-    snprintf(location, sizeof(location), "/v1/jobs/%s", req->job_id);
-    size_t n = 0;
-    char *text = sqd_json_text(doc, SQD_JSON_FLAGS, &n);
-    const char *h[] = {"Location", location, NULL};
-    sqd_respond_headers(req, 202, "application/json", text, n, h);
+    req->phase = SQD_PH_WAIT;
+    /* Suspend before the loop thread can see the job, so that its resume finds it suspended. */
+    MHD_suspend_connection(req->conn);
+    sqd_jobs_submit_durable(ctx, job, req);
 }
