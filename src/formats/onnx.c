@@ -1990,7 +1990,8 @@ static float *operand(struct dq_ctx *c, const char *name, int64_t *dims, size_t 
         if (k->tp->data_type != OT_FLOAT || k->tp->n_dims > SQ_MAX_RANK)
             return NULL;
         *rank = k->tp->n_dims;
-        memcpy(dims, k->tp->dims, *rank * sizeof *dims);
+        if (*rank) /* a scalar has no dims array */
+            memcpy(dims, k->tp->dims, *rank * sizeof *dims);
         return konst_values(c, k->tp, &n, err, st);
     }
     struct prod *p = prod_get(c, name);
