@@ -929,7 +929,7 @@ static int str_cmp(const void *a, const void *b)
 struct rewrite {
     Onnx__TensorProto *replace;  /* dequantized: the new tensor in place of the old */
     Onnx__TensorProto *extra[5]; /* QDQ: the tensors to add */
-    Onnx__NodeProto *nodes[5];   /* QDQ: the nodes that compute the weight */
+    Onnx__NodeProto *nodes[6];   /* QDQ: the nodes that compute the weight */
     size_t n_extra, n_nodes;
     bool nbits; /* extra[0..2] are MatMulNBits' B, scales, zero points; no nodes */
 };
@@ -1181,7 +1181,7 @@ static bool read_as_matmul_b(const Onnx__GraphProto *g, const char *name)
         const Onnx__NodeProto *n = g->node[i];
         for (size_t j = 0; j < n->n_input; j++)
             if (strcmp(n->input[j], name) == 0 &&
-                !(j == 1 && n->n_input == 2 && default_domain(n->domain) &&
+                !(j == 1 && n->n_input == 2 && n->n_output == 1 && default_domain(n->domain) &&
                   strcmp(S(n->op_type), "MatMul") == 0))
                 return false;
     }
@@ -1267,6 +1267,31 @@ static Onnx__NodeProto *nbits_node(struct arena *a, const Onnx__NodeProto *mm,
     return a->oom ? NULL : n;
 }
 
+/*
+ * The QDQ forms compute FLOAT: a FLOAT16, BFLOAT16 or DOUBLE weight gets a
+ * Cast back to its type (the node that computed `W` now computes
+ * `W_float`), so that its consumers see the type they had; the values are
+ * those of the dequantized output, float rounded to nearest even.
+ */
+static enum sq_status cast_back(struct arena *a, const char *N, int type, const char **names,
+                                size_t n_names, struct rewrite *rw, struct sq_error *err)
+{
+    const char *fn = ar_cat(a, N, "_float");
+    if (!fn)
+        return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+    if (bsearch(&fn, names, n_names, sizeof *names, str_cmp))
+        return fail(err, SQ_ERR_CONFLICT, N,
+                    "cannot add '%.100s_float': the model already has a tensor of that name", N);
+    Onnx__NodeProto *last = rw->nodes[rw->n_nodes - 1];
+    last->output[0] = (char *)fn;
+    Onnx__NodeProto *c =
+        new_node(a, "Cast", fn, fn, NULL, NULL, N, new_attr_int(a, "to", (int64_t)type));
+    if (!c)
+        return fail(err, SQ_ERR_NOMEM, N, "out of memory");
+    rw->nodes[rw->n_nodes++] = c;
+    return SQ_OK;
+}
+
 static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                                      const struct sq_model *model, const struct sq_onnx_weight *qw,
                                      enum sq_onnx_layout layout, const char **names, size_t n_names,
@@ -1311,7 +1336,7 @@ static enum sq_status rewrite_weight(struct arena *a, const struct sqi_onnx *o,
                         sfx[i]);
     }
     if (layout == SQ_ONNX_MATMULNBITS && strcmp(w->op, "MatMul") == 0 && w->rank == 2 &&
-        read_as_matmul_b(o->proto->graph, N)) {
+        w->data_type == OT_FLOAT && read_as_matmul_b(o->proto->graph, N)) {
         if (qw->bits > 4 || !sq_onnx_nbits_block_ok(qw->group))
             return fail(err, SQ_ERR_ARG, N,
                         "tensor '%.100s': MatMulNBits takes codes of at most 4 bits in blocks "
@@ -1487,6 +1512,9 @@ enum sq_status sq_onnx_write(const struct sq_model *model, const struct sq_onnx_
         }
         const struct onnx_weight *w = &o->w[qw[i].tensor];
         st = rewrite_weight(&a, o, model, &qw[i], layout, names, n_names, &rw[i], err);
+        if (st == SQ_OK && rw[i].n_nodes && w->data_type != OT_FLOAT)
+            st = cast_back(&a, model->tensors[qw[i].tensor].name, w->data_type, names, n_names,
+                           &rw[i], err);
         if (st != SQ_OK)
             goto done;
         if (w->init != SIZE_MAX)
@@ -1754,6 +1782,7 @@ struct restored {
     size_t nodes[7];  /* the nodes that go */
     size_t n_nodes;
     float *w;                /* owned: the values, dims of q (or dims) */
+    int type;                /* 0: FLOAT; else the Cast's type (FLOAT16, BFLOAT16, DOUBLE) */
     int64_t dims[2];         /* MatMulNBits: the weight's [K, N] */
     Onnx__NodeProto *matmul; /* MatMulNBits: the MatMul that takes its place */
 };
@@ -2278,6 +2307,30 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
         }
     if (st != SQ_OK)
         goto done;
+    /*
+     * A restored weight that only a Cast to FLOAT16, BFLOAT16 or DOUBLE reads
+     * (how the writer gives such a weight its type back) becomes a constant
+     * of that type, under the Cast's output name.
+     */
+    for (size_t j = 0; j < nr; j++) {
+        struct prod *p = r[j].w ? prod_get(&c, r[j].name) : NULL;
+        for (size_t i = 0; p && p->uses == 1 && i < g->n_node; i++) {
+            const Onnx__NodeProto *n = g->node[i];
+            if (gone[i] || n->n_input != 1 || strcmp(n->input[0], r[j].name) != 0)
+                continue;
+            enum sq_dtype dt;
+            int64_t to = attr_int(n, "to", 0);
+            if (strcmp(S(n->op_type), "Cast") == 0 && default_domain(n->domain) &&
+                n->n_output == 1 && to != OT_FLOAT && to > 0 && to < INT32_MAX &&
+                dtype_of((int)to, &dt)) {
+                r[j].name = n->output[0];
+                r[j].type = (int)to;
+                r[j].nodes[r[j].n_nodes++] = i;
+                gone[i] = true;
+            }
+            break;
+        }
+    }
     /* Uses of each constant by the nodes that stay: the unused ones go. */
     for (size_t i = 0; i < g->n_node; i++)
         for (size_t j = 0; !gone[i] && j < g->node[i]->n_input; j++) {
@@ -2338,8 +2391,15 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
         size_t n = 1;
         for (size_t d = 0; d < rank; d++)
             n *= (size_t)dims[d];
-        Onnx__TensorProto *t =
-            new_tensor(&a, r[j].name, OT_FLOAT, rank, dims, r[j].w, n * sizeof(float));
+        enum sq_dtype dt = SQ_DTYPE_F32;
+        if (r[j].type && !dtype_of(r[j].type, &dt))
+            dt = SQ_DTYPE_F32; /* not reached: the Cast's type was checked */
+        uint8_t *data = (uint8_t *)r[j].w;
+        if (dt != SQ_DTYPE_F32 && (data = ar_alloc(&a, n * sq_dtype_size(dt) + 1)))
+            sq_tensor_from_f32(dt, r[j].w, n, data);
+        Onnx__TensorProto *t = data ? new_tensor(&a, r[j].name, r[j].type ? r[j].type : OT_FLOAT,
+                                                 rank, dims, data, n * sq_dtype_size(dt))
+                                    : NULL;
         if (!t) {
             st = fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
             goto done;

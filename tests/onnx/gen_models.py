@@ -12,6 +12,8 @@
   groups13.onnx  Conv 3x3 and 1x1, Gemm (both transB), MatMul with input dims
   groups21.onnx  8, 6, 12, 10, 9 (group-wise output), at opset 13 and 21
   fp16.onnx      FLOAT16/BFLOAT16/DOUBLE weights in typed fields (parser only)
+  half.onnx      opset 17, FLOAT16 MatMul weights and a DOUBLE Gemm weight between
+                 Casts (a model ONNX Runtime runs; fp16.onnx is for the parser)
   nbits.onnx     opset 17, an LLM-shaped MatMul chain on [2, 3, 64] (K 64, 96,
                  40): for MatMulNBits; w1.w's column 0 is all positive (a zero
                  point beyond 0...15), w3.w is read by two MatMuls, w4.w also
@@ -103,6 +105,26 @@ def groups(rng, opset):
     g = pb.graph(nodes, "groups", inits, [pb.value_info("x", [1, 8, 6, 6])],
                  [pb.value_info("y", [1, 5])])
     return pb.model(g, opset, 7 if opset < 21 else 10, [("author", "squant tests")])
+
+
+def half(rng):
+    def f16(vals):
+        return [struct.unpack("<H", struct.pack("<e", v))[0] for v in vals]
+
+    inits = [pb.tensor("h1.w", [8, 16], pb.FLOAT16, int32s=f16(weights(rng, 128))),
+             pb.tensor("h2.w", [16, 4], pb.FLOAT16, int32s=f16(weights(rng, 64))),
+             pb.tensor("d.w", [4, 8], pb.DOUBLE, doubles=weights(rng, 32))]
+    nodes = [pb.node("Cast", ["x"], ["xh"], [pb.attr_int("to", pb.FLOAT16)]),
+             pb.node("MatMul", ["xh", "h1.w"], ["m1"], [], "mm1"),
+             pb.node("Relu", ["m1"], ["r1"]),
+             pb.node("MatMul", ["r1", "h2.w"], ["m2"], [], "mm2"),
+             pb.node("Cast", ["m2"], ["y"], [pb.attr_int("to", pb.FLOAT)]),
+             pb.node("Cast", ["x"], ["xd"], [pb.attr_int("to", pb.DOUBLE)]),
+             pb.node("Gemm", ["xd", "d.w"], ["g"], [pb.attr_int("transB", 1)], "fc"),
+             pb.node("Cast", ["g"], ["y2"], [pb.attr_int("to", pb.FLOAT)])]
+    g = pb.graph(nodes, "half", inits, [pb.value_info("x", [3, 8])],
+                 [pb.value_info("y", [3, 4]), pb.value_info("y2", [3, 4])])
+    return pb.model(g, 17, 8, [("author", "squant tests")])
 
 
 def nbits(rng):
@@ -257,7 +279,8 @@ def main():
                        ("ops21.onnx", ops13(random.Random(21), 21, 10)),
                        ("groups13.onnx", groups(random.Random(13), 13)),
                        ("groups21.onnx", groups(random.Random(21), 21)),
-                       ("nbits.onnx", nbits(random.Random(4)))):
+                       ("nbits.onnx", nbits(random.Random(4))),
+                       ("half.onnx", half(random.Random(16)))):
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
 

@@ -176,6 +176,23 @@ check "opset 13, groups: Cast/Reshape/Sub/Mul/Reshape where g divides I, else Ca
 check "opset 21, groups of 2: blocked for a ConvTranspose (blocks along axis 0)" \
     [ "$(blocked "$tmp/ops21-g2.check")" = "convt1.w" ]
 
+# --- FLOAT16 and DOUBLE weights: the dequantization is cast back to the
+# weight's type (per channel, groups, and matmulnbits, which takes FLOAT
+# weights only and leaves these in QDQ form)
+for v in "0 none" "4 none" "16 matmulnbits"; do
+    set -- $v
+    o=$tmp/half-g$1-$2
+    if "$squant" quantize -q -b 4 -g $1 --packing $2 "$tmp/half.onnx" -o "$o.q.onnx" 2>"$o.err" &&
+        "$squant" quantize -q -b 4 -g $1 --dequantized "$tmp/half.onnx" -o "$o.d.onnx" 2>>"$o.err" &&
+        "$squant" dequantize "$o.q.onnx" -o "$o.qd.onnx" 2>>"$o.err" &&
+        node "$here/run.js" "$o.ort.json" 3,8 "$o.q.onnx" "$o.d.onnx" "$o.qd.onnx" >"$o.ort" 2>&1; then
+        check "FLOAT16/DOUBLE weights, group $1, packing $2: ONNX Runtime runs the QDQ output" \
+            python3 "$here/check_half.py" "$o.q.onnx" "$o.d.onnx" "$o.qd.onnx" "$o.ort.json"
+    else
+        bad "FLOAT16/DOUBLE weights, group $1, packing $2: $(cat "$o.err" "$o.ort" 2>/dev/null)"
+    fi
+done
+
 # --- MatMulNBits (packing=matmulnbits): ONNX Runtime's 4-bit MatMul, blocks
 # of g along K; 40 and 96 are no multiples of 64 (the last block padded),
 # 128 and 256 exceed every K here (one block per column)
