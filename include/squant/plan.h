@@ -192,6 +192,13 @@ SQ_API uint64_t sq_plan_data_bytes(const struct sq_plan *plan);
 SQ_API enum sq_status sq_plan_write_header(const struct sq_plan *plan, size_t limit, uint8_t **out,
                                            size_t *out_len, struct sq_error *err);
 SQ_API size_t sq_plan_layers_held_max(const struct sq_plan *plan);
+/*
+ * The input bytes sq_plan_run(item) reads: [*data, *data + *len) of its
+ * tensor's data (the item's channel range). A caller whose input is still
+ * arriving runs an item only once these bytes are there.
+ */
+SQ_API void sq_plan_item_input(const struct sq_plan *plan, size_t item, const uint8_t **data,
+                               size_t *len);
 
 /*
  * Turn a quantized model back into float32: every I8 tensor W that has

@@ -48,6 +48,23 @@ size_t sq_plan_layers_held_max(const struct sq_plan *plan)
     return plan->layers_held_max;
 }
 
+void sq_plan_item_input(const struct sq_plan *plan, size_t item, const uint8_t **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (item >= plan->item_count)
+        return;
+    const struct plan_item *it = &plan->items[item];
+    const struct plan_layer *l = &plan->layers[it->layer];
+    const struct sq_tensor *t = &plan->model->tensors[l->tensor];
+    /* As sq_plan_run: element offsets of the item's first and last channel. */
+    size_t first = sq_group_offset(&l->geom, l->group, it->c0);
+    size_t count = sq_group_offset(&l->geom, l->group, it->c1) - first;
+    size_t es = sq_dtype_size(t->dtype);
+    *data = t->data + first * es;
+    *len = count * es;
+}
+
 static enum sq_status put(sq_write_fn write, void *ctx, const void *data, size_t len,
                           struct sq_error *err)
 {

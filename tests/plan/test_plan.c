@@ -37,9 +37,12 @@ static void build_model(struct sq_model *m, float **owned)
         unsigned rank;
         int64_t shape[4];
     } t[] = {
-        {"conv1.weight", 4, {8, 3, 3, 3}},     {"conv1.bias", 1, {8}},
-        {"conv2.weight", 4, {300, 200, 3, 3}}, {"fc.weight", 2, {10, 40}},
-        {"fc.bias", 1, {10}},                  {"table", 2, {0, 4}},
+        {"conv1.weight", 4, {8, 3, 3, 3}},
+        {"conv1.bias", 1, {8}},
+        {"conv2.weight", 4, {300, 200, 3, 3}},
+        {"fc.weight", 2, {10, 40}},
+        {"fc.bias", 1, {10}},
+        {"table", 2, {0, 4}},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
@@ -88,8 +91,7 @@ static uint8_t *quantize_model(const struct sq_model *m, const struct sq_options
     ck_assert_msg(sq_plan_new(m, opt, &plan, &err) == SQ_OK, "%s", err.message);
     run_all(plan, reverse);
     uint8_t *out;
-    ck_assert_msg(sq_plan_write(plan, fmt, SIZE_MAX, &out, len, &err) == SQ_OK, "%s",
-                  err.message);
+    ck_assert_msg(sq_plan_write(plan, fmt, SIZE_MAX, &out, len, &err) == SQ_OK, "%s", err.message);
     sq_plan_free(plan);
     return out;
 }
@@ -126,8 +128,8 @@ START_TEST(test_options)
         {"scheme", "asym", "scheme must be"}, {"include", "a,,b", "empty pattern"},
         {"exclude", "", "empty pattern"},     {"bits_for", "fc", "expected NAME=BITS"},
         {"bits_for", "fc=9", "bits must be"}, {"bits_for", "=4", "empty pattern"},
-        {"format", "raw", "format must be"},
-        {"colour", "red", "unknown option"},  {"impl", "neon", "impl must be"},
+        {"format", "raw", "format must be"},  {"colour", "red", "unknown option"},
+        {"impl", "neon", "impl must be"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sq_error_init(&err);
@@ -236,11 +238,19 @@ START_TEST(test_safetensors_output)
     struct sq_error err;
     sq_error_init(&err);
     ck_assert_msg(sq_safetensors_parse(a, n1, NULL, &out, &err) == SQ_OK, "%s", err.message);
-    static const char *const names[] = {"conv1.weight", "conv1.weight.scale",
-                                        "conv1.weight.zero_point", "conv1.bias", "conv2.weight",
-                                        "conv2.weight.scale", "conv2.weight.zero_point",
-                                        "fc.weight", "fc.weight.scale", "fc.weight.zero_point",
-                                        "fc.bias", "table", "already.int8"};
+    static const char *const names[] = {"conv1.weight",
+                                        "conv1.weight.scale",
+                                        "conv1.weight.zero_point",
+                                        "conv1.bias",
+                                        "conv2.weight",
+                                        "conv2.weight.scale",
+                                        "conv2.weight.zero_point",
+                                        "fc.weight",
+                                        "fc.weight.scale",
+                                        "fc.weight.zero_point",
+                                        "fc.bias",
+                                        "table",
+                                        "already.int8"};
     ck_assert_uint_eq(out.count, sizeof names / sizeof *names);
     for (size_t i = 0; i < out.count; i++)
         ck_assert_str_eq(out.tensors[i].name, names[i]);
@@ -336,7 +346,8 @@ START_TEST(test_npy_and_json_output)
     char *text;
     ck_assert(sq_plan_report_json(plan, true, &text, &err) == SQ_OK);
     doc = json_loads(text, 0, &jerr);
-    ck_assert_ptr_nonnull(json_object_get(json_array_get(json_object_get(doc, "layers"), 0), "seconds"));
+    ck_assert_ptr_nonnull(
+        json_object_get(json_array_get(json_object_get(doc, "layers"), 0), "seconds"));
     json_decref(doc);
     free(text);
     sq_plan_free(plan);
@@ -414,7 +425,6 @@ START_TEST(test_dtypes_and_errors)
     sq_options_free(&o);
 }
 END_TEST
-
 
 /* A sink that appends to a growing buffer. */
 struct membuf {
@@ -528,6 +538,73 @@ START_TEST(test_streaming)
 }
 END_TEST
 
+/*
+ * sq_plan_item_input names every byte an item reads: with everything else
+ * in the input poisoned (NaN) while each item runs, the result is the same.
+ */
+START_TEST(test_item_input)
+{
+    struct sq_model m;
+    float *data;
+    build_model(&m, &data);
+    size_t total = 0;
+    for (size_t i = 0; i < m.count; i++)
+        if (m.tensors[i].dtype == SQ_DTYPE_F32)
+            total += m.tensors[i].nbytes;
+    float *pristine = malloc(total);
+    memcpy(pristine, data, total);
+    struct sq_options o;
+    sq_options_init(&o);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)
+            OK(sq_options_set(&o, "group", "16", NULL));
+        size_t ref_len, len;
+        uint8_t *ref = quantize_model(&m, &o, SQ_FORMAT_SAFETENSORS, false, &ref_len);
+        struct sq_plan *plan;
+        struct sq_error err;
+        sq_error_init(&err);
+        OK(sq_plan_new(&m, &o, &plan, &err));
+        size_t n = sq_plan_item_count(plan);
+        ck_assert_uint_gt(n, sq_plan_layer_count(plan)); /* some layer is cut into items */
+        const uint8_t *prev_end = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *in;
+            size_t in_len;
+            sq_plan_item_input(plan, i, &in, &in_len);
+            ck_assert_ptr_nonnull(in);
+            ck_assert_uint_gt(in_len, 0);
+            ck_assert((const uint8_t *)data <= in && in + in_len <= (const uint8_t *)data + total);
+            /* the items of a layer follow each other through its tensor */
+            struct sq_layer_info info;
+            sq_plan_layer_info(plan, sq_plan_item_layer(plan, i), &info);
+            const struct sq_tensor *t = &m.tensors[sq_model_find(&m, info.name)];
+            ck_assert(t->data <= in && in + in_len <= t->data + t->nbytes);
+            if (in == t->data)
+                prev_end = t->data;
+            ck_assert_ptr_eq(in, prev_end);
+            prev_end = in + in_len;
+            for (size_t k = 0; k < total / sizeof(float); k++)
+                data[k] = NAN;
+            memcpy((uint8_t *)data + (in - (const uint8_t *)data),
+                   (const uint8_t *)pristine + (in - (const uint8_t *)data), in_len);
+            ck_assert_msg(sq_plan_run(plan, i, &err) == SQ_OK, "item %zu: %s", i, err.message);
+        }
+        memcpy(data, pristine, total);
+        uint8_t *out;
+        OK(sq_plan_write(plan, SQ_FORMAT_SAFETENSORS, SIZE_MAX, &out, &len, &err));
+        ck_assert_uint_eq(len, ref_len);
+        ck_assert_mem_eq(out, ref, len);
+        free(out);
+        free(ref);
+        sq_plan_free(plan);
+    }
+    sq_options_free(&o);
+    free(pristine);
+    sq_model_free(&m);
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("plan");
@@ -543,6 +620,7 @@ int main(void)
     tcase_add_test(tc, test_safetensors_output);
     tcase_add_test(tc, test_npy_and_json_output);
     tcase_add_test(tc, test_streaming);
+    tcase_add_test(tc, test_item_input);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
