@@ -66,6 +66,7 @@ struct sqd_ctx {
     size_t waiting;
     size_t running;
     struct sqd_job *active;          /* running jobs */
+    size_t fed_idle;                 /* of them, fed jobs waiting for their body: no slot */
     bool jobs_draining;              /* sqd_jobs_drain was called */
     uint64_t jobs_deadline;          /* then: cancel what is left at this time */
     void (*jobs_drained)(void *arg); /* and report an empty queue here */

@@ -95,6 +95,7 @@ void sqd_job_free(struct sqd_job *job)
     sqd_stream_free(&job->stream);
     if (job->out_fd >= 0)
         close(job->out_fd);
+    sqd_feed_unref(job->feed);
     free(job->dir);
     free(job);
 }
@@ -132,6 +133,23 @@ static double ms_between(uint64_t a, uint64_t b)
 }
 
 static void schedule(struct sqd_ctx *ctx);
+static void poke_fed(struct sqd_ctx *ctx);
+
+/*
+ * A fed job that waits for bytes with nothing in flight gives its slot of
+ * max-active-jobs back, so that slow uploads never keep other jobs from
+ * starting; it takes a slot again when its bytes are there and one is free.
+ */
+static void feed_idle_set(struct sqd_job *job, bool idle)
+{
+    if (job->feed_idle == idle)
+        return;
+    job->feed_idle = idle;
+    if (idle)
+        job->ctx->fed_idle++;
+    else
+        job->ctx->fed_idle--;
+}
 static void start_write(struct sqd_job *job);
 
 /* Remove `job` from the active list. */
@@ -331,7 +349,8 @@ static void finish(struct sqd_job *job)
         uv_mutex_unlock(&ctx->reg.lock);
         if (remove_dir)
             sqd_spool_remove(job->dir);
-    } else {
+    } else if (!job->feed || sqd_feed_state(job->feed) != SQD_FEED_GONE) {
+        /* (GONE: the request was answered or closed while its body arrived; nothing to send) */
         struct sqd_request *req = job->req;
         if (st == SQD_DONE && job->out_fd >= 0) {
             req->ans_status = 200;
@@ -358,7 +377,8 @@ static void finish(struct sqd_job *job)
         snprintf(req->ans_timing, sizeof(req->ans_timing),
                  "upload;dur=%.3f, queue;dur=%.3f, parse;dur=%.3f, quantize;dur=%.3f, "
                  "write;dur=%.3f",
-                 ms_between(job->t.received, job->t.admitted),
+                 /* a fed job: the body's end; its queue, parse and quantize overlap the upload */
+                 ms_between(job->t.received, job->feed ? job->feed->t_end : job->t.admitted),
                  ms_between(job->t.admitted, job->t.started),
                  ms_between(job->t.started, job->t.parsed),
                  ms_between(job->t.parsed, job->t.quantized),
@@ -373,6 +393,7 @@ static void finish(struct sqd_job *job)
         atomic_fetch_sub(&ctx->running_gauge, 1);
     }
     sqd_jobs_release(ctx);
+    feed_idle_set(job, false);
     if (job->plan || job->body.len) {
         /* Unmapping and dropping a large input takes milliseconds: do it on
          * the pool, after the answer is on its way. */
@@ -381,6 +402,7 @@ static void finish(struct sqd_job *job)
         sqd_job_free(job);
     }
     schedule(ctx);
+    poke_fed(ctx); /* a slot is free: a fed job whose bytes are in may go on */
 }
 
 static void write_done(uv_work_t *w, int status)
@@ -403,10 +425,42 @@ static void count_quantized(struct sqd_job *job)
                           job->nlayers, weights);
 }
 
+/* Loop thread: what the end of a fed job's body says (false: it has not ended yet). */
+static bool feed_ended(struct sqd_job *job)
+{
+    int st = sqd_feed_state(job->feed);
+    if (st == SQD_FEED_OPEN || st == SQD_FEED_ENDING)
+        return false;
+    if (st != SQD_FEED_GONE && job->client_fd < 0)
+        job->client_fd = job->feed->client_fd; /* suspended now: polled for a disconnect */
+    return true;
+}
+
 static void start_write(struct sqd_job *job)
 {
     if (job->t.quantized == 0)
         job->t.quantized = sqd_now_ns();
+    job->feeding = false;
+    feed_idle_set(job, false);
+    if (job->feed) {
+        /* The answer waits for the end of the body; a body of another length than its header
+         * says is answered as if it had been parsed whole: with the parser's error. */
+        /* At shutdown, a job whose body goes on lets go of its request (answered 503 by the
+         * MHD thread at the end of the body), so that the drain does not wait for the body. */
+        if (!feed_ended(job) &&
+            !(atomic_load(&job->cancel) == SQD_CANCEL_SHUTDOWN && sqd_feed_release(job->feed))) {
+            job->feed_parked = true;
+            return;
+        }
+        job->feed_parked = false;
+        int cancel = SQD_CANCEL_NONE;
+        if (sqd_feed_state(job->feed) == SQD_FEED_GONE) /* its request is answered or gone */
+            atomic_compare_exchange_strong(&job->cancel, &cancel, SQD_CANCEL_CLIENT);
+        if (sqd_feed_state(job->feed) == SQD_FEED_SHORT) {
+            job->status = job->feed->err.status;
+            job->err = job->feed->err;
+        }
+    }
     if (job->status == SQ_OK && atomic_load(&job->cancel) == SQD_CANCEL_NONE)
         count_quantized(job);
     job->work.data = job;
@@ -510,15 +564,44 @@ static void stream_done(uv_work_t *w, int status)
     feed_items(job);
 }
 
+/* A fed job whose body ended short, or whose request is gone: no more work. */
+static bool feed_failed(struct sqd_job *job)
+{
+    int st = job->feed ? sqd_feed_state(job->feed) : SQD_FEED_OPEN;
+    return st == SQD_FEED_SHORT || st == SQD_FEED_GONE;
+}
+
+/* Writing layer l also writes the pass-through tensors before it: all from the input. */
+static bool feed_tensors_ready(struct sqd_job *job, size_t l)
+{
+    if (!job->feed)
+        return true;
+    struct sq_layer_info info;
+    sq_plan_layer_info(job->plan, l, &info);
+    ptrdiff_t ti = sq_model_find(&job->model, info.name);
+    return sqd_feed_has_tensors(job->feed, &job->model, ti < 0 ? SIZE_MAX : (size_t)ti);
+}
+
+/* An item runs once the input bytes it reads are in the spool file. */
+static bool feed_item_ready(struct sqd_job *job, size_t item)
+{
+    if (!job->feed)
+        return true;
+    const uint8_t *data;
+    size_t len;
+    sq_plan_item_input(job->plan, item, &data, &len);
+    return sqd_feed_has(job->feed, data, len);
+}
+
 /* Loop thread: hand the finished layers at the front of the window to a stream task. */
 static void stream_maybe_write(struct sqd_job *job)
 {
     struct sqd_stream *s = &job->stream;
     if (!s->active || s->writing || job->status != SQ_OK ||
-        atomic_load(&job->cancel) != SQD_CANCEL_NONE)
+        atomic_load(&job->cancel) != SQD_CANCEL_NONE || feed_failed(job))
         return;
     size_t to = s->next_write;
-    while (to < s->next_begin && job->layer_left[to] == 0)
+    while (to < s->next_begin && job->layer_left[to] == 0 && feed_tensors_ready(job, to))
         to++;
     if (to == s->next_write)
         return;
@@ -558,8 +641,16 @@ static void feed_items(struct sqd_job *job)
 {
     struct sqd_ctx *ctx = job->ctx;
     size_t window = 2 * (size_t)ctx->pool_size;
-    bool stop = job->status != SQ_OK || atomic_load(&job->cancel) != SQD_CANCEL_NONE;
+    bool stop =
+        job->status != SQ_OK || atomic_load(&job->cancel) != SQD_CANCEL_NONE || feed_failed(job);
     while (!stop && job->items_running < window && job->next_item < job->nitems) {
+        if (!feed_item_ready(job, job->next_item))
+            break; /* its input has not arrived yet: the body's progress wakes the loop */
+        if (job->feed_idle) {
+            if (ctx->running - ctx->fed_idle >= ctx->max_active)
+                break; /* no slot: the end of another job wakes it */
+            feed_idle_set(job, false);
+        }
         if (job->stream.active && !stream_begin(job, job->next_item))
             break; /* the layers in flight are at their bound (or the begin failed) */
         struct sqd_item *it = &job->items[job->next_item];
@@ -570,6 +661,11 @@ static void feed_items(struct sqd_job *job)
         uv_queue_work(ctx->loop, &it->work, item_work, item_done);
     }
     stop = stop || job->status != SQ_OK;
+    if (job->feed && !stop && job->items_running == 0 && !job->stream.writing &&
+        job->next_item < job->nitems && !job->feed_idle) {
+        feed_idle_set(job, true);
+        schedule(ctx); /* its slot is free while it waits */
+    }
     if (job->items_running == 0 && !job->stream.writing &&
         (stop || (job->next_item == job->nitems &&
                   (!job->stream.active || job->stream.next_write == job->nlayers))))
@@ -618,6 +714,8 @@ static void parse_work(uv_work_t *w)
     else if (st == SQ_OK && stream)
         st = sqd_stream_open(&job->stream, ctx->tmp_dir, job->plan, &job->model,
                              job->body.fd >= 0 ? data : NULL, len, &job->err);
+    if (st == SQ_OK && job->stream.active && !job->async)
+        job->stream.input_fd = job->body.fd; /* an unnamed file nothing reads again */
     job->out_format =
         st == SQ_OK ? sq_plan_output_format(job->plan, job->opt.output) : job->opt.output;
     job->status = st;
@@ -628,7 +726,7 @@ static void parse_work(uv_work_t *w)
      * throughput depends on it; a larger job is cut into items that share
      * the pool with other jobs and report progress.
      */
-    if (st == SQ_OK && sq_plan_item_count(job->plan) == 1) {
+    if (st == SQ_OK && sq_plan_item_count(job->plan) == 1 && !job->feed) {
         job->nitems = 1;
         job->nlayers = sq_plan_layer_count(job->plan);
         job->status = run_item(job, 0, &job->err);
@@ -680,7 +778,30 @@ static void parse_done(uv_work_t *w, int status)
         fill_record(job->rec, job, false);
         uv_mutex_unlock(&ctx->reg.lock);
     }
+    if (job->feed)
+        job->feed->base = job->body.map;
+    job->feeding = true;
     feed_items(job);
+}
+
+/* Loop thread: the bodies of fed jobs moved on (or ended): run what their bytes allow. */
+static void poke_fed(struct sqd_ctx *ctx)
+{
+    for (struct sqd_job *j = ctx->active; j; j = j->next) {
+        if (!j->feed)
+            continue;
+        if (j->feed_parked) {
+            int st = sqd_feed_state(j->feed);
+            if ((st != SQD_FEED_OPEN && st != SQD_FEED_ENDING) ||
+                atomic_load(&j->cancel) == SQD_CANCEL_SHUTDOWN)
+                start_write(j);
+        } else if (j->feeding) {
+            if (j->client_fd < 0)
+                feed_ended(j);
+            stream_maybe_write(j);
+            feed_items(j);
+        }
+    }
 }
 
 /* ------------------------------------------------------------ scheduling */
@@ -706,7 +827,7 @@ static void start(struct sqd_ctx *ctx, struct sqd_job *job)
 
 static void schedule(struct sqd_ctx *ctx)
 {
-    while (ctx->wait_head && ctx->running < ctx->max_active) {
+    while (ctx->wait_head && ctx->running - ctx->fed_idle < ctx->max_active) {
         struct sqd_job *job = ctx->wait_head;
         ctx->wait_head = job->next;
         if (!ctx->wait_head)
@@ -801,6 +922,7 @@ static void on_inbox(uv_async_t *h)
         ctx->waiting++;
     }
     schedule(ctx);
+    poke_fed(ctx);
 }
 
 /* ------------------------------------------------------------ disconnects, drain */
@@ -848,6 +970,7 @@ static void cancel_all(struct sqd_ctx *ctx)
     ctx->max_active = (unsigned)-1;
     schedule(ctx);
     ctx->max_active = (unsigned)saved;
+    poke_fed(ctx); /* fed jobs waiting for their body let go of it */
 }
 
 void sqd_jobs_tick(struct sqd_ctx *ctx, uint64_t now)

@@ -75,8 +75,12 @@ struct sqd_job {
     struct sqd_timings t;
     uv_work_t work;
     bool running;
-    bool inline_done; /* a one-item job ran and was written within its parse task */
-    bool committing;  /* async, new: on the pool being made durable; its request waits for 202 */
+    bool inline_done;      /* a one-item job ran and was written within its parse task */
+    struct sqd_feed *feed; /* a sync job started while its body arrives (shared, refcounted) */
+    bool feeding;          /* loop: between parse_done and start_write (items are fed) */
+    bool feed_parked;      /* loop: all work done, waiting for the end of the body */
+    bool feed_idle;        /* loop: waiting for bytes with nothing in flight (holds no slot) */
+    bool committing; /* async, new: on the pool being made durable; its request waits for 202 */
 };
 
 enum { SQD_CANCEL_NONE = 0, SQD_CANCEL_USER, SQD_CANCEL_CLIENT, SQD_CANCEL_SHUTDOWN };

@@ -83,7 +83,9 @@ struct sqd_request {
     size_t options_len;
     enum sq_status upload_status; /* first failure while receiving */
     struct sq_error upload_err;
-    char *job_dir; /* async: the job's spool directory (owned) */
+    char *job_dir;         /* async: the job's spool directory (owned) */
+    struct sqd_feed *feed; /* sync safetensors: the job that runs while the body arrives */
+    bool feed_decided;     /* whether the body can feed a job early has been decided */
 
     /* the answer of a sync job, filled by the loop thread before resume */
     unsigned ans_status;

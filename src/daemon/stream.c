@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "stream.h"
 #include "util.h"
 
@@ -66,6 +67,30 @@ void sqd_stream_init(struct sqd_stream *s)
 {
     memset(s, 0, sizeof(*s));
     s->fd = -1;
+    s->input_fd = -1;
+}
+
+/*
+ * The input bytes [p, p + len) have been written to the result and are
+ * never read again: drop their pages from the mapping and, for a sync job,
+ * punch them out of the spooled body. Its dirty pages are then discarded
+ * instead of written back, so a large upload does not wait for the disk
+ * (the kernel throttles writers past its dirty limits). Whole pages only:
+ * punching zeroes the partial blocks at the edges, which belong to the
+ * neighbouring tensors.
+ */
+static void drop_input(const struct sqd_stream *s, const void *p, size_t len)
+{
+    sqi_drop_pages(s->input, s->input_len, p, len);
+    const uint8_t *b = p;
+    if (s->input_fd < 0 || !s->input || b < s->input || b >= s->input + s->input_len ||
+        len > s->input_len - (size_t)(b - s->input))
+        return;
+    uint64_t lo = ((uint64_t)(b - s->input) + 4095) & ~(uint64_t)4095;
+    uint64_t hi = ((uint64_t)(b - s->input) + len) & ~(uint64_t)4095;
+    if (hi > lo)
+        fallocate(s->input_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)lo,
+                  (off_t)(hi - lo)); /* an optimisation: where it is not supported, nothing */
 }
 
 void sqd_stream_free(struct sqd_stream *s)
@@ -97,7 +122,7 @@ static enum sq_status sink(void *ctx, const void *data, size_t len, struct sq_er
     if (!sqi_write_full(s->fd, data, len, (int64_t)(s->base + s->data_len)))
         return io_fail(err, "write");
     s->data_len += len;
-    sqi_drop_pages(s->input, s->input_len, data, len);
+    drop_input(s, data, len);
     return SQ_OK;
 }
 
@@ -113,8 +138,7 @@ enum sq_status sqd_stream_layers(struct sqd_stream *s, struct sq_plan *plan,
         sq_plan_layer_info(plan, l, &info);
         ptrdiff_t ti = sq_model_find(model, info.name);
         if (ti >= 0)
-            sqi_drop_pages(s->input, s->input_len, model->tensors[ti].data,
-                           model->tensors[ti].nbytes);
+            drop_input(s, model->tensors[ti].data, model->tensors[ti].nbytes);
     }
     return SQ_OK;
 }
@@ -253,4 +277,119 @@ enum sq_status sqd_stream_save(struct sqd_stream *s, const char *dir, struct sq_
     if (dfd >= 0)
         close(dfd);
     return st;
+}
+
+/* ------------------------------------------------------------ bodies that feed their job */
+
+struct sqd_feed *sqd_feed_new(uv_async_t *wake, uint64_t expected)
+{
+    struct sqd_feed *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->wake = wake;
+    atomic_init(&f->received, 0);
+    atomic_init(&f->want, UINT64_MAX);
+    atomic_init(&f->state, SQD_FEED_OPEN);
+    atomic_init(&f->refs, 1);
+    f->expected = expected;
+    sq_error_init(&f->err);
+    f->client_fd = -1;
+    return f;
+}
+
+void sqd_feed_unref(struct sqd_feed *f)
+{
+    if (!f || atomic_fetch_sub(&f->refs, 1) != 1)
+        return;
+    free(f->prefix_end);
+    free(f);
+}
+
+/* Wake the loop thread: its inbox handler looks at the jobs that wait for their body. */
+static void feed_wake(struct sqd_feed *f)
+{
+    uv_async_send(f->wake);
+}
+
+void sqd_feed_progress(struct sqd_feed *f, uint64_t received)
+{
+    atomic_store(&f->received, received);
+    uint64_t want = atomic_load(&f->want);
+    if (received >= want && atomic_compare_exchange_strong(&f->want, &want, UINT64_MAX))
+        feed_wake(f);
+}
+
+bool sqd_feed_claim(struct sqd_feed *f)
+{
+    int open = SQD_FEED_OPEN;
+    return atomic_compare_exchange_strong(&f->state, &open, SQD_FEED_ENDING);
+}
+
+bool sqd_feed_release(struct sqd_feed *f)
+{
+    int open = SQD_FEED_OPEN;
+    return atomic_compare_exchange_strong(&f->state, &open, SQD_FEED_GONE);
+}
+
+void sqd_feed_end(struct sqd_feed *f, int state, const struct sq_error *err, int client_fd)
+{
+    if (err)
+        f->err = *err;
+    f->t_end = sqd_now_ns();
+    f->client_fd = client_fd;
+    atomic_store(&f->state, state);
+    feed_wake(f);
+}
+
+int sqd_feed_state(struct sqd_feed *f)
+{
+    return atomic_load(&f->state);
+}
+
+/* Whether `end` bytes have arrived; if not, lower the wake-up mark to it and look again. */
+static bool feed_has_end(struct sqd_feed *f, uint64_t end)
+{
+    if (end <= atomic_load(&f->received))
+        return true;
+    if (atomic_load(&f->state) != SQD_FEED_OPEN)
+        return false; /* ended (short, or gone): these bytes never come */
+    uint64_t want = atomic_load(&f->want);
+    while (end < want && !atomic_compare_exchange_weak(&f->want, &want, end))
+        ;
+    /* The MHD thread stores received, then reads want: one of the two sides sees the other. */
+    return end <= atomic_load(&f->received);
+}
+
+bool sqd_feed_has(struct sqd_feed *f, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    if (!f->base || b < f->base || (uint64_t)(b - f->base) > f->expected ||
+        len > f->expected - (uint64_t)(b - f->base))
+        return feed_has_end(f, f->expected); /* not in the mapping: wait for the whole body */
+    return feed_has_end(f, (uint64_t)(b - f->base) + len);
+}
+
+bool sqd_feed_has_tensors(struct sqd_feed *f, const struct sq_model *model, size_t tensor)
+{
+    if (!f->prefix_end && model->count) {
+        /* The data can come in any order: the end of what tensors 0 .. i need, for each i. */
+        f->prefix_end = calloc(model->count, sizeof(*f->prefix_end));
+        if (!f->prefix_end)
+            return feed_has_end(f, f->expected);
+        f->ntensors = model->count;
+        uint64_t end = 0;
+        for (size_t i = 0; i < model->count; i++) {
+            const struct sq_tensor *t = &model->tensors[i];
+            const uint8_t *d = t->data;
+            uint64_t e = f->expected;
+            if (f->base && d >= f->base && (uint64_t)(d - f->base) <= f->expected &&
+                t->nbytes <= f->expected - (uint64_t)(d - f->base))
+                e = (uint64_t)(d - f->base) + t->nbytes;
+            end = e > end ? e : end;
+            f->prefix_end[i] = end;
+        }
+    }
+    if (tensor >= f->ntensors)
+        return feed_has_end(f, f->expected);
+    return feed_has_end(f, f->prefix_end[tensor]);
 }

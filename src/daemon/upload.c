@@ -8,6 +8,7 @@
  * part is the body and whose "options" part is a JSON object of parameters.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,9 @@
 #include "respond.h"
 #include "spec.h"
 #include "spool.h"
+#include "stream.h"
 #include "upload.h"
+#include "util.h"
 
 #define SQD_OPTIONS_MAX (64 * 1024) /* the multipart options part */
 #define SQD_FIELD_MAX 4096          /* any other small form field */
@@ -37,6 +40,13 @@
  * connection is closed (logged as 413).
  */
 #define SQD_DISCARD_MAX (64ull * 1024 * 1024)
+/*
+ * The largest safetensors header read on the MHD thread to start a job
+ * while the body arrives (a model of 10,000 tensors has about 1.5 MB): a
+ * larger one waits for the end of the body and is parsed on the pool, so
+ * that no client can keep the HTTP thread parsing JSON for long.
+ */
+#define SQD_FEED_HEADER_MAX (4ull * 1024 * 1024)
 
 /* Remember the first failure while receiving; it is answered at the end. */
 static void upload_fail(struct sqd_request *req, enum sq_status st, const char *msg)
@@ -319,6 +329,167 @@ bool sqd_upload_begin(struct sqd_request *req)
     return true;
 }
 
+/* ------------------------------------------------------------ a body that feeds its job */
+
+/*
+ * A sync safetensors upload starts its job as soon as its header is in the
+ * spool file: the job parses the header as if the body had the length the
+ * header implies (8 + header + the end of the last tensor's data_offsets),
+ * and runs each work item once the bytes it reads have arrived. Only a body
+ * that is spooled (past memory-body-limit), announced with that exact
+ * Content-Length (or chunked), answered in the default safetensors layout
+ * and not packed takes this path; anything else is parsed at its end as
+ * before. 1: *expected is known; 0: more bytes are needed; -1: not this path.
+ */
+static int feed_expected(struct sqd_request *req, uint64_t *expected)
+{
+    const struct sqd_body *b = &req->body;
+    if (b->fd < 0)
+        return 0; /* still in memory: it may yet spill */
+    if (b->len < 8)
+        return 0;
+    uint8_t h8[8];
+    if (pread(b->fd, h8, 8, 0) != 8)
+        return -1;
+    uint64_t hlen = sqi_le64(h8);
+    if (hlen < 2 || hlen > req->ctx->cfg.max_header_bytes || hlen > b->limit ||
+        hlen > SQD_FEED_HEADER_MAX)
+        return -1; /* the parser says why, at the end; a huge header is parsed on the pool */
+    if (b->len < 8 + hlen)
+        return 0;
+    char *text = malloc((size_t)hlen);
+    if (!text || pread(b->fd, text, (size_t)hlen, 8) != (ssize_t)hlen) {
+        free(text);
+        return -1;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(text, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    uint64_t end = 0;
+    bool ok = json_is_object(root);
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v)
+    {
+        if (!ok || strcmp(k, "__metadata__") == 0)
+            continue;
+        json_t *off = json_object_get(v, "data_offsets");
+        json_t *e = json_array_get(off, 1);
+        if (json_array_size(off) != 2 || !json_is_integer(e) || json_integer_value(e) < 0) {
+            ok = false; /* malformed: the parser gives the precise error at the end */
+            continue;
+        }
+        if ((uint64_t)json_integer_value(e) > end)
+            end = (uint64_t)json_integer_value(e);
+    }
+    json_decref(root);
+    if (!ok || end > b->limit)
+        return -1;
+    *expected = 8 + hlen + end;
+    return 1;
+}
+
+/* Start the job of a sync safetensors upload whose header has arrived, if it can be. */
+static void feed_try(struct sqd_request *req)
+{
+    struct sqd_ctx *ctx = req->ctx;
+    uint64_t expected = 0, clen;
+    int r = req->route->handler == sqd_h_quantize && !req->pp &&
+                    req->spec.input == SQ_FORMAT_SAFETENSORS
+                ? feed_expected(req, &expected)
+                : -1;
+    if (r == 0)
+        return;
+    req->feed_decided = true;
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
+    if (r < 0 || (cl && (!parse_content_length(cl, &clen) || clen != expected)) ||
+        expected > req->body.limit || expected <= req->body.len)
+        return;
+    /* The checks sqd_upload_end makes, made now: a bad option is answered at the end as before. */
+    struct sq_options opt;
+    struct sq_error err;
+    sq_options_init(&opt);
+    sq_error_init(&err);
+    bool ok = sqd_spec_options(&req->spec, &opt, &err) == SQ_OK && opt.packing == SQ_PACKING_NONE &&
+              (opt.output == SQ_FORMAT_SAFETENSORS || opt.output == SQ_FORMAT_AUTO);
+    sq_options_free(&opt);
+    enum sq_format f = SQ_FORMAT_AUTO;
+    if (!ok || (!req->spec.have_format &&
+                (!sqd_accept_format(
+                     MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept"), &f) ||
+                 (f != SQ_FORMAT_AUTO && f != SQ_FORMAT_SAFETENSORS))))
+        return;
+    int fd = fcntl(req->body.fd, F_DUPFD_CLOEXEC, 0);
+    struct sqd_feed *feed = fd >= 0 ? sqd_feed_new(&ctx->inbox_async, expected) : NULL;
+    struct sqd_job *job = feed ? sqd_job_new(ctx, false) : NULL;
+    if (!job || (f == SQ_FORMAT_SAFETENSORS &&
+                 sqd_spec_param(&req->spec, "format", sq_format_name(f), &err) != SQ_OK)) {
+        sqd_job_free(job);
+        sqd_feed_unref(feed);
+        if (fd >= 0)
+            close(fd);
+        return; /* parsed at the end instead */
+    }
+    job->spec = req->spec;
+    sqd_spec_init(&req->spec);
+    req->spec.input = SQ_FORMAT_SAFETENSORS;
+    sqd_body_init_file(&job->body, (size_t)expected, fd);
+    job->body.len = (size_t)expected; /* mapped whole; read only where it has arrived */
+    job->req = req;
+    job->t.received = req->t_start;
+    job->t.admitted = sqd_now_ns();
+    atomic_fetch_add(&feed->refs, 1);
+    job->feed = feed;
+    req->feed = feed;
+    sqd_feed_progress(feed, req->body.len);
+    req->admitted = false; /* the queue slot is the job's now */
+    sqd_jobs_submit(ctx, job);
+}
+
+/* The body of a fed job is complete (or failed): hand the answer to the job. */
+static void answer_upload_error(struct sqd_request *req);
+
+static void feed_finish(struct sqd_request *req)
+{
+    struct sqd_feed *f = req->feed;
+    req->t_body = sqd_now_ns();
+    if (req->upload_status != SQ_OK) {
+        if (sqd_feed_claim(f))
+            sqd_feed_end(f, SQD_FEED_GONE, NULL, -1);
+        answer_upload_error(req);
+        return;
+    }
+    if (!sqd_feed_claim(f)) { /* the job let go at shutdown */
+        sqd_respond_error(req, 503, "draining", "the daemon shut down before the job finished");
+        return;
+    }
+    struct sq_error err;
+    sq_error_init(&err);
+    int state = SQD_FEED_DONE;
+    if (req->body.len != f->expected) {
+        /* What parsing the body as it is says, as when it is parsed after its end. */
+        state = SQD_FEED_SHORT;
+        const uint8_t *data;
+        size_t len;
+        struct sq_model m;
+        sq_model_init(&m);
+        enum sq_status st = sqd_body_map(&req->body, &data, &len, &err);
+        if (st == SQ_OK)
+            st = sqd_spec_parse(&req->spec, &req->ctx->limits, data, len, &m, &err);
+        sq_model_free(&m);
+        if (st == SQ_OK) /* cannot happen: the header's tensors tile exactly `expected` bytes */
+            sqi_fail(&err, SQ_ERR_FORMAT,
+                     "the body has %zu bytes, its safetensors header describes %" PRIu64,
+                     req->body.len, f->expected);
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    req->phase = SQD_PH_WAIT;
+    /* Suspend before the loop thread can see the end, so that its resume finds it suspended. */
+    MHD_suspend_connection(req->conn);
+    sqd_feed_end(f, state, state == SQD_FEED_SHORT ? &err : NULL, ci ? ci->connect_fd : -1);
+}
+
 bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size)
 {
     struct sqd_ctx *ctx = req->ctx;
@@ -351,8 +522,15 @@ bool sqd_upload_data(struct sqd_request *req, const char *data, size_t size)
             upload_fail(req, SQ_ERR_FORMAT, "malformed multipart/form-data body");
         return true;
     }
-    if (sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK)
+    if (sqd_body_append(&req->body, data, size, &req->upload_err) != SQ_OK) {
         req->upload_status = req->upload_err.status;
+        if (req->feed && sqd_feed_claim(req->feed)) /* answered at the end: the job stops now */
+            sqd_feed_end(req->feed, SQD_FEED_GONE, NULL, -1);
+    } else if (req->feed) {
+        sqd_feed_progress(req->feed, req->body.len);
+    } else if (!req->feed_decided && !req->job_dir) {
+        feed_try(req);
+    }
     return true;
 }
 
@@ -369,6 +547,10 @@ static void answer_upload_error(struct sqd_request *req)
 
 void sqd_upload_end(struct sqd_request *req)
 {
+    if (req->feed) {
+        feed_finish(req);
+        return;
+    }
     if (req->pp) {
         struct pp_state *ps = req->pp_state;
         flush_field(req, &ps->field);
@@ -428,6 +610,13 @@ void sqd_upload_end(struct sqd_request *req)
 
 void sqd_upload_free(struct sqd_request *req)
 {
+    if (req->feed) {
+        /* Closed (or timed out) while the body arrived: its job is cancelled, its files go. */
+        if (sqd_feed_claim(req->feed))
+            sqd_feed_end(req->feed, SQD_FEED_GONE, NULL, -1);
+        sqd_feed_unref(req->feed);
+        req->feed = NULL;
+    }
     sqd_multipart_free(req->pp);
     req->pp = NULL;
     free(req->pp_state);
