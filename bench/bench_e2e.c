@@ -22,7 +22,16 @@
  *
  * usage: bench_e2e [--squantd PATH] [--squant PATH] [--runs N] [--clients N]
  *                  [--requests N] [--threads-max N] [--llm LIST|none]
- *                  [--llm-runs N] [--only llm] [--keep yes]
+ *                  [--llm-runs N] [--only llm] [--keep yes] [--squantd-base PATH]
+ * --squantd-base runs every large request also against a second daemon
+ * binary (a previous build), interleaved with the first, request by
+ * request: before and after in one run, on the same minutes of the machine.
+ *
+ * Client-side times beside the Server-Timing phases: "after the last byte"
+ * is from the end of sending the body to the answer's headers (what the
+ * server still had to do once it had the whole body: with the job started
+ * while the body arrives, its parse and quantize phases overlap the upload),
+ * "response" from the headers to the answer's last byte.
  * Loopback only; every process it starts, it stops.
  */
 #define _GNU_SOURCE
@@ -51,6 +60,7 @@
 
 static const char *squantd_path = "src/daemon/squantd";
 static const char *squant_path = "src/cli/squant";
+static const char *squantd_base; /* --squantd-base: a second daemon, run interleaved */
 static char tmpdir[256];
 static bool keep; /* --keep: leave the generated LLM-shaped model (for profiling) and stop */
 
@@ -238,12 +248,12 @@ static int run(char *const argv[])
 static pid_t daemon_pid;
 static int daemon_port;
 
-static void start_daemon(int threads)
+static void start_daemon_bin(const char *path, int threads, int idx)
 {
     char port_file[300], spool[300], th[16], log[300];
-    snprintf(port_file, sizeof(port_file), "%s/port", tmpdir);
-    snprintf(spool, sizeof(spool), "%s/spool", tmpdir);
-    snprintf(log, sizeof(log), "%s/daemon.log", tmpdir);
+    snprintf(port_file, sizeof(port_file), "%s/port%d", tmpdir, idx);
+    snprintf(spool, sizeof(spool), "%s/spool%d", tmpdir, idx);
+    snprintf(log, sizeof(log), "%s/daemon%d.log", tmpdir, idx);
     snprintf(th, sizeof(th), "%d", threads);
     unlink(port_file);
     daemon_pid = fork();
@@ -253,10 +263,10 @@ static void start_daemon(int threads)
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0)
             dup2(fd, 2);
-        execl(squantd_path, squantd_path, "--listen", "127.0.0.1:0", "--port-file", port_file,
-              "--spool-dir", spool, "--threads", th, "--access-log", "no", "--max-queued-jobs",
-              "4096", "--max-connections", "1024", "--max-body-size", "64G", "--max-response-size",
-              "64G", "--connection-timeout", "600", (char *)NULL);
+        execl(path, path, "--listen", "127.0.0.1:0", "--port-file", port_file, "--spool-dir", spool,
+              "--threads", th, "--access-log", "no", "--max-queued-jobs", "4096",
+              "--max-connections", "1024", "--max-body-size", "64G", "--max-response-size", "64G",
+              "--connection-timeout", "600", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 400; i++) {
@@ -274,19 +284,9 @@ static void start_daemon(int threads)
     exit(1);
 }
 
-static long vm_hwm_kib(pid_t pid)
+static void start_daemon(int threads)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
-            break;
-    }
-    if (f)
-        fclose(f);
-    return kib;
+    start_daemon_bin(squantd_path, threads, 0);
 }
 
 static void stop_daemon(void)
@@ -328,9 +328,10 @@ static bool send_all(int fd, const void *p, size_t n)
 
 struct answer {
     int status;
-    bool same;        /* with `expect`: the body equals it */
-    double timing[5]; /* upload queue parse quantize write, ms */
-    uint8_t *body;    /* when keep_body */
+    bool same;         /* with `expect`: the body equals it */
+    double timing[5];  /* upload queue parse quantize write, ms */
+    double sent, head; /* when the body was sent and the answer's headers were in (now()) */
+    uint8_t *body;     /* when keep_body */
     size_t len;
 };
 
@@ -355,6 +356,7 @@ static bool post_cmp(int fd, const char *path, const char *ctype, const void *bo
                      path, ctype, len);
     if (!send_all(fd, req, (size_t)n) || !send_all(fd, body, len))
         return false;
+    double sent = now();
     /* headers */
     static __thread char buf[1 << 16];
     size_t have = 0;
@@ -370,6 +372,8 @@ static bool post_cmp(int fd, const char *path, const char *ctype, const void *bo
         end = strstr(buf, "\r\n\r\n");
     }
     memset(a, 0, sizeof(*a));
+    a->sent = sent;
+    a->head = now();
     sscanf(buf, "HTTP/1.1 %d", &a->status);
     size_t clen = 0;
     for (char *line = strstr(buf, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2) {
@@ -563,6 +567,111 @@ static size_t write_llm(const char *path, int layers, bool bf16, size_t *weights
     return 8 + hl + off;
 }
 
+/* One daemon binary's side of the large-request runs (the build's, and --squantd-base's). */
+struct side {
+    const char *label, *path;
+    pid_t pid;
+    int port;
+    struct sampler s;
+    double *total, *ph[5], *wait, *resp;
+    bool identical;
+};
+
+static void side_start(struct side *d, const char *label, const char *path, int threads, int idx,
+                       int runs)
+{
+    memset(d, 0, sizeof(*d));
+    d->label = label;
+    d->path = path;
+    d->identical = true;
+    d->total = calloc((size_t)runs, sizeof(double));
+    d->wait = calloc((size_t)runs, sizeof(double));
+    d->resp = calloc((size_t)runs, sizeof(double));
+    for (int k = 0; k < 5; k++)
+        d->ph[k] = calloc((size_t)runs, sizeof(double));
+    start_daemon_bin(path, threads, idx);
+    d->pid = daemon_pid;
+    d->port = daemon_port;
+    d->s.pid = d->pid;
+    pthread_create(&d->s.thread, NULL, sample_loop, &d->s);
+}
+
+/* Run r: POST the model, compare the answer with the CLI's as it arrives. */
+static void side_post(struct side *d, int r, const void *body, size_t len, const uint8_t *expect,
+                      size_t expect_len)
+{
+    daemon_port = d->port;
+    int fd = connect_daemon();
+    struct answer a;
+    double t0 = now();
+    bool ok = post_cmp(fd, "/v1/quantize", "application/vnd.safetensors", body, len, false, expect,
+                       expect_len, &a);
+    double t1 = now();
+    close(fd);
+    if (!ok || a.status != 200) {
+        fprintf(stderr, "bench_e2e: large POST to %s failed (status %d)\n", d->path, a.status);
+        exit(1);
+    }
+    d->total[r] = t1 - t0;
+    d->identical &= a.same;
+    for (int k = 0; k < 5; k++)
+        d->ph[k][r] = a.timing[k] / 1e3;
+    d->wait[r] = a.head - a.sent;
+    d->resp[r] = t1 - a.head;
+}
+
+static void side_stop(struct side *d)
+{
+    d->s.stop = 1;
+    pthread_join(d->s.thread, NULL);
+    read_mem(d->pid, &d->s.m);
+    daemon_pid = d->pid;
+    stop_daemon();
+}
+
+static void side_print(struct side *d, int runs, double cli_med, bool mem)
+{
+    double med = median(d->total, runs);
+    printf("  %-7s median %.3f s over %d runs = %.2fx the CLI; answer %s the CLI's", d->label, med,
+           runs, med / cli_med, d->identical ? "byte-identical to" : "DIFFERENT from");
+    if (mem)
+        printf("; peak RssAnon %.1f MB, peak RssFile %.1f MB, VmHWM %.1f MB",
+               (double)d->s.m.anon / 1024, (double)d->s.m.file / 1024, (double)d->s.m.hwm / 1024);
+    printf("\n          ");
+    static const char *names[5] = {"upload", "queue", "parse", "quantize", "write"};
+    for (int k = 0; k < 5; k++)
+        printf(" %s %.1f ms,", names[k], median(d->ph[k], runs) * 1e3);
+    printf(" | after the last byte %.1f ms, response %.1f ms\n", median(d->wait, runs) * 1e3,
+           median(d->resp, runs) * 1e3);
+    free(d->total);
+    free(d->wait);
+    free(d->resp);
+    for (int k = 0; k < 5; k++)
+        free(d->ph[k]);
+}
+
+/* The large requests against this build's daemon and, interleaved, the base one. */
+static void sides_run(int runs, int threads, const void *body, size_t len, const uint8_t *expect,
+                      size_t expect_len, double cli_med, bool mem)
+{
+    struct side d[2];
+    int n = squantd_base ? 2 : 1;
+    side_start(&d[0], "daemon:", squantd_path, threads, 0, runs);
+    if (n > 1)
+        side_start(&d[1], "base:", squantd_base, threads, 1, runs);
+    for (int r = 0; r < runs; r++)
+        for (int i = 0; i < n; i++)
+            side_post(&d[(r + i) % n], r, body, len, expect,
+                      expect_len); /* alternate who is first */
+    for (int i = 0; i < n; i++)
+        side_stop(&d[i]);
+    double ratio = n > 1 ? median(d[0].total, runs) / median(d[1].total, runs) : 0;
+    for (int i = 0; i < n; i++)
+        side_print(&d[i], runs, cli_med, mem);
+    if (n > 1)
+        printf("  daemon / base: %.2fx\n", ratio);
+}
+
 /* One LLM-shaped model through the CLI and the daemon. */
 static void llm_case(int layers, bool bf16, int runs, int threads)
 {
@@ -598,46 +707,7 @@ static void llm_case(int layers, bool bf16, int runs, int threads)
     size_t mlen, clen;
     void *mbody = map_file(model, &mlen);
     void *cli_out = map_file(out, &clen);
-    start_daemon(threads);
-    struct sampler s = {.pid = daemon_pid};
-    pthread_create(&s.thread, NULL, sample_loop, &s);
-    double *total = calloc((size_t)runs, sizeof(double)), *ph[6];
-    for (int k = 0; k < 6; k++)
-        ph[k] = calloc((size_t)runs, sizeof(double));
-    bool identical = true;
-    for (int r = 0; r < runs; r++) {
-        int fd = connect_daemon();
-        struct answer a;
-        double t0 = now();
-        bool ok = post_cmp(fd, "/v1/quantize", "application/vnd.safetensors", mbody, mlen, false,
-                           cli_out, clen, &a);
-        total[r] = now() - t0;
-        close(fd);
-        if (!ok || a.status != 200) {
-            fprintf(stderr, "bench_e2e: large POST failed (status %d)\n", a.status);
-            exit(1);
-        }
-        identical &= a.same;
-        double server = 0;
-        for (int k = 0; k < 5; k++) {
-            ph[k][r] = a.timing[k] / 1e3;
-            server += ph[k][r];
-        }
-        ph[5][r] = total[r] - server;
-    }
-    s.stop = 1;
-    pthread_join(s.thread, NULL);
-    read_mem(daemon_pid, &s.m);
-    stop_daemon();
-    double http_med = median(total, runs);
-    printf("  daemon: median %.3f s over %d runs = %.2fx the CLI; answer %s the CLI's; peak "
-           "RssAnon %.1f MB, peak RssFile %.1f MB, VmHWM %.1f MB\n",
-           http_med, runs, http_med / cli_med, identical ? "byte-identical to" : "DIFFERENT from",
-           (double)s.m.anon / 1024, (double)s.m.file / 1024, (double)s.m.hwm / 1024);
-    static const char *names[6] = {"upload", "queue", "parse", "quantize", "write", "response"};
-    printf("         ");
-    for (int k = 0; k < 6; k++)
-        printf(" %s %.1f ms%s", names[k], median(ph[k], runs) * 1e3, k < 5 ? "," : "\n");
+    sides_run(runs, threads, mbody, mlen, cli_out, clen, cli_med, true);
     munmap(mbody, mlen);
     munmap(cli_out, clen);
     unlink(out);
@@ -648,9 +718,6 @@ static void llm_case(int layers, bool bf16, int runs, int threads)
     unlink(model);
     free(cli);
     free(cpu);
-    free(total);
-    for (int k = 0; k < 6; k++)
-        free(ph[k]);
 }
 
 /* ------------------------------------------------------------ small-request load */
@@ -710,6 +777,8 @@ int main(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--squantd"))
             squantd_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--squantd-base"))
+            squantd_base = argv[i + 1];
         else if (!strcmp(argv[i], "--squant"))
             squant_path = argv[i + 1];
         else if (!strcmp(argv[i], "--runs"))
@@ -792,43 +861,8 @@ int main(int argc, char **argv)
     size_t mlen, clen;
     void *mbody = map_file(model, &mlen);
     void *cli_out = map_file(out, &clen);
-    start_daemon(threads_max);
-    double *total = calloc((size_t)runs, sizeof(double)), *ph[6];
-    for (int k = 0; k < 6; k++)
-        ph[k] = calloc((size_t)runs, sizeof(double));
-    bool identical = true;
-    for (int r = 0; r < runs; r++) {
-        int fd = connect_daemon();
-        struct answer a;
-        double t0 = now();
-        bool ok = post(fd, "/v1/quantize", "application/vnd.safetensors", mbody, mlen, true, &a);
-        total[r] = now() - t0;
-        close(fd);
-        if (!ok || a.status != 200) {
-            fprintf(stderr, "bench_e2e: large POST failed (status %d)\n", a.status);
-            return 1;
-        }
-        identical &= a.len == clen && memcmp(a.body, cli_out, clen) == 0;
-        free(a.body);
-        double server = 0;
-        for (int k = 0; k < 5; k++) {
-            ph[k][r] = a.timing[k] / 1e3;
-            server += ph[k][r];
-        }
-        ph[5][r] = total[r] - server; /* the response transfer and client overhead */
-    }
-    long hwm = vm_hwm_kib(daemon_pid);
-    stop_daemon();
-    static const char *names[6] = {"upload", "queue", "parse", "quantize", "write", "response"};
-    double http_med = median(total, runs);
-    printf("POST /v1/quantize (%d threads): median %.3f s over %d runs; answer %s the CLI's\n",
-           threads_max, http_med, runs, identical ? "byte-identical to" : "DIFFERENT from");
-    for (int k = 0; k < 6; k++)
-        printf("  %-9s median %8.1f ms\n", names[k], median(ph[k], runs) * 1e3);
-    printf("HTTP over CLI: %.2fx (overhead %+.1f%%)\n", http_med / cli_med,
-           (http_med / cli_med - 1) * 100);
-    printf("daemon peak RSS (VmHWM): %.1f MB = %.2fx the model file\n", (double)hwm / 1024,
-           (double)hwm * 1024 / (double)model_bytes);
+    printf("POST /v1/quantize (%d threads), %d runs:\n", threads_max, runs);
+    sides_run(runs, threads_max, mbody, mlen, cli_out, clen, cli_med, true);
 
     /* 3. small requests, many clients */
     size_t slen;
