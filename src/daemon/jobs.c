@@ -450,6 +450,8 @@ static void start_write(struct sqd_job *job)
         if (!feed_ended(job) &&
             !(atomic_load(&job->cancel) == SQD_CANCEL_SHUTDOWN && sqd_feed_release(job->feed))) {
             job->feed_parked = true;
+            feed_idle_set(job, true); /* nothing in flight until the body ends: no slot */
+            schedule(job->ctx);
             return;
         }
         job->feed_parked = false;

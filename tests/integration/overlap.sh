@@ -34,8 +34,9 @@ for i in range(6):
             vals.append(((state >> 40) / (1 << 24) - 0.5) / 16)
         names.append((name, shape))
         blobs.append(struct.pack(f"<{n}f", *vals))
-for fname, order in (("model.st", range(len(blobs))), ("reversed.st", reversed(range(len(blobs))))):
-    offs, at = {}, 0
+for fname, order in (("model.st", range(len(blobs))), ("reversed.st", reversed(range(len(blobs)))),
+                     ("gap.st", range(len(blobs)))):
+    offs, at = {}, (4 if fname == "gap.st" else 0)  # gap.st: 4 bytes before the first tensor
     for k in order:
         offs[k] = (at, at + len(blobs[k]))
         at += len(blobs[k])
@@ -44,7 +45,7 @@ for fname, order in (("model.st", range(len(blobs))), ("reversed.st", reversed(r
     text = json.dumps(head).encode()
     text += b" " * (-len(text) % 8)
     with open(f"{d}/{fname}", "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
+        f.write(struct.pack("<Q", len(text)) + text + b"\0" * (4 if fname == "gap.st" else 0))
         for k in sorted(offs, key=lambda k: offs[k][0]):
             f.write(blobs[k])
 PY
@@ -187,6 +188,25 @@ touch "$T/go"
 wait $cpid || true
 check "the paused upload, resumed: 200" [ "$(cat "$T/status")" = 200 ]
 check "the paused upload, resumed: the CLI's bytes" cmp -s "$T/out" "$T/cli.st"
+# The same while the paused body's job has already failed (its header leaves a gap): the
+# failed job waits for the end of its body without a slot, and is answered with its error.
+http POST /v1/quantize -H 'Content-Type: application/vnd.safetensors' --data-binary @"$T/gap.st"
+expect_error 400 bad_format "a header with a gap, with Content-Length"
+cp "$T/body" "$T/gap.json"
+rm -f "$T/go" "$T/go.half"
+client "$T/gap.st" pause chunked >"$T/status" &
+cpid=$!
+i=0
+while [ ! -e "$T/go.half" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+STATUS=$(curl -sS --max-time 30 -o "$T/body" -w '%{http_code}' \
+    -H 'Content-Type: application/vnd.safetensors' --data-binary @"$MODEL" "$BASE/v1/quantize") ||
+    STATUS=000
+expect_status 200 "another model while a paused upload's failed job waits for its end"
+touch "$T/go"
+wait $cpid || true
+check "the paused body with a gap, resumed: 400" [ "$(cat "$T/status")" = 400 ]
+check "the paused body with a gap: the error it gets whole" cmp -s "$T/out" "$T/gap.json"
+check "that error names the gap" grep -q 'a gap of 4 bytes' "$T/gap.json"
 stop_daemon
 
 # SIGTERM while a body is paused: past drain-timeout the job lets go of its request,
