@@ -27,45 +27,69 @@ double sqi_fold8(const double *lanes)
     return s;
 }
 
-/* Max and lane bookkeeping of one kernel's residuals. */
-static inline void kernel_done(struct sq_report *rep, double kern, double rtn_kern, size_t j,
-                               double *chan, double *rtn_chan)
+/*
+ * The sums of eight kernels of ks elements (r[l * ks ...] for kernel l),
+ * each in its own order (t = 0, 1, ...) and in its own variable, so that
+ * the compiler keeps the eight chains in registers (an array spills).
+ */
+static inline __attribute__((always_inline)) void kernel_sums8(const double *r, size_t ks,
+                                                               double *out)
 {
-    rep->max_kernel_residual = sqi_dmax(rep->max_kernel_residual, fabs(kern));
-    rep->rtn_max_kernel_residual = sqi_dmax(rep->rtn_max_kernel_residual, fabs(rtn_kern));
-    chan[j & 7] += kern;
-    rtn_chan[j & 7] += rtn_kern;
+    double k0 = 0.0, k1 = 0.0, k2 = 0.0, k3 = 0.0, k4 = 0.0, k5 = 0.0, k6 = 0.0, k7 = 0.0;
+    for (size_t t = 0; t < ks; t++) {
+        k0 += r[t];
+        k1 += r[ks + t];
+        k2 += r[2 * ks + t];
+        k3 += r[3 * ks + t];
+        k4 += r[4 * ks + t];
+        k5 += r[5 * ks + t];
+        k6 += r[6 * ks + t];
+        k7 += r[7 * ks + t];
+    }
+    out[0] = k0;
+    out[1] = k1;
+    out[2] = k2;
+    out[3] = k3;
+    out[4] = k4;
+    out[5] = k5;
+    out[6] = k6;
+    out[7] = k7;
+}
+
+/* One side's kernel sums (max |.|) and channel sum (kernel j into lane j % 8). */
+static void residual_side(const double *res, size_t ks, size_t nk, double *kmax, double *cmax)
+{
+    double chan[8] = {0}, km = *kmax;
+    size_t j = 0;
+    for (; j + 8 <= nk; j += 8) {
+        double k[8];
+        if (ks == 9) /* 3x3: a constant trip count the compiler unrolls */
+            kernel_sums8(res + j * 9, 9, k);
+        else
+            kernel_sums8(res + j * ks, ks, k);
+        for (size_t l = 0; l < 8; l++) {
+            km = sqi_dmax(km, fabs(k[l]));
+            chan[l] += k[l];
+        }
+    }
+    for (; j < nk; j++) {
+        double kern = 0.0;
+        for (size_t t = 0; t < ks; t++)
+            kern += res[j * ks + t];
+        km = sqi_dmax(km, fabs(kern));
+        chan[j & 7] += kern;
+    }
+    *kmax = km;
+    *cmax = sqi_dmax(*cmax, fabs(sqi_fold8(chan)));
 }
 
 void sqi_report_residuals(const struct sqi_ctx *ctx, const double *res, const double *rtn_res,
                           struct sq_report *rep)
 {
-    size_t ks = ctx->ksize, nk = ctx->kernels, j = 0;
-    double chan[8] = {0}, rtn_chan[8] = {0};
-    /* Eight kernels at a time, each summed in its own order: eight independent chains. */
-    for (; j + 8 <= nk; j += 8) {
-        double kern[8] = {0}, rtn_kern[8] = {0};
-        for (size_t t = 0; t < ks; t++) {
-            _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++)
-            {
-                kern[l] += res[(j + l) * ks + t];
-                rtn_kern[l] += rtn_res[(j + l) * ks + t];
-            }
-        }
-        for (size_t l = 0; l < 8; l++)
-            kernel_done(rep, kern[l], rtn_kern[l], j + l, chan, rtn_chan);
-    }
-    for (; j < nk; j++) {
-        double kern = 0.0, rtn_kern = 0.0;
-        for (size_t t = 0; t < ks; t++) {
-            kern += res[j * ks + t];
-            rtn_kern += rtn_res[j * ks + t];
-        }
-        kernel_done(rep, kern, rtn_kern, j, chan, rtn_chan);
-    }
-    rep->max_channel_residual = sqi_dmax(rep->max_channel_residual, fabs(sqi_fold8(chan)));
-    rep->rtn_max_channel_residual =
-        sqi_dmax(rep->rtn_max_channel_residual, fabs(sqi_fold8(rtn_chan)));
+    residual_side(res, ctx->ksize, ctx->kernels, &rep->max_kernel_residual,
+                  &rep->max_channel_residual);
+    residual_side(rtn_res, ctx->ksize, ctx->kernels, &rep->rtn_max_kernel_residual,
+                  &rep->rtn_max_channel_residual);
 }
 
 /*

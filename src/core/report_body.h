@@ -38,6 +38,9 @@ static inline __attribute__((always_inline)) sqi_vd sqi_f2d(sqi_vf v)
 #define SQI_SELD(m, a, b) ((sqi_vd)(((m) & (sqi_vl)(a)) | (~(m) & (sqi_vl)(b))))
 #define SQI_ABSD(v) ((sqi_vd)((sqi_vl)(v) & (INT64_MAX + (sqi_vl){0})))
 #define SQI_MAXD(a, b) SQI_SELD((b) > (a), b, a)
+#ifndef SQI_BRANCHY
+#define SQI_BRANCHY(k1) (k1)
+#endif
 
 /* Per-lane state of one channel's pass, one per step j of a block (lanes j * DW ...). */
 struct sqi_rep_lanes {
@@ -96,7 +99,7 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
     sqi_vi ne = (qf != rq) & valid;
     sqi_vl vl = __builtin_convertvector(valid, sqi_vl);
     sqi_vd wd = sqi_f2d(wf), xd = sqi_f2d(x);
-    if (!sqi_vi_any(ne)) {
+    if (SQI_BRANCHY(k1) && !sqi_vi_any(ne)) {
         /*
          * No flip in these lanes: q = rq, so d = rd and r = rr bit for bit
          * (the same operations on the same values): computed once, added to
@@ -189,7 +192,7 @@ sqi_rep_fast8(const float *wp, const float *qp, const struct sqi_rep_consts *k, 
     rr[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
     rr[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
     __m256 ne = _mm256_cmp_ps(qf, rq, _CMP_NEQ_UQ);
-    if (_mm256_testz_ps(ne, ne)) {
+    if (SQI_BRANCHY(k1) && _mm256_testz_ps(ne, ne)) {
         /* no flip: q = rq, d = rd, q - x = rq - x */
         __m256d cmx = (__m256d)m_->cmx;
         for (int j = 0; j < 2; j++) {
