@@ -380,6 +380,99 @@ START_TEST(test_properties)
 }
 END_TEST
 
+/*
+ * Every report implementation against the definition (sqi_report_ref) on
+ * inputs no quantization gives: any codes of the range (flips in every
+ * lane), scales that put x far outside the code range (clamped round to
+ * nearest), zero points beyond 2^23 (no float dequantization), channel
+ * lengths of every remainder modulo 16, kernels of 1, 9 and other sizes.
+ * The fast paths of the SIMD reports take the exact-float shortcuts only
+ * where they give the definition's doubles; this fails if one does not.
+ */
+START_TEST(test_report_paths)
+{
+    rng = 0x4e90000u + (uint64_t)_i;
+    static const size_t ksizes[] = {1, 1, 9, 9, 2, 3, 4, 25};
+    sqi_report_fn impls[4] = {sqi_report_channels, NULL, NULL, NULL};
+    const char *names[4] = {"generic", "avx2", "avx512", NULL};
+#ifdef SQ_ARCH_X86_64
+    if (sqi_cpu_has_avx2())
+        impls[1] = sqi_report_avx2;
+    if (sqi_cpu_has_avx512())
+        impls[2] = sqi_report_avx512;
+#endif
+    for (int t = 0; t < 40; t++) {
+        struct sqi_ctx c;
+        memset(&c, 0, sizeof c);
+        c.bits = 2 + (unsigned)pick(7);
+        c.half = (float)(1u << (c.bits - 1));
+        c.t_min = -c.half;
+        c.t_max = c.half - 1.0f;
+        c.levels = (float)((1u << c.bits) - 1);
+        c.ksize = ksizes[pick(sizeof ksizes / sizeof *ksizes)];
+        c.kernels = 1 + pick(c.ksize == 1 ? 300 : 40);
+        c.len = c.kernels * c.ksize;
+        size_t n = 1 + pick(4), len = c.len;
+        float *w = malloc(n * len * sizeof(float)), scale[4], zp[4];
+        int8_t *q = malloc(n * len);
+        double *tmp = malloc(2 * len * sizeof(double));
+        fill(w, n, len, (enum dist)pick(D_COUNT));
+        for (size_t ch = 0; ch < n; ch++) {
+            float mn = w[ch * len], mx = mn;
+            for (size_t i = 0; i < len; i++) {
+                mn = fminf(mn, w[ch * len + i]);
+                mx = fmaxf(mx, w[ch * len + i]);
+            }
+            sqi_channel_params(&c, mn, mx, &scale[ch], &zp[ch]);
+            switch (pick(5)) {
+            case 0: /* x up to 4 times beyond the code range: clamped lanes */
+                scale[ch] *= (float)(1.0 + 3.0 * uniform());
+                break;
+            case 4: /* x beyond 2^24, where even rq - x is not an exact float */
+                scale[ch] *= ldexpf(1.0f, 20 + (int)pick(20));
+                break;
+            case 1: /* a zero point beyond 2^23 */
+                zp[ch] = (float)((pick(2) ? 1 : -1) * (double)(0x1p24 + (double)pick(1000)));
+                break;
+            default:
+                break;
+            }
+            int mode = (int)pick(3);
+            for (size_t i = 0; i < len; i++) {
+                float x = sqi_code_x(scale[ch], zp[ch], w[ch * len + i]);
+                int rq = sqi_clamp_code(&c, sqi_rne(x)), v = rq;
+                if (mode == 1 || (mode == 0 && pick(10) == 0)) /* flips of one */
+                    v = rq + (pick(2) ? 1 : -1);
+                else if (mode == 2) /* any code */
+                    v = (int)c.t_min + (int)pick((size_t)c.levels + 1);
+                v = v < (int)c.t_min ? (int)c.t_min : v > (int)c.t_max ? (int)c.t_max : v;
+                q[ch * len + i] = (int8_t)v;
+            }
+        }
+        struct sq_report ref;
+        sq_report_init(&ref);
+        sqi_report_ref(&c, n, w, q, scale, zp, tmp, &ref);
+        for (int m = 0; names[m]; m++) {
+            if (!impls[m])
+                continue;
+            struct sq_report got;
+            sq_report_init(&got);
+            impls[m](&c, n, w, q, scale, zp, tmp, &got);
+            EXPECT(memcmp(&got, &ref, sizeof got) == 0,
+                   "round %d case %d: %s report differs from ref (%zu channels of %zu x %zu, %u "
+                   "bits): sse %a/%a max %a/%a kernel %a/%a channel %a/%a flips %llu/%llu",
+                   _i, t, names[m], n, c.kernels, c.ksize, c.bits, got.sse, ref.sse, got.max_abs,
+                   ref.max_abs, got.max_kernel_residual, ref.max_kernel_residual,
+                   got.max_channel_residual, ref.max_channel_residual,
+                   (unsigned long long)got.flips, (unsigned long long)ref.flips);
+        }
+        free(w);
+        free(q);
+        free(tmp);
+    }
+}
+END_TEST
+
 /* Splitting a tensor into channel ranges gives the same codes and a report that merges. */
 START_TEST(test_ranges)
 {
@@ -714,6 +807,7 @@ int main(void)
     TCase *props = tcase_create("properties");
     tcase_set_timeout(props, 300);
     tcase_add_loop_test(props, test_properties, 0, PROPERTY_ROUNDS);
+    tcase_add_loop_test(props, test_report_paths, 0, 40);
     tcase_add_test(props, test_ranges);
     tcase_add_test(props, test_long_rows);
     suite_add_tcase(s, props);

@@ -257,127 +257,207 @@ static inline void store_codes(int8_t *q, vf v, size_t n)
 
 #include "simd.h"
 
+/* Per-channel state of the report: element i of a channel adds into lane i % 8. */
+struct rep512 {
+    __m512d acc, rtn_acc;    /* sums of squares */
+    __m512d mx, rtn_mx, cmx; /* max |d| of blocks with flips (q, RTN), without (both) */
+    __m512d chan, rtn_chan;  /* k1: the channel's residual lanes */
+    __m512d kmx, rtn_kmx;    /* k1: max |q - x|, |rq - x| computed in double */
+    vf kmx_f, rtn_kmx_f;     /* k1: max |rq - x| from exact floats, q's where it did not flip */
+    uint64_t flips;
+};
+
+/* The channel's constants. */
+struct rep512_k {
+    vf s, zp, lo, hi, step_f, z_f;
+    __m512d step, z;
+    bool float_deq;
+};
+
+/* Lanes 8h .. 8h + 7 of v in double. */
+static inline __m512d half_pd(vf v, int h)
+{
+    return _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v));
+}
+
 /*
- * The report (report.c) sixteen weights at a time: floats for the codes,
- * doubles (two halves of eight lanes) for the errors. Element i of a channel
- * adds into lane i % 8, as the scalar report does, so the bits agree.
+ * Sixteen elements (valid: the lanes that count; full: all of them, known
+ * at compile time): floats for the codes, doubles (two halves of eight
+ * lanes) for the errors.
  */
+static inline __attribute__((always_inline)) void
+rep512_block(const struct rep512_k *k, const float *wp, const int8_t *qp, __mmask16 valid,
+             bool full, bool k1, struct rep512 *st, double *res, double *rtn_res)
+{
+    vf wf = full ? _mm512_loadu_ps(wp) : _mm512_maskz_loadu_ps(valid, wp);
+    __m128i qb = full ? _mm_loadu_si128((const __m128i *)qp) : _mm_maskz_loadu_epi8(valid, qp);
+    vf qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(qb));
+    vf x = vf_sub(vf_mul(k->s, wf), k->zp);
+    vf r0 = vf_round(x), rq = vf_min(vf_max(r0, k->lo), k->hi);
+    __mmask16 ne = _mm512_mask_cmp_ps_mask(valid, qf, rq, _CMP_NEQ_OQ);
+    __mmask16 clamped = _mm512_mask_cmp_ps_mask(valid, r0, rq, _CMP_NEQ_OQ);
+    st->flips += (uint64_t)__builtin_popcount(ne);
+    __mmask8 hv[2] = {(__mmask8)valid, (__mmask8)(valid >> 8)};
+#define ADD(a, b, h) (full ? _mm512_add_pd(a, b) : _mm512_mask_add_pd(a, hv[h], a, b))
+#define MAX(a, b, h) (full ? _mm512_max_pd(a, b) : _mm512_mask_max_pd(a, hv[h], a, b))
+#define STORE(p, v, h) (full ? _mm512_storeu_pd(p, v) : _mm512_mask_storeu_pd(p, hv[h], v))
+    if (__builtin_expect(k->float_deq && !clamped, 1)) {
+        /*
+         * r = roundeven(x) unclamped: rq - x is exact in float (SQUANT-SPEC
+         * section 3), so converting it gives the double rq - x; with a flip,
+         * q - x = (q - rq) + (rq - x) as reals, both exact floats, so their
+         * double sum is the definition's (double)q - (double)x rounded once.
+         */
+        vf drf = vf_mul(vf_sub(rq, k->z_f), k->step_f), ef = vf_sub(rq, x);
+        __m512d wd[2], rd[2], rr[2];
+        for (int h = 0; h < 2; h++) {
+            wd[h] = half_pd(wf, h);
+            rd[h] = _mm512_sub_pd(half_pd(drf, h), wd[h]);
+            rr[h] = half_pd(ef, h);
+        }
+        vf ea = vf_abs(ef);
+        if (!ne) {
+            /* no flip: q = rq, so d = rd and q - x = rq - x: once, for both */
+            for (int h = 0; h < 2; h++) {
+                __m512d sq = _mm512_mul_pd(rd[h], rd[h]);
+                st->acc = ADD(st->acc, sq, h);
+                st->rtn_acc = ADD(st->rtn_acc, sq, h);
+                st->cmx = MAX(st->cmx, _mm512_abs_pd(rd[h]), h);
+                if (k1) {
+                    st->chan = ADD(st->chan, rr[h], h);
+                    st->rtn_chan = ADD(st->rtn_chan, rr[h], h);
+                } else {
+                    STORE(res + 8 * h, rr[h], h);
+                    STORE(rtn_res + 8 * h, rr[h], h);
+                }
+            }
+            if (k1) {
+                st->kmx_f = _mm512_mask_max_ps(st->kmx_f, valid, st->kmx_f, ea);
+                st->rtn_kmx_f = _mm512_mask_max_ps(st->rtn_kmx_f, valid, st->rtn_kmx_f, ea);
+            }
+            return;
+        }
+        vf dqf = vf_mul(vf_sub(qf, k->z_f), k->step_f), delta = vf_sub(qf, rq);
+        for (int h = 0; h < 2; h++) {
+            __m512d d = _mm512_sub_pd(half_pd(dqf, h), wd[h]);
+            __m512d r = _mm512_add_pd(half_pd(delta, h), rr[h]);
+            st->acc = ADD(st->acc, _mm512_mul_pd(d, d), h);
+            st->rtn_acc = ADD(st->rtn_acc, _mm512_mul_pd(rd[h], rd[h]), h);
+            st->mx = MAX(st->mx, _mm512_abs_pd(d), h);
+            st->rtn_mx = MAX(st->rtn_mx, _mm512_abs_pd(rd[h]), h);
+            if (k1) {
+                st->chan = ADD(st->chan, r, h);
+                st->rtn_chan = ADD(st->rtn_chan, rr[h], h);
+                st->kmx = MAX(st->kmx, _mm512_abs_pd(r), h);
+            } else {
+                STORE(res + 8 * h, r, h);
+                STORE(rtn_res + 8 * h, rr[h], h);
+            }
+        }
+        if (k1) {
+            st->kmx_f = _mm512_mask_max_ps(st->kmx_f, valid & (__mmask16)~ne, st->kmx_f, ea);
+            st->rtn_kmx_f = _mm512_mask_max_ps(st->rtn_kmx_f, valid, st->rtn_kmx_f, ea);
+        }
+        return;
+    }
+    /* The definition's operations in double: clamped codes, or a zero point beyond 2^23. */
+    vf dqf = vf_mul(vf_sub(qf, k->z_f), k->step_f), drf = vf_mul(vf_sub(rq, k->z_f), k->step_f);
+    for (int h = 0; h < 2; h++) {
+        __m512d wd = half_pd(wf, h), xd = half_pd(x, h), qd = half_pd(qf, h), rqd = half_pd(rq, h);
+        __m512d dq, dr;
+        if (k->float_deq) {
+            /*
+             * While |zero point| < 2^23, q - zero_point is an exact float and a
+             * float product of two floats is their exact product rounded once:
+             * the same bits as sqi_dequant's double arithmetic.
+             */
+            dq = half_pd(dqf, h);
+            dr = half_pd(drf, h);
+        } else {
+            dq = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, k->z), k->step)));
+            dr = _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, k->z), k->step)));
+        }
+        __m512d d = _mm512_sub_pd(dq, wd), rd = _mm512_sub_pd(dr, wd);
+        st->acc = _mm512_mask_add_pd(st->acc, hv[h], st->acc, _mm512_mul_pd(d, d));
+        st->rtn_acc = _mm512_mask_add_pd(st->rtn_acc, hv[h], st->rtn_acc, _mm512_mul_pd(rd, rd));
+        st->mx = _mm512_mask_max_pd(st->mx, hv[h], st->mx, _mm512_abs_pd(d));
+        st->rtn_mx = _mm512_mask_max_pd(st->rtn_mx, hv[h], st->rtn_mx, _mm512_abs_pd(rd));
+        __m512d r = _mm512_sub_pd(qd, xd), rr = _mm512_sub_pd(rqd, xd);
+        if (k1) {
+            st->chan = _mm512_mask_add_pd(st->chan, hv[h], st->chan, r);
+            st->rtn_chan = _mm512_mask_add_pd(st->rtn_chan, hv[h], st->rtn_chan, rr);
+            st->kmx = _mm512_mask_max_pd(st->kmx, hv[h], st->kmx, _mm512_abs_pd(r));
+            st->rtn_kmx = _mm512_mask_max_pd(st->rtn_kmx, hv[h], st->rtn_kmx, _mm512_abs_pd(rr));
+        } else {
+            _mm512_mask_storeu_pd(res + 8 * h, hv[h], r);
+            _mm512_mask_storeu_pd(rtn_res + 8 * h, hv[h], rr);
+        }
+    }
+#undef ADD
+#undef MAX
+#undef STORE
+}
+
+/* One channel; k1: kernels of one element, whose residuals need no second pass. */
+static inline __attribute__((always_inline)) void
+rep512_channel(const struct rep512_k *k, const float *cw, const int8_t *cq, size_t len, bool k1,
+               struct rep512 *st, double *res, double *rtn_res)
+{
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16)
+        rep512_block(k, cw + i, cq + i, 0xffff, true, k1, st, res + i, rtn_res + i);
+    if (i < len)
+        rep512_block(k, cw + i, cq + i, (__mmask16)vm_first(len - i), false, k1, st, res + i,
+                     rtn_res + i);
+}
+
+/* The report (report.c), sixteen weights at a time, with the same bits. */
 void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                        const float *scale, const float *zp, double *tmp, struct sq_report *rep)
 {
     size_t len = ctx->len;
     double *res = tmp, *rtn_res = tmp + len;
-    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    bool k1 = ctx->ksize == 1;
     for (size_t c = 0; c < n; c++) {
         const float *cw = w + c * len;
         const int8_t *cq = q + c * len;
-        vf vs = vf_set1(scale[c]), vz = vf_set1(zp[c]);
         float step_f = sqi_public_step(scale[c]), z_f = sqi_public_zero_point(zp[c]);
-        __m512d step = _mm512_set1_pd(step_f), z = _mm512_set1_pd(z_f);
-        /*
-         * While |zero point| < 2^23, q - zero_point is an exact float and a
-         * float product of two floats is their exact product rounded once:
-         * the same bits as sqi_dequant's double arithmetic, in 16 lanes.
-         */
-        bool float_deq = fabsf(z_f) < 0x1p23f;
-        vf vstep = vf_set1(step_f), vzf = vf_set1(z_f);
-        __m512d acc = _mm512_setzero_pd(), rtn_acc = acc, mx = acc, rtn_mx = acc;
-        /* With one element per kernel, the residuals need no second pass. */
-        bool k1 = ctx->ksize == 1;
-        __m512d chan = acc, rtn_chan = acc, kmx = acc, rtn_kmx = acc;
-        __m512d cmx = acc, ckmx = acc; /* maxima of flip-free chunks, for both sides */
-        uint64_t flips = 0;
-        for (size_t i = 0; i < len; i += 16) {
-            size_t m = len - i < 16 ? len - i : 16;
-            __mmask16 valid = vm_first(m);
-            vf wf = _mm512_maskz_loadu_ps(valid, cw + i);
-            vf x = vf_sub(vf_mul(vs, wf), vz);
-            vf rq = vf_min(vf_max(vf_round(x), lo), hi);
-            vf qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(valid, cq + i)));
-            __mmask16 ne = _mm512_mask_cmp_ps_mask(valid, qf, rq, _CMP_NEQ_OQ);
-            flips += (uint64_t)__builtin_popcount(ne);
-            if (!ne && float_deq) {
-                /* No flip: q = rq, so d = rd and q - x = rq - x bit for bit: once, for both. */
-                vf drf = vf_mul(vf_sub(rq, vzf), vstep);
-                for (int h = 0; h < 2; h++) {
-                    __mmask8 hv = (__mmask8)(valid >> (8 * h));
-                    if (!hv)
-                        break;
-#define HALF(v) _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v))
-                    __m512d wd = HALF(wf), xd = HALF(x), rqd = HALF(rq), dr = HALF(drf);
-#undef HALF
-                    __m512d rd = _mm512_sub_pd(dr, wd), sq = _mm512_mul_pd(rd, rd);
-                    acc = _mm512_mask_add_pd(acc, hv, acc, sq);
-                    rtn_acc = _mm512_mask_add_pd(rtn_acc, hv, rtn_acc, sq);
-                    cmx = _mm512_mask_max_pd(cmx, hv, cmx, _mm512_abs_pd(rd));
-                    __m512d rr = _mm512_sub_pd(rqd, xd);
-                    if (k1) {
-                        chan = _mm512_mask_add_pd(chan, hv, chan, rr);
-                        rtn_chan = _mm512_mask_add_pd(rtn_chan, hv, rtn_chan, rr);
-                        ckmx = _mm512_mask_max_pd(ckmx, hv, ckmx, _mm512_abs_pd(rr));
-                    } else {
-                        _mm512_mask_storeu_pd(res + i + 8 * h, hv, rr);
-                        _mm512_mask_storeu_pd(rtn_res + i + 8 * h, hv, rr);
-                    }
-                }
-                continue;
-            }
-            vf dqf = vf_mul(vf_sub(qf, vzf), vstep), drf = vf_mul(vf_sub(rq, vzf), vstep);
-            for (int h = 0; h < 2; h++) {
-                __mmask8 hv = (__mmask8)(valid >> (8 * h));
-                if (!hv)
-                    break;
-#define HALF(v) _mm512_cvtps_pd(h ? _mm512_extractf32x8_ps(v, 1) : _mm512_castps512_ps256(v))
-                __m512d wd = HALF(wf), xd = HALF(x), qd = HALF(qf), rqd = HALF(rq), dq, dr;
-                if (float_deq) {
-                    dq = HALF(dqf);
-                    dr = HALF(drf);
-                } else {
-                    dq =
-                        _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(qd, z), step)));
-                    dr = _mm512_cvtps_pd(
-                        _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(rqd, z), step)));
-                }
-#undef HALF
-                __m512d d = _mm512_sub_pd(dq, wd), rd = _mm512_sub_pd(dr, wd);
-                acc = _mm512_mask_add_pd(acc, hv, acc, _mm512_mul_pd(d, d));
-                rtn_acc = _mm512_mask_add_pd(rtn_acc, hv, rtn_acc, _mm512_mul_pd(rd, rd));
-                mx = _mm512_mask_max_pd(mx, hv, mx, _mm512_abs_pd(d));
-                rtn_mx = _mm512_mask_max_pd(rtn_mx, hv, rtn_mx, _mm512_abs_pd(rd));
-                __m512d r = _mm512_sub_pd(qd, xd), rr = _mm512_sub_pd(rqd, xd);
-                if (k1) {
-                    chan = _mm512_mask_add_pd(chan, hv, chan, r);
-                    rtn_chan = _mm512_mask_add_pd(rtn_chan, hv, rtn_chan, rr);
-                    kmx = _mm512_mask_max_pd(kmx, hv, kmx, _mm512_abs_pd(r));
-                    rtn_kmx = _mm512_mask_max_pd(rtn_kmx, hv, rtn_kmx, _mm512_abs_pd(rr));
-                } else {
-                    _mm512_mask_storeu_pd(res + i + 8 * h, hv, r);
-                    _mm512_mask_storeu_pd(rtn_res + i + 8 * h, hv, rr);
-                }
-            }
-        }
+        struct rep512_k k = {
+            vf_set1(scale[c]),      vf_set1(zp[c]),      vf_set1(ctx->t_min),
+            vf_set1(ctx->t_max),    vf_set1(step_f),     vf_set1(z_f),
+            _mm512_set1_pd(step_f), _mm512_set1_pd(z_f), fabsf(z_f) < 0x1p23f,
+        };
+        __m512d zd = _mm512_setzero_pd();
+        struct rep512 st = {zd, zd, zd, zd, zd, zd, zd, zd, zd, vf_zero(), vf_zero(), 0};
+        if (k1)
+            rep512_channel(&k, cw, cq, len, true, &st, res, rtn_res);
+        else
+            rep512_channel(&k, cw, cq, len, false, &st, res, rtn_res);
         double lanes[8];
-        _mm512_storeu_pd(lanes, acc);
+        _mm512_storeu_pd(lanes, st.acc);
         rep->sse += sqi_fold8(lanes);
-        _mm512_storeu_pd(lanes, rtn_acc);
+        _mm512_storeu_pd(lanes, st.rtn_acc);
         rep->rtn_sse += sqi_fold8(lanes);
-        double m = _mm512_reduce_max_pd(_mm512_max_pd(mx, cmx)),
-               rm = _mm512_reduce_max_pd(_mm512_max_pd(rtn_mx, cmx));
+        double m = _mm512_reduce_max_pd(_mm512_max_pd(st.mx, st.cmx)),
+               rm = _mm512_reduce_max_pd(_mm512_max_pd(st.rtn_mx, st.cmx));
         rep->max_abs = m > rep->max_abs ? m : rep->max_abs;
         rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
-        rep->flips += flips;
+        rep->flips += st.flips;
         if (!k1) {
             sqi_report_residuals(ctx, res, rtn_res, rep);
             continue;
         }
-        double k = _mm512_reduce_max_pd(_mm512_max_pd(kmx, ckmx)),
-               rk = _mm512_reduce_max_pd(_mm512_max_pd(rtn_kmx, ckmx));
-        rep->max_kernel_residual = k > rep->max_kernel_residual ? k : rep->max_kernel_residual;
+        /* the float maxima convert exactly: the max of their doubles */
+        double kd = _mm512_reduce_max_pd(st.kmx), kf = (double)_mm512_reduce_max_ps(st.kmx_f);
+        double rkd = _mm512_reduce_max_pd(st.rtn_kmx),
+               rkf = (double)_mm512_reduce_max_ps(st.rtn_kmx_f);
+        double km = kf > kd ? kf : kd, rkm = rkf > rkd ? rkf : rkd;
+        rep->max_kernel_residual = km > rep->max_kernel_residual ? km : rep->max_kernel_residual;
         rep->rtn_max_kernel_residual =
-            rk > rep->rtn_max_kernel_residual ? rk : rep->rtn_max_kernel_residual;
-        _mm512_storeu_pd(lanes, chan);
+            rkm > rep->rtn_max_kernel_residual ? rkm : rep->rtn_max_kernel_residual;
+        _mm512_storeu_pd(lanes, st.chan);
         double s = fabs(sqi_fold8(lanes));
-        _mm512_storeu_pd(lanes, rtn_chan);
+        _mm512_storeu_pd(lanes, st.rtn_chan);
         double rs = fabs(sqi_fold8(lanes));
         rep->max_channel_residual = s > rep->max_channel_residual ? s : rep->max_channel_residual;
         rep->rtn_max_channel_residual =
