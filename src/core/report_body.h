@@ -38,9 +38,6 @@ static inline __attribute__((always_inline)) sqi_vd sqi_f2d(sqi_vf v)
 #define SQI_SELD(m, a, b) ((sqi_vd)(((m) & (sqi_vl)(a)) | (~(m) & (sqi_vl)(b))))
 #define SQI_ABSD(v) ((sqi_vd)((sqi_vl)(v) & (INT64_MAX + (sqi_vl){0})))
 #define SQI_MAXD(a, b) SQI_SELD((b) > (a), b, a)
-#ifndef SQI_BRANCHY
-#define SQI_BRANCHY(k1) (k1)
-#endif
 
 /* Per-lane state of one channel's pass, one per step j of a block (lanes j * DW ...). */
 struct sqi_rep_lanes {
@@ -99,11 +96,12 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
     sqi_vi ne = (qf != rq) & valid;
     sqi_vl vl = __builtin_convertvector(valid, sqi_vl);
     sqi_vd wd = sqi_f2d(wf), xd = sqi_f2d(x);
-    if (SQI_BRANCHY(k1) && !sqi_vi_any(ne)) {
+    if (k1 && !sqi_vi_any(ne)) {
         /*
          * No flip in these lanes: q = rq, so d = rd and r = rr bit for bit
          * (the same operations on the same values): computed once, added to
-         * both sides.
+         * both sides. Only with k1: in a kernel layer about half of the
+         * blocks have a flip, and a branch on it costs more than it saves.
          */
         sqi_vf dr;
         if (float_deq) {
@@ -160,108 +158,6 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
     }
 }
 
-#if SQI_DW == 4 && defined(__AVX2__)
-#include <immintrin.h>
-/*
- * AVX2 (float_deq only): eight elements with whole 8-float registers when
- * none of them is clamped, else false and sqi_rep_step does them. The same
- * operations per lane as sqi_rep_step; with r = roundeven(x) unclamped,
- * r - x is exact in float (SQUANT-SPEC section 3), so converting it gives
- * the double rq - x bit for bit.
- */
-static inline __attribute__((always_inline)) bool
-sqi_rep_fast8(const float *wp, const float *qp, const struct sqi_rep_consts *k, bool k1,
-              struct sqi_rep_lanes *s, struct sqi_rep_max *m_, double *res, double *rtn_res)
-{
-    __m256 w = _mm256_loadu_ps(wp), qf = _mm256_loadu_ps(qp);
-    __m256 x = _mm256_sub_ps(_mm256_mul_ps(w, _mm256_set1_ps(k->scale)), _mm256_set1_ps(k->zp));
-    __m256 r = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 rq = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(k->t_min)), _mm256_set1_ps(k->t_max));
-    __m256 clamped = _mm256_cmp_ps(r, rq, _CMP_NEQ_UQ);
-    if (!_mm256_testz_ps(clamped, clamped))
-        return false;
-    __m256 z_f = _mm256_set1_ps(k->z_f), step_f = _mm256_set1_ps(k->step_f);
-    __m256 dr = _mm256_mul_ps(_mm256_sub_ps(rq, z_f), step_f);
-    __m256 e = _mm256_sub_ps(rq, x);
-    __m256d absm = _mm256_castsi256_pd(_mm256_set1_epi64x(INT64_MAX));
-    __m256d wd[2] = {_mm256_cvtps_pd(_mm256_castps256_ps128(w)),
-                     _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1))};
-    __m256d rd[2], rr[2];
-    rd[0] = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(dr)), wd[0]);
-    rd[1] = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(dr, 1)), wd[1]);
-    rr[0] = _mm256_cvtps_pd(_mm256_castps256_ps128(e));
-    rr[1] = _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1));
-    __m256 ne = _mm256_cmp_ps(qf, rq, _CMP_NEQ_UQ);
-    if (SQI_BRANCHY(k1) && _mm256_testz_ps(ne, ne)) {
-        /* no flip: q = rq, d = rd, q - x = rq - x */
-        __m256d cmx = (__m256d)m_->cmx;
-        for (int j = 0; j < 2; j++) {
-            __m256d sq = _mm256_mul_pd(rd[j], rd[j]);
-            s[j].acc = (sqi_vd)_mm256_add_pd((__m256d)s[j].acc, sq);
-            s[j].rtn_acc = (sqi_vd)_mm256_add_pd((__m256d)s[j].rtn_acc, sq);
-            cmx = _mm256_max_pd(_mm256_and_pd(rd[j], absm), cmx);
-        }
-        m_->cmx = (sqi_vd)cmx;
-        if (k1) {
-            __m256d ckmx = (__m256d)m_->ckmx;
-            for (int j = 0; j < 2; j++) {
-                s[j].chan = (sqi_vd)_mm256_add_pd((__m256d)s[j].chan, rr[j]);
-                s[j].rtn_chan = (sqi_vd)_mm256_add_pd((__m256d)s[j].rtn_chan, rr[j]);
-                ckmx = _mm256_max_pd(_mm256_and_pd(rr[j], absm), ckmx);
-            }
-            m_->ckmx = (sqi_vd)ckmx;
-        } else {
-            for (int j = 0; j < 2; j++) {
-                _mm256_storeu_pd(res + 4 * j, rr[j]);
-                _mm256_storeu_pd(rtn_res + 4 * j, rr[j]);
-            }
-        }
-        return true;
-    }
-    /*
-     * Flips: d from q's dequantization; q - x = (q - rq) + (rq - x) as reals,
-     * both exact floats, so their double sum is the double q - x rounded once.
-     */
-    __m256 dq = _mm256_mul_ps(_mm256_sub_ps(qf, z_f), step_f);
-    __m256 delta = _mm256_sub_ps(qf, rq);
-    __m256d dd[2], qr[2];
-    dd[0] = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(dq)), wd[0]);
-    dd[1] = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(dq, 1)), wd[1]);
-    qr[0] = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(delta)), rr[0]);
-    qr[1] = _mm256_add_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(delta, 1)), rr[1]);
-    __m256d mx = (__m256d)m_->mx, rmx = (__m256d)m_->rtn_mx;
-    for (int j = 0; j < 2; j++) {
-        s[j].acc = (sqi_vd)_mm256_add_pd((__m256d)s[j].acc, _mm256_mul_pd(dd[j], dd[j]));
-        s[j].rtn_acc = (sqi_vd)_mm256_add_pd((__m256d)s[j].rtn_acc, _mm256_mul_pd(rd[j], rd[j]));
-        mx = _mm256_max_pd(_mm256_and_pd(dd[j], absm), mx);
-        rmx = _mm256_max_pd(_mm256_and_pd(rd[j], absm), rmx);
-    }
-    m_->mx = (sqi_vd)mx;
-    m_->rtn_mx = (sqi_vd)rmx;
-    __m256i nei = _mm256_castps_si256(ne);
-    m_->flips -=
-        (sqi_vi)_mm_add_epi32(_mm256_castsi256_si128(nei), _mm256_extracti128_si256(nei, 1));
-    if (k1) {
-        __m256d kmx = (__m256d)m_->kmx, rkmx = (__m256d)m_->rtn_kmx;
-        for (int j = 0; j < 2; j++) {
-            s[j].chan = (sqi_vd)_mm256_add_pd((__m256d)s[j].chan, qr[j]);
-            s[j].rtn_chan = (sqi_vd)_mm256_add_pd((__m256d)s[j].rtn_chan, rr[j]);
-            kmx = _mm256_max_pd(_mm256_and_pd(qr[j], absm), kmx);
-            rkmx = _mm256_max_pd(_mm256_and_pd(rr[j], absm), rkmx);
-        }
-        m_->kmx = (sqi_vd)kmx;
-        m_->rtn_kmx = (sqi_vd)rkmx;
-    } else {
-        for (int j = 0; j < 2; j++) {
-            _mm256_storeu_pd(res + 4 * j, qr[j]);
-            _mm256_storeu_pd(rtn_res + 4 * j, rr[j]);
-        }
-    }
-    return true;
-}
-#define SQI_REP_FAST8 1
-#endif
-
 static inline __attribute__((always_inline)) void
 sqi_rep_channel(const struct sqi_ctx *ctx, const float *cw, const int8_t *cq, float scale, float zp,
                 bool float_deq, bool k1, struct sqi_rep_lanes *out, struct sqi_rep_max *out_max,
@@ -287,10 +183,6 @@ sqi_rep_channel(const struct sqi_ctx *ctx, const float *cw, const int8_t *cq, fl
         for (size_t t = 0; t < n; t++)
             qc[t] = (float)cq[i + t];
         for (size_t b = 0; b < n; b += 8, i += 8) {
-#ifdef SQI_REP_FAST8
-            if (float_deq && sqi_rep_fast8(cw + i, qc + b, &k, k1, s, &mx, res + i, rtn_res + i))
-                continue;
-#endif
             _Pragma("GCC unroll 8") for (size_t j = 0; j < SQI_NV; j++)
                 sqi_rep_step(cw + i + j * SQI_DW, qc + b + j * SQI_DW, all, &k, float_deq, k1,
                              &s[j], &mx, res + i + j * SQI_DW, rtn_res + i + j * SQI_DW);

@@ -332,9 +332,264 @@ bool sqi_cpu_has_avx2(void)
 
 #include "report_body.h"
 
-/* The report (report_body.h) compiled for AVX2: the same bits as report.c's. */
+/*
+ * The report in whole AVX2 registers, with the bits of report.c's
+ * definition: eight elements at a time, element i of a channel into lane
+ * i % 8 of every sum (two halves of four double lanes).
+ */
+struct rep2 {
+    __m256d acc[2], rtn_acc[2];    /* sums of squares */
+    __m256d chan[2], rtn_chan[2];  /* k1: the channel's residual lanes */
+    __m256d cmx;                   /* max |d| of flip-free blocks, for both sides */
+    __m256d mx, rtn_mx;            /* max |d|, |rd| of the other blocks */
+    __m256d kmx, rtn_kmx;          /* k1: max |q - x|, |rq - x| computed in double */
+    __m256 ekmx, kmx_f, rtn_kmx_f; /* k1: max |rq - x| from exact floats (both; q; RTN) */
+    uint64_t flips;
+};
+
+/* The channel's constants. */
+struct rep2_k {
+    __m256 s, zp, lo, hi, step_f, z_f;
+};
+
+static inline __m256d lo_pd(__m256 v)
+{
+    return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+}
+static inline __m256d hi_pd(__m256 v)
+{
+    return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+#define HALF_PD(v, h) ((h) ? hi_pd(v) : lo_pd(v))
+static inline __m256d abs_pd(__m256d v)
+{
+    return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v);
+}
+static inline __m256 abs_ps(__m256 v)
+{
+    return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+}
+/* Lanes 4h .. 4h + 3 of a float-lane mask as double-lane masks. */
+static inline __m256d mask_pd(__m256 m, int h)
+{
+    __m128i v = _mm_castps_si128(h ? _mm256_extractf128_ps(m, 1) : _mm256_castps256_ps128(m));
+    return _mm256_castsi256_pd(_mm256_cvtepi32_epi64(v));
+}
+
+/*
+ * Eight elements whose lanes `valid` count (the others are zero in w and q
+ * and add +0.0, which changes no sum, as sums never hold -0.0, nor a max).
+ * With k1 (kernels of one element) the residuals add into the channel's
+ * lanes, else they go to res and rtn_res for sqi_report_residuals.
+ */
+static inline __attribute__((always_inline)) void rep2_block(const struct rep2_k *k, __m256 wf,
+                                                             __m256 qf, __m256 valid, bool full,
+                                                             bool k1, struct rep2 *st, double *res,
+                                                             double *rtn_res)
+{
+    __m256 x = _mm256_sub_ps(_mm256_mul_ps(wf, k->s), k->zp);
+    __m256 r0 = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d vd[2] = {mask_pd(valid, 0), mask_pd(valid, 1)};
+#define MASKED(v, h) (full ? (v) : _mm256_and_pd(v, vd[h]))
+    if (k1) {
+        __m256 ne0 = _mm256_and_ps(_mm256_cmp_ps(qf, r0, _CMP_NEQ_UQ), valid);
+        if (_mm256_testz_ps(ne0, ne0)) {
+            /*
+             * q = roundeven(x) in every lane: no flip, no clamp. rq - x is
+             * then exact in float (SQUANT-SPEC section 3), d = rd and
+             * q - x = rq - x: computed once, added to both sides.
+             */
+            __m256 drf = _mm256_mul_ps(_mm256_sub_ps(r0, k->z_f), k->step_f);
+            __m256 ef = _mm256_sub_ps(r0, x);
+            for (int h = 0; h < 2; h++) {
+                __m256d rd = MASKED(_mm256_sub_pd(HALF_PD(drf, h), HALF_PD(wf, h)), h);
+                __m256d rr = HALF_PD(ef, h), sq = _mm256_mul_pd(rd, rd);
+                st->acc[h] = _mm256_add_pd(st->acc[h], sq);
+                st->rtn_acc[h] = _mm256_add_pd(st->rtn_acc[h], sq);
+                st->cmx = _mm256_max_pd(st->cmx, abs_pd(rd));
+                rr = MASKED(rr, h);
+                st->chan[h] = _mm256_add_pd(st->chan[h], rr);
+                st->rtn_chan[h] = _mm256_add_pd(st->rtn_chan[h], rr);
+            }
+            st->ekmx = _mm256_max_ps(st->ekmx, _mm256_and_ps(abs_ps(ef), valid));
+            return;
+        }
+    }
+    __m256 rq = _mm256_min_ps(_mm256_max_ps(r0, k->lo), k->hi);
+    __m256 ne = _mm256_and_ps(_mm256_cmp_ps(qf, rq, _CMP_NEQ_UQ), valid);
+    __m256 clamped = _mm256_and_ps(_mm256_cmp_ps(r0, rq, _CMP_NEQ_UQ), valid);
+    st->flips += (uint64_t)__builtin_popcount((unsigned)_mm256_movemask_ps(ne));
+    __m256 drf = _mm256_mul_ps(_mm256_sub_ps(rq, k->z_f), k->step_f);
+    __m256 dqf = _mm256_mul_ps(_mm256_sub_ps(qf, k->z_f), k->step_f);
+    if (__builtin_expect(_mm256_testz_ps(clamped, clamped), 1)) {
+        /*
+         * Not clamped: rq - x is an exact float, and q - x = (q - rq) +
+         * (rq - x) as reals, both exact floats, so their double sum is the
+         * definition's (double)q - (double)x rounded once. Every block of a
+         * kernel layer comes here (about half of them have a flip: a branch
+         * on it would be a coin flip).
+         */
+        __m256 ef = _mm256_sub_ps(rq, x), delta = _mm256_sub_ps(qf, rq);
+        for (int h = 0; h < 2; h++) {
+            __m256d wd = HALF_PD(wf, h);
+            __m256d d = MASKED(_mm256_sub_pd(HALF_PD(dqf, h), wd), h);
+            __m256d rd = MASKED(_mm256_sub_pd(HALF_PD(drf, h), wd), h);
+            __m256d rr = HALF_PD(ef, h);
+            __m256d r = _mm256_add_pd(HALF_PD(delta, h), rr);
+            st->acc[h] = _mm256_add_pd(st->acc[h], _mm256_mul_pd(d, d));
+            st->rtn_acc[h] = _mm256_add_pd(st->rtn_acc[h], _mm256_mul_pd(rd, rd));
+            st->mx = _mm256_max_pd(st->mx, abs_pd(d));
+            st->rtn_mx = _mm256_max_pd(st->rtn_mx, abs_pd(rd));
+            if (k1) {
+                r = MASKED(r, h);
+                rr = MASKED(rr, h);
+                st->chan[h] = _mm256_add_pd(st->chan[h], r);
+                st->rtn_chan[h] = _mm256_add_pd(st->rtn_chan[h], rr);
+                st->kmx = _mm256_max_pd(st->kmx, abs_pd(r));
+            } else {
+                _mm256_storeu_pd(res + 4 * h, r);
+                _mm256_storeu_pd(rtn_res + 4 * h, rr);
+            }
+        }
+        if (k1) {
+            __m256 ea = _mm256_and_ps(abs_ps(ef), valid);
+            st->kmx_f = _mm256_max_ps(st->kmx_f, _mm256_andnot_ps(ne, ea));
+            st->rtn_kmx_f = _mm256_max_ps(st->rtn_kmx_f, ea);
+        }
+        return;
+    }
+    /* Clamped lanes: the definition's double operations. */
+    for (int h = 0; h < 2; h++) {
+        __m256d wd = HALF_PD(wf, h), xd = HALF_PD(x, h);
+        __m256d d = MASKED(_mm256_sub_pd(HALF_PD(dqf, h), wd), h);
+        __m256d rd = MASKED(_mm256_sub_pd(HALF_PD(drf, h), wd), h);
+        __m256d r = MASKED(_mm256_sub_pd(HALF_PD(qf, h), xd), h);
+        __m256d rr = MASKED(_mm256_sub_pd(HALF_PD(rq, h), xd), h);
+        st->acc[h] = _mm256_add_pd(st->acc[h], _mm256_mul_pd(d, d));
+        st->rtn_acc[h] = _mm256_add_pd(st->rtn_acc[h], _mm256_mul_pd(rd, rd));
+        st->mx = _mm256_max_pd(st->mx, abs_pd(d));
+        st->rtn_mx = _mm256_max_pd(st->rtn_mx, abs_pd(rd));
+        if (k1) {
+            st->chan[h] = _mm256_add_pd(st->chan[h], r);
+            st->rtn_chan[h] = _mm256_add_pd(st->rtn_chan[h], rr);
+            st->kmx = _mm256_max_pd(st->kmx, abs_pd(r));
+            st->rtn_kmx = _mm256_max_pd(st->rtn_kmx, abs_pd(rr));
+        } else {
+            _mm256_storeu_pd(res + 4 * h, r);
+            _mm256_storeu_pd(rtn_res + 4 * h, rr);
+        }
+    }
+#undef MASKED
+}
+
+static inline __attribute__((always_inline)) void rep2_channel(const struct rep2_k *k,
+                                                               const float *cw, const int8_t *cq,
+                                                               size_t len, bool k1, struct rep2 *st,
+                                                               double *res, double *rtn_res)
+{
+    __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        __m256 wf = _mm256_loadu_ps(cw + i);
+        __m256 qf =
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const void *)(cq + i))));
+        rep2_block(k, wf, qf, all, true, k1, st, res + i, rtn_res + i);
+    }
+    if (i < len) {
+        /* The last m < 8 elements, zero-padded; residuals land in a local buffer. */
+        size_t m = len - i;
+        float wb[8] = {0};
+        int8_t qb[16] = {0};
+        double r[8], rr[8];
+        memcpy(wb, cw + i, m * sizeof(float));
+        memcpy(qb, cq + i, m);
+        __m256 wf = _mm256_loadu_ps(wb);
+        __m256 qf = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const void *)qb)));
+        __m256 valid = vm_first(m);
+        rep2_block(k, wf, qf, valid, false, k1, st, r, rr);
+        if (!k1) {
+            memcpy(res + i, r, m * sizeof(double));
+            memcpy(rtn_res + i, rr, m * sizeof(double));
+        }
+    }
+}
+
+static inline double max_pd(__m256d v)
+{
+    double l[4];
+    _mm256_storeu_pd(l, v);
+    return sqi_dmax(sqi_dmax(l[0], l[1]), sqi_dmax(l[2], l[3]));
+}
+static inline double max_ps(__m256 v)
+{
+    float l[8];
+    _mm256_storeu_ps(l, v);
+    float m = l[0];
+    for (int i = 1; i < 8; i++)
+        m = l[i] > m ? l[i] : m;
+    return (double)m;
+}
+/* The eight lanes of a two-half sum in lane order. */
+static inline double fold_pd(const __m256d *v)
+{
+    double l[8];
+    _mm256_storeu_pd(l, v[0]);
+    _mm256_storeu_pd(l + 4, v[1]);
+    return sqi_fold8(l);
+}
+
+/* The report (report.c's definition), the same bits. */
 void sqi_report_avx2(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                      const float *scale, const float *zp, double *tmp, struct sq_report *rep)
 {
-    sqi_report_body(ctx, n, w, q, scale, zp, tmp, rep);
+    size_t len = ctx->len;
+    double *res = tmp, *rtn_res = tmp + len;
+    bool k1 = ctx->ksize == 1;
+    for (size_t c = 0; c < n; c++) {
+        const float *cw = w + c * len;
+        const int8_t *cq = q + c * len;
+        float step_f = sqi_public_step(scale[c]), z_f = sqi_public_zero_point(zp[c]);
+        if (!(fabsf(z_f) < 0x1p23f)) {
+            /*
+             * q - zero_point is not an exact float: the portable pass with
+             * double dequantization (it counts the channel's weights).
+             */
+            sqi_report_body(ctx, 1, cw, cq, scale + c, zp + c, tmp, rep);
+            continue;
+        }
+        /*
+         * While |zero point| < 2^23, q - zero_point is an exact float and a
+         * float product of two floats is their exact product rounded once:
+         * the same bits as sqi_dequant's double arithmetic.
+         */
+        struct rep2_k k = {_mm256_set1_ps(scale[c]),   _mm256_set1_ps(zp[c]),
+                           _mm256_set1_ps(ctx->t_min), _mm256_set1_ps(ctx->t_max),
+                           _mm256_set1_ps(step_f),     _mm256_set1_ps(z_f)};
+        struct rep2 st;
+        memset(&st, 0, sizeof st);
+        if (k1)
+            rep2_channel(&k, cw, cq, len, true, &st, res, rtn_res);
+        else
+            rep2_channel(&k, cw, cq, len, false, &st, res, rtn_res);
+        rep->sse += fold_pd(st.acc);
+        rep->rtn_sse += fold_pd(st.rtn_acc);
+        double cm = max_pd(st.cmx);
+        rep->max_abs = sqi_dmax(rep->max_abs, sqi_dmax(cm, max_pd(st.mx)));
+        rep->rtn_max_abs = sqi_dmax(rep->rtn_max_abs, sqi_dmax(cm, max_pd(st.rtn_mx)));
+        rep->flips += st.flips;
+        rep->weights += len;
+        if (!k1) {
+            sqi_report_residuals(ctx, res, rtn_res, rep);
+            continue;
+        }
+        /* the float maxima convert exactly: the max of their doubles */
+        double e = max_ps(st.ekmx);
+        double km = sqi_dmax(e, sqi_dmax(max_ps(st.kmx_f), max_pd(st.kmx)));
+        double rkm = sqi_dmax(e, sqi_dmax(max_ps(st.rtn_kmx_f), max_pd(st.rtn_kmx)));
+        rep->max_kernel_residual = sqi_dmax(rep->max_kernel_residual, km);
+        rep->rtn_max_kernel_residual = sqi_dmax(rep->rtn_max_kernel_residual, rkm);
+        rep->max_channel_residual = sqi_dmax(rep->max_channel_residual, fabs(fold_pd(st.chan)));
+        rep->rtn_max_channel_residual =
+            sqi_dmax(rep->rtn_max_channel_residual, fabs(fold_pd(st.rtn_chan)));
+    }
 }
