@@ -39,6 +39,18 @@ static inline __attribute__((always_inline)) sqi_vd sqi_f2d(sqi_vf v)
 #define SQI_ABSD(v) ((sqi_vd)((sqi_vl)(v) & (INT64_MAX + (sqi_vl){0})))
 #define SQI_MAXD(a, b) SQI_SELD((b) > (a), b, a)
 
+/*
+ * The maxima of the report (of |values|, never NaN): b > a ? b : a, which
+ * is what x86's maxpd(b, a) computes; GCC does not find maxpd in the select.
+ */
+#if defined(__SSE2__) && SQI_DW == 2
+#define SQI_REP_MAXD(a, b) ((sqi_vd)__builtin_ia32_maxpd((b), (a)))
+#elif defined(__AVX__) && SQI_DW == 4
+#define SQI_REP_MAXD(a, b) ((sqi_vd)__builtin_ia32_maxpd256((b), (a)))
+#else
+#define SQI_REP_MAXD(a, b) SQI_MAXD(a, b)
+#endif
+
 /* Per-lane state of one channel's pass, one per step j of a block (lanes j * DW ...). */
 struct sqi_rep_lanes {
     sqi_vd acc, rtn_acc;
@@ -86,13 +98,16 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
     memcpy(&wf, wp, sizeof wf);
     memcpy(&qf, qp, sizeof qf);
     sqi_vf x = (wf * (zero + k->scale)) - (zero + k->zp);
-    /* sqi_rne, lane-wise: below 2^23, adding and subtracting 2^23 rounds to even */
-    sqi_vi sign = (sqi_vi)x & (INT32_MIN + (sqi_vi){0});
-    sqi_vf a = (sqi_vf)((sqi_vi)x ^ sign);
-    sqi_vf t = (sqi_vf)((sqi_vi)((a + 0x1p23f) - 0x1p23f) | sign);
-    sqi_vf rq = SQI_SELF(a < 0x1p23f, t, x);
-    rq = SQI_SELF(rq > k->t_min, rq, zero + k->t_min);
+    /*
+     * rq = clamp(roundeven(x)) = roundeven(clamp(x)): rounding is monotonic
+     * and the bounds are integers. |clamp(x)| <= 128, where adding and
+     * subtracting 1.5 * 2^23 rounds to even. It gives +0.0 where sqi_rne
+     * gives -0.0, which nothing below can see (q != rq, and rq's error and
+     * residual, whose zero's sign no sum starting at +0.0 nor |.| shows).
+     */
+    sqi_vf rq = SQI_SELF(x > k->t_min, x, zero + k->t_min);
     rq = SQI_SELF(rq < k->t_max, rq, zero + k->t_max);
+    rq = (rq + 0x1.8p23f) - 0x1.8p23f;
     sqi_vi ne = (qf != rq) & valid;
     sqi_vl vl = __builtin_convertvector(valid, sqi_vl);
     sqi_vd wd = sqi_f2d(wf), xd = sqi_f2d(x);
@@ -113,13 +128,13 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
         sqi_vd rd = (sqi_vd)((sqi_vl)(sqi_f2d(dr) - wd) & vl), sq = rd * rd;
         s->acc += sq;
         s->rtn_acc += sq;
-        m_->cmx = SQI_MAXD(m_->cmx, SQI_ABSD(rd));
+        m_->cmx = SQI_REP_MAXD(m_->cmx, SQI_ABSD(rd));
         sqi_vd rr = sqi_f2d(rq) - xd;
         if (k1) {
             rr = (sqi_vd)((sqi_vl)rr & vl);
             s->chan += rr;
             s->rtn_chan += rr;
-            m_->ckmx = SQI_MAXD(m_->ckmx, SQI_ABSD(rr));
+            m_->ckmx = SQI_REP_MAXD(m_->ckmx, SQI_ABSD(rr));
         } else {
             memcpy(res, &rr, sizeof rr);
             memcpy(rtn_res, &rr, sizeof rr);
@@ -140,8 +155,8 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
     sqi_vd rd = (sqi_vd)((sqi_vl)(sqi_f2d(dr) - wd) & vl);
     s->acc += d * d;
     s->rtn_acc += rd * rd;
-    m_->mx = SQI_MAXD(m_->mx, SQI_ABSD(d));
-    m_->rtn_mx = SQI_MAXD(m_->rtn_mx, SQI_ABSD(rd));
+    m_->mx = SQI_REP_MAXD(m_->mx, SQI_ABSD(d));
+    m_->rtn_mx = SQI_REP_MAXD(m_->rtn_mx, SQI_ABSD(rd));
     m_->flips -= ne;
     sqi_vd r = sqi_f2d(qf) - xd;
     sqi_vd rr = sqi_f2d(rq) - xd;
@@ -150,8 +165,8 @@ sqi_rep_step(const float *wp, const float *qp, sqi_vi valid, const struct sqi_re
         rr = (sqi_vd)((sqi_vl)rr & vl);
         s->chan += r;
         s->rtn_chan += rr;
-        m_->kmx = SQI_MAXD(m_->kmx, SQI_ABSD(r));
-        m_->rtn_kmx = SQI_MAXD(m_->rtn_kmx, SQI_ABSD(rr));
+        m_->kmx = SQI_REP_MAXD(m_->kmx, SQI_ABSD(r));
+        m_->rtn_kmx = SQI_REP_MAXD(m_->rtn_kmx, SQI_ABSD(rr));
     } else {
         memcpy(res, &r, sizeof r);
         memcpy(rtn_res, &rr, sizeof rr);
