@@ -411,6 +411,58 @@ rep512_channel(const struct rep512_k *k, const float *cw, const int8_t *cq, size
                      rtn_res + i);
 }
 
+/*
+ * sqi_report_residuals with eight kernels in the lanes of a register: lane
+ * l sums kernel j + l in its own order (t = 0, 1, ...) from a gather of
+ * stride ks, and adds it into channel lane (j + l) % 8 = l: the same
+ * operations in the same order. The last nk % 8 kernels are scalar.
+ */
+static void residuals512(const struct sqi_ctx *ctx, const double *res, const double *rtn_res,
+                         struct sq_report *rep)
+{
+    size_t ks = ctx->ksize, nk = ctx->kernels, j = 0;
+    if (ks > ((size_t)1 << 24)) { /* gather offsets are 32-bit */
+        sqi_report_residuals(ctx, res, rtn_res, rep);
+        return;
+    }
+    __m256i idx =
+        _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ks));
+    __m512d chan = _mm512_setzero_pd(), rtn_chan = chan, kmx = chan, rtn_kmx = chan;
+    for (; j + 8 <= nk; j += 8) {
+        __m512d k = _mm512_setzero_pd(), rk = k;
+        const double *b = res + j * ks, *rb = rtn_res + j * ks;
+        for (size_t t = 0; t < ks; t++) {
+            k = _mm512_add_pd(k, _mm512_i32gather_pd(idx, b + t, 8));
+            rk = _mm512_add_pd(rk, _mm512_i32gather_pd(idx, rb + t, 8));
+        }
+        kmx = _mm512_max_pd(kmx, _mm512_abs_pd(k));
+        rtn_kmx = _mm512_max_pd(rtn_kmx, _mm512_abs_pd(rk));
+        chan = _mm512_add_pd(chan, k);
+        rtn_chan = _mm512_add_pd(rtn_chan, rk);
+    }
+    double c[8], rc[8], km = _mm512_reduce_max_pd(kmx), rkm = _mm512_reduce_max_pd(rtn_kmx);
+    _mm512_storeu_pd(c, chan);
+    _mm512_storeu_pd(rc, rtn_chan);
+    for (; j < nk; j++) {
+        double k = 0.0, rk = 0.0;
+        for (size_t t = 0; t < ks; t++) {
+            k += res[j * ks + t];
+            rk += rtn_res[j * ks + t];
+        }
+        km = fabs(k) > km ? fabs(k) : km;
+        rkm = fabs(rk) > rkm ? fabs(rk) : rkm;
+        c[j & 7] += k;
+        rc[j & 7] += rk;
+    }
+    double s = fabs(sqi_fold8(c)), rs = fabs(sqi_fold8(rc));
+    rep->max_kernel_residual = km > rep->max_kernel_residual ? km : rep->max_kernel_residual;
+    rep->rtn_max_kernel_residual =
+        rkm > rep->rtn_max_kernel_residual ? rkm : rep->rtn_max_kernel_residual;
+    rep->max_channel_residual = s > rep->max_channel_residual ? s : rep->max_channel_residual;
+    rep->rtn_max_channel_residual =
+        rs > rep->rtn_max_channel_residual ? rs : rep->rtn_max_channel_residual;
+}
+
 /* The report (report.c), sixteen weights at a time, with the same bits. */
 void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                        const float *scale, const float *zp, double *tmp, struct sq_report *rep)
@@ -444,7 +496,7 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
         rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
         rep->flips += st.flips;
         if (!k1) {
-            sqi_report_residuals(ctx, res, rtn_res, rep);
+            residuals512(ctx, res, rtn_res, rep);
             continue;
         }
         /* the float maxima convert exactly: the max of their doubles */
