@@ -106,6 +106,56 @@ void sqi_onnx_free(struct sqi_onnx *o)
 
 /* ------------------------------------------------------------ helpers */
 
+/*
+ * Whether no message in m holds an unknown field numbered 0: protobuf-c
+ * keeps such a field on reading (from a key with a redundant varint
+ * encoding) but writes it back as key 0, which no reader accepts, so a
+ * model we wrote would not read again. Depth as deep as protobuf-c went.
+ */
+static bool tags_valid(const ProtobufCMessage *m, unsigned depth)
+{
+    if (depth > 256)
+        return false;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return false;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned f = 0; f < d->n_fields; f++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[f];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)(base + fd->quantifier_offset) != fd->id)
+            continue;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
+            ProtobufCMessage *const *v =
+                *(ProtobufCMessage *const *const *)(const void *)(base + fd->offset);
+            for (size_t k = 0; k < n; k++)
+                if (v[k] && !tags_valid(v[k], depth + 1))
+                    return false;
+        } else {
+            const ProtobufCMessage *s =
+                *(ProtobufCMessage *const *)(const void *)(base + fd->offset);
+            if (s && !tags_valid(s, depth + 1))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* onnx__model_proto__unpack, NULL also for a field numbered 0 (see tags_valid). */
+static Onnx__ModelProto *unpack_model(ProtobufCAllocator *al, size_t len, const uint8_t *buf)
+{
+    Onnx__ModelProto *m = onnx__model_proto__unpack(al, len, buf);
+    if (m && !tags_valid(&m->base, 0)) {
+        onnx__model_proto__free_unpacked(m, al);
+        return NULL;
+    }
+    return m;
+}
+
 static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *tensor,
                            const char *fmt, ...) SQI_PRINTF(4, 5);
 static enum sq_status fail(struct sq_error *err, enum sq_status st, const char *tensor,
@@ -640,7 +690,7 @@ enum sq_status sq_onnx_parse(const uint8_t *buf, size_t len, const struct sq_ext
     o->alloc = (ProtobufCAllocator){budget_alloc, budget_free, o};
     /* Decoded size is about the file's size; many tiny messages cost more. */
     o->budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
-    o->proto = onnx__model_proto__unpack(&o->alloc, len, buf);
+    o->proto = unpack_model(&o->alloc, len, buf);
     if (!o->proto) {
         st = o->over ? fail(err, SQ_ERR_LIMIT, NULL,
                             "the ONNX model needs more than %zu bytes of memory to decode "
@@ -648,8 +698,8 @@ enum sq_status sq_onnx_parse(const uint8_t *buf, size_t len, const struct sq_ext
                             o->budget)
                      : fail(err, SQ_ERR_FORMAT, NULL,
                             "not a valid ONNX model: the protobuf encoding of ModelProto is "
-                            "malformed (truncated, a bad tag or wire type, or a length beyond the "
-                            "end)");
+                            "malformed (truncated, a bad tag or wire type, a field numbered 0, or "
+                            "a length beyond the end)");
         sqi_onnx_free(o);
         return st;
     }
@@ -723,7 +773,7 @@ enum sq_status sq_onnx_locations(const uint8_t *buf, size_t len, const struct sq
     struct sqi_onnx o = {0};
     o.alloc = (ProtobufCAllocator){budget_alloc, budget_free, &o};
     o.budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
-    Onnx__ModelProto *p = onnx__model_proto__unpack(&o.alloc, len, buf);
+    Onnx__ModelProto *p = unpack_model(&o.alloc, len, buf);
     if (!p)
         return fail(err, o.over ? SQ_ERR_LIMIT : SQ_ERR_FORMAT, NULL,
                     "not a valid ONNX model: the protobuf encoding of ModelProto is malformed");
@@ -2222,7 +2272,7 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
     struct sqi_onnx o = {0};
     o.alloc = (ProtobufCAllocator){budget_alloc, budget_free, &o};
     o.budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
-    Onnx__ModelProto *m = onnx__model_proto__unpack(&o.alloc, len, buf);
+    Onnx__ModelProto *m = unpack_model(&o.alloc, len, buf);
     if (!m)
         return fail(err, o.over ? SQ_ERR_LIMIT : SQ_ERR_FORMAT, NULL,
                     "not a valid ONNX model: the protobuf encoding of ModelProto is malformed");
