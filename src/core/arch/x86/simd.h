@@ -10,7 +10,7 @@
  *   loads/stores  vf_loadu, vf_load_n (n < W lanes, rest 0), vf_storeu,
  *                 vf_store_n, vi_load, vf_gather(base, idx, n),
  *                 store_codes(q, v, n) (int8 codes from clamped floats)
- *   arithmetic    vf_set1, vf_zero, vf_add, vf_sub, vf_mul, vf_min, vf_max,
+ *   arithmetic    vf_set1, vf_zero, vf_add, vf_sub, vf_mul, vf_div, vf_min, vf_max,
  *                 vf_abs, vf_neg, vf_xor, vf_round (to nearest even),
  *                 vf_blend(m, a, b) (m ? b : a); vi_set1, vi_lanes (0..W-1),
  *                 vi_add, vi_mul_small, vi_inc(acc, m) (+1 where m),
@@ -675,6 +675,189 @@ static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *
     simd_flip_top(ctx, ch, keys, nk, p.k < ours ? p.k : ours, p.up, flips);
 }
 
+/*
+ * Short rows, W at a time (modes without a kernel stage). A group of a 1x1
+ * layer is a row of a few dozen weights, and a row costs more than its
+ * weights: a range reduction across lanes, a division, a row sum that ends
+ * in eight dependent additions, the setup of a selection. Here W rows sit
+ * side by side, one per lane (element t of every row in one vector), so
+ * that each of those steps is one vector operation for W rows and nothing
+ * is reduced across lanes. Every lane does the per-channel path's f32
+ * operations in the same order (the row sum is simd_kernel_rowsum, the
+ * reference's order for any length), and the selection takes, per lane,
+ * the largest priority at the lowest position k times: the same flips as
+ * the stable order's first k.
+ */
+#define SIMD_ROWS_MAX 128
+
+/* sqi_channel_params, lane by lane (the same operations; zero signs change neither value). */
+static inline void simd_rows_params(const struct sqi_ctx *ctx, vf mn, vf mx, vf *scale, vf *zp)
+{
+    vf tiny = vf_set1(1e-8f);
+    if (ctx->symmetric) {
+        vf m = vf_max(vf_abs(mn), vf_abs(mx));
+        m = vf_blend(vm_lt(m, tiny), m, tiny);
+        *scale = vf_div(vf_set1(ctx->t_max), m);
+        *zp = vf_zero();
+    } else {
+        vf d = vf_sub(mx, mn);
+        d = vf_blend(vm_lt(d, tiny), d, tiny);
+        vf s = vf_div(vf_set1(ctx->levels), d);
+        *scale = s;
+        *zp = vf_add(vf_round(vf_mul(s, mn)), vf_set1(ctx->half));
+    }
+}
+
+/*
+ * sqi_rowsum of W rows of len < 512 elements, e[t] = element t of each (so
+ * fewer than 16 items per cascade: no levels, plain sums from 0). The
+ * accumulators start at the first item instead of 0, which is exact up to
+ * the sign of a zero (see simd_kernel_rowsum).
+ */
+static inline vf simd_rows_rowsum(const vf *e, size_t len)
+{
+    if (len < 8)
+        return simd_kernel_rowsum(e, len);
+    size_t nv = len / 8, g = nv / 4;
+    vf a[4][8];
+    for (size_t k = 0; k < 4; k++)
+        for (size_t l = 0; l < 8; l++)
+            a[k][l] = g ? e[8 * k + l] : vf_zero();
+    for (size_t t = 1; t < g; t++)
+        for (size_t k = 0; k < 4; k++)
+            _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++) a[k][l] =
+                vf_add(a[k][l], e[32 * t + 8 * k + l]);
+    for (size_t j = 4 * g; j < nv; j++)
+        _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++) a[0][l] =
+            vf_add(a[0][l], e[8 * j + l]);
+    vf s = vf_zero();
+    for (size_t i = 8 * nv; i < len; i++)
+        s = vf_add(s, e[i]);
+    _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++) s =
+        vf_add(s, vf_add(vf_add(vf_add(a[0][l], a[1][l]), a[2][l]), a[3][l]));
+    return s;
+}
+
+/*
+ * Rows [0, W) of len <= SIMD_ROWS_MAX elements at w. wt holds len vectors.
+ * False (nothing written but perhaps codes) if a weight is NaN or infinite.
+ */
+static bool simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
+                            float *scale, float *zp, vf *wt, vf *et, uint64_t *flips)
+{
+    vi stride = vi_mul_small(vi_lanes(), (int)len);
+    vf zero = vf_zero(), lo = vf_gather(w, stride, W), hi = lo, bad = zero;
+    wt[0] = lo;
+    for (size_t t = 1; t < len; t++) {
+        vf v = vf_gather(w + t, stride, W);
+        wt[t] = v;
+        lo = vf_min(lo, v);
+        hi = vf_max(hi, v);
+        bad = vf_add(bad, vf_sub(v, v));
+    }
+    bad = vf_add(bad, vf_sub(wt[0], wt[0]));
+    if ((vm_bits(vm_eq(bad, bad)) & lanes_upto(W)) != lanes_upto(W))
+        return false;
+    vf vs, vz;
+    simd_rows_params(ctx, lo, hi, &vs, &vz);
+    vf_storeu(scale, vs);
+    vf_storeu(zp, vz);
+
+    /* Round-to-nearest codes, row by row (contiguous stores). */
+    for (size_t r = 0; r < W; r++) {
+        struct simd_consts k = {vf_set1(scale[r]), vf_set1(zp[r]), vf_set1(ctx->t_min),
+                                vf_set1(ctx->t_max)};
+        vf x;
+        size_t i = 0;
+        for (; i + W <= len; i += W)
+            pass1_chunk(k, w + r * len, q + r * len, NULL, i, W, &x);
+        if (i < len)
+            pass1_chunk(k, w + r * len, q + r * len, NULL, i, len - i, &x);
+    }
+    if (!ctx->channel_stage)
+        return true;
+
+    /* Errors, the row sums and each row's direction and flip count. */
+    for (size_t t = 0; t < len; t++) {
+        vf x = vf_sub(vf_mul(vs, wt[t]), vz);
+        wt[t] = x;
+        et[t] = vf_sub(vf_round(x), x);
+    }
+    vf s = simd_rows_rowsum(et, len);
+    vm up = vm_lt(s, zero);
+    vf kf = vf_min(vf_round(vf_abs(s)), vf_set1((float)len));
+    vi k = vi_from_vf(kf);
+    int32_t ks[W];
+    vf_storeu((float *)ks, (vf)k); /* raw lanes */
+    int32_t kmax = 0;
+    for (int l = 0; l < W; l++)
+        kmax = ks[l] > kmax ? ks[l] : kmax;
+    if (kmax == 0)
+        return true;
+
+    /* Priorities in each row's direction (as in simd_kernel_block): candidates only, else 0. */
+    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
+    vf bound = vf_blend(up, vf_neg(vf_set1(ctx->t_min)), vf_set1(ctx->t_max));
+    for (size_t t = 0; t < len; t++) {
+        vf pr = vf_xor(et[t], flip_e);
+        et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_x), bound), zero, pr);
+    }
+    unsigned up_bits = vm_bits(up);
+    float *pri = (float *)et;
+    for (int32_t pass = 0; pass < kmax; pass++) {
+        /* Per lane the largest priority and its lowest position: four streams (t mod 4). */
+        vf b[4] = {zero, zero, zero, zero};
+        vi at[4] = {vi_set1(0), vi_set1(0), vi_set1(0), vi_set1(0)};
+        size_t t = 0;
+        for (; t + 4 <= len; t += 4) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+            {
+                vf p = et[t + j];
+                vm m = vm_gt(p, b[j]);
+                b[j] = vf_blend(m, b[j], p);
+                at[j] = vi_blend(m, at[j], vi_set1((int)(t + j)));
+            }
+        }
+        for (; t < len; t++) {
+            vm m = vm_gt(et[t], b[0]);
+            b[0] = vf_blend(m, b[0], et[t]);
+            at[0] = vi_blend(m, at[0], vi_set1((int)t));
+        }
+        for (int j = 1; j < 4; j++) {
+            vm m = vm_or(vm_gt(b[j], b[0]), vm_and(vm_eq(b[j], b[0]), vm_ilt(at[j], at[0])));
+            b[0] = vf_blend(m, b[0], b[j]);
+            at[0] = vi_blend(m, at[0], at[j]);
+        }
+        unsigned act = vm_bits(vm_and(vm_gt(b[0], zero), vm_ilt(vi_set1(pass), k))) & lanes_upto(W);
+        if (!act)
+            break;
+        int32_t pos[W];
+        vf_storeu((float *)pos, (vf)at[0]);
+        for (; act; act &= act - 1) {
+            int l = __builtin_ctz(act);
+            size_t j = (size_t)pos[l];
+            pri[j * W + (size_t)l] = 0.0f; /* taken */
+            struct sqi_chan ch = {scale[l], zp[l], w + (size_t)l * len, q + (size_t)l * len, NULL};
+            sqi_flip(ctx, &ch, j, (up_bits >> l) & 1, flips);
+        }
+    }
+    return true;
+}
+
+/* Rows of whole blocks of W, from the first; returns how many were done (stops at a non-finite
+ * weight). */
+static size_t simd_rows(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
+                        float *scale, float *zp, struct sqi_flips *flips)
+{
+    size_t len = ctx->len, c = 0;
+    vf wt[SIMD_ROWS_MAX], et[SIMD_ROWS_MAX];
+    for (; c + W <= n; c += W)
+        if (!simd_rows_block(ctx, len, w + c * len, q + c * len, scale + c, zp + c, wt, et,
+                             &flips->channel))
+            break;
+    return c;
+}
+
 /* The channel row sum on its own, for tests. */
 float SIMD_ROWSUM_NAME(const float *v, size_t n)
 {
@@ -698,7 +881,10 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
     struct sqi_offers up = {(uint32_t *)(f + 4 * lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
     up.val = (float *)(down.pos + kw);
     down.val = up.val + kw;
-    for (size_t c = 0; c < n; c++) {
+    size_t c = 0;
+    if (!ctx->kernel_stage && len <= SIMD_ROWS_MAX)
+        c = simd_rows(ctx, n, w, q, scale, zp, flips);
+    for (; c < n; c++) {
         struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, err};
         float mn, mx;
         if (!simd_minmax(ch.w, len, &mn, &mx))

@@ -54,6 +54,10 @@ static inline vf vf_mul(vf a, vf b)
 {
     return _mm256_mul_ps(a, b);
 }
+static inline vf vf_div(vf a, vf b)
+{
+    return _mm256_div_ps(a, b);
+}
 static inline vf vf_min(vf a, vf b)
 {
     return _mm256_min_ps(a, b);

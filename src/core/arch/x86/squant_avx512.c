@@ -53,6 +53,10 @@ static inline vf vf_mul(vf a, vf b)
 {
     return _mm512_mul_ps(a, b);
 }
+static inline vf vf_div(vf a, vf b)
+{
+    return _mm512_div_ps(a, b);
+}
 static inline vf vf_min(vf a, vf b)
 {
     return _mm512_min_ps(a, b);
