@@ -221,6 +221,44 @@ static void ctx_init(struct sqi_ctx *ctx, const struct sq_params *p, const struc
     ctx->len = layer->kernels * layer->ksize;
 }
 
+/*
+ * The first of n channels whose public step, zero point or dequantized range
+ * ends is not finite (n if none): finite weights whose range overflows float
+ * give an infinite step. With `convert`, scale and zp are turned into the
+ * public convention on the way (only valid when none is bad). One branch-free
+ * pass: a group-wise call has one channel per few dozen weights.
+ */
+static size_t first_bad_range(const struct sqi_ctx *ctx, float *scale, float *zp, size_t n,
+                              bool convert)
+{
+    double t_min = (double)ctx->t_min, t_max = (double)ctx->t_max;
+    for (size_t c0 = 0; c0 < n; c0 += 64) {
+        size_t c1 = n - c0 < 64 ? n : c0 + 64;
+        int bad = 0;
+        for (size_t c = c0; c < c1; c++) {
+            float sf = sqi_public_step(scale[c]), zf = sqi_public_zero_point(zp[c]);
+            double step = (double)sf, z = (double)zf;
+            float d0 = (float)((t_min - z) * step), d1 = (float)((t_max - z) * step);
+            bad |= !(isfinite(step) & isfinite(z) & isfinite(d0) & isfinite(d1));
+            if (convert) {
+                scale[c] = sf;
+                zp[c] = zf;
+            }
+        }
+        if (!bad)
+            continue;
+        for (size_t c = c0; c < c1; c++) {
+            float sf = convert ? scale[c] : sqi_public_step(scale[c]);
+            float zf = convert ? zp[c] : sqi_public_zero_point(zp[c]);
+            double step = (double)sf, z = (double)zf;
+            float d0 = (float)((t_min - z) * step), d1 = (float)((t_max - z) * step);
+            if (!(isfinite(step) && isfinite(z) && isfinite(d0) && isfinite(d1)))
+                return c;
+        }
+    }
+    return n;
+}
+
 enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq_layer *layer,
                                  const float *w, size_t c0, size_t c1, int8_t *codes, float *scale,
                                  float *zero_point, void *scratch, size_t scratch_size,
@@ -266,14 +304,12 @@ enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq
     /*
      * Finite weights whose range overflows float (near +-FLT_MAX) give an
      * infinite step: no code can represent them. Say so for the channel.
+     * Without a report, the public values are written in the same pass.
      */
-    for (size_t c = 0; c < n; c++) {
-        double step = (double)sqi_public_step(scale[c]);
-        double zp = (double)sqi_public_zero_point(zero_point[c]);
-        float d0 = (float)(((double)ctx.t_min - zp) * step);
-        float d1 = (float)(((double)ctx.t_max - zp) * step);
-        if (isfinite(step) && isfinite(zp) && isfinite(d0) && isfinite(d1))
-            continue;
+    size_t c = first_bad_range(&ctx, scale, zero_point, n, !report);
+    if (c == n && !report)
+        return SQ_OK;
+    if (c < n) {
         const float *cw = w + c * len;
         float lo = cw[0], hi = cw[0];
         for (size_t i = 1; i < len; i++) {
@@ -287,15 +323,10 @@ enum sq_status sq_quantize_range(const struct sq_params *params, const struct sq
                         "float32 holds: the quantization step would be infinite",
                         c0 + c, (double)lo, (double)hi);
     }
-    if (report) {
-        sq_report_init(report);
-        impls[impl].report(&ctx, n, w, codes, scale, zero_point, scratch, report);
-        report->kernel_flips = flips.kernel;
-        report->channel_flips = flips.channel;
-    }
-    for (size_t c = 0; c < n; c++) {
-        scale[c] = sqi_public_step(scale[c]);
-        zero_point[c] = sqi_public_zero_point(zero_point[c]);
-    }
+    sq_report_init(report);
+    impls[impl].report(&ctx, n, w, codes, scale, zero_point, scratch, report);
+    report->kernel_flips = flips.kernel;
+    report->channel_flips = flips.channel;
+    first_bad_range(&ctx, scale, zero_point, n, true);
     return SQ_OK;
 }

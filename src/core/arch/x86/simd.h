@@ -802,7 +802,8 @@ static bool simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *
         vf pr = vf_xor(et[t], flip_e);
         et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_x), bound), zero, pr);
     }
-    unsigned up_bits = vm_bits(up);
+    vf t_lo = vf_set1(ctx->t_min), t_hi = vf_set1(ctx->t_max);
+    vf step = vf_blend(up, vf_set1(-1.0f), vf_set1(1.0f));
     float *pri = (float *)et;
     for (int32_t pass = 0; pass < kmax; pass++) {
         /* Per lane the largest priority and its lowest position: four streams (t mod 4). */
@@ -828,17 +829,23 @@ static bool simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *
             b[0] = vf_blend(m, b[0], b[j]);
             at[0] = vi_blend(m, at[0], at[j]);
         }
-        unsigned act = vm_bits(vm_and(vm_gt(b[0], zero), vm_ilt(vi_set1(pass), k))) & lanes_upto(W);
+        vm act_m = vm_and(vm_gt(b[0], zero), vm_ilt(vi_set1(pass), k));
+        unsigned act = vm_bits(act_m) & lanes_upto(W);
         if (!act)
             break;
-        int32_t pos[W];
+        /* The flips, W lanes at once: x from the transposed rows, D_code = r + step (a candidate).
+         */
+        vf x = vf_gather((const float *)wt, vi_add(vi_mul_small(at[0], W), vi_lanes()), W);
+        vf r = vf_round(x);
+        vf old = vf_min(vf_max(r, t_lo), t_hi), code = vf_min(vf_max(vf_add(r, step), t_lo), t_hi);
+        *flips += (uint64_t)__builtin_popcount(act & ~vm_bits(vm_eq(code, old)));
+        int32_t pos[W], cq[W];
         vf_storeu((float *)pos, (vf)at[0]);
+        vf_storeu((float *)cq, (vf)vi_from_vf(code));
         for (; act; act &= act - 1) {
-            int l = __builtin_ctz(act);
-            size_t j = (size_t)pos[l];
-            pri[j * W + (size_t)l] = 0.0f; /* taken */
-            struct sqi_chan ch = {scale[l], zp[l], w + (size_t)l * len, q + (size_t)l * len, NULL};
-            sqi_flip(ctx, &ch, j, (up_bits >> l) & 1, flips);
+            size_t l = (size_t)__builtin_ctz(act), j = (size_t)pos[l];
+            pri[j * W + l] = 0.0f; /* taken */
+            q[l * len + j] = (int8_t)cq[l];
         }
     }
     return true;
