@@ -222,36 +222,51 @@ static void ctx_init(struct sqi_ctx *ctx, const struct sq_params *p, const struc
 }
 
 /*
- * The first of n channels whose public step, zero point or dequantized range
- * ends is not finite (n if none): finite weights whose range overflows float
- * give an infinite step. With `convert`, scale and zp are turned into the
- * public convention on the way (only valid when none is bad). One branch-free
- * pass: a group-wise call has one channel per few dozen weights.
+ * Whether channels [c0, c1) all have a finite public step, zero point and
+ * dequantized range ends; with `convert`, also turn scale and zp into the
+ * public convention. x - x is 0 for a finite x and NaN otherwise: one
+ * branch-free sum the compiler vectorizes (a group-wise call has one channel
+ * per few dozen weights).
+ */
+static inline __attribute__((always_inline)) bool ranges_finite(const struct sqi_ctx *ctx,
+                                                                float *scale, float *zp, size_t c0,
+                                                                size_t c1, bool convert)
+{
+    double t_min = (double)ctx->t_min, t_max = (double)ctx->t_max, acc = 0.0;
+    for (size_t c = c0; c < c1; c++) {
+        float sf = sqi_public_step(scale[c]), zf = sqi_public_zero_point(zp[c]);
+        double step = (double)sf, z = (double)zf;
+        float d0 = (float)((t_min - z) * step), d1 = (float)((t_max - z) * step);
+        acc += ((step - step) + (z - z)) + (double)((d0 - d0) + (d1 - d1));
+        if (convert) {
+            scale[c] = sf;
+            zp[c] = zf;
+        }
+    }
+    return acc == 0.0;
+}
+
+/*
+ * The first of n channels whose range cannot be represented (n if none):
+ * finite weights whose range overflows float give an infinite step. With
+ * `convert`, scale and zp are turned into the public convention on the way
+ * (their values are unspecified if one is bad).
  */
 static size_t first_bad_range(const struct sqi_ctx *ctx, float *scale, float *zp, size_t n,
                               bool convert)
 {
-    double t_min = (double)ctx->t_min, t_max = (double)ctx->t_max;
     for (size_t c0 = 0; c0 < n; c0 += 64) {
         size_t c1 = n - c0 < 64 ? n : c0 + 64;
-        int bad = 0;
-        for (size_t c = c0; c < c1; c++) {
-            float sf = sqi_public_step(scale[c]), zf = sqi_public_zero_point(zp[c]);
-            double step = (double)sf, z = (double)zf;
-            float d0 = (float)((t_min - z) * step), d1 = (float)((t_max - z) * step);
-            bad |= !(isfinite(step) & isfinite(z) & isfinite(d0) & isfinite(d1));
-            if (convert) {
-                scale[c] = sf;
-                zp[c] = zf;
-            }
-        }
-        if (!bad)
+        bool ok = convert ? ranges_finite(ctx, scale, zp, c0, c1, true)
+                          : ranges_finite(ctx, scale, zp, c0, c1, false);
+        if (ok)
             continue;
         for (size_t c = c0; c < c1; c++) {
             float sf = convert ? scale[c] : sqi_public_step(scale[c]);
             float zf = convert ? zp[c] : sqi_public_zero_point(zp[c]);
             double step = (double)sf, z = (double)zf;
-            float d0 = (float)((t_min - z) * step), d1 = (float)((t_max - z) * step);
+            float d0 = (float)(((double)ctx->t_min - z) * step);
+            float d1 = (float)(((double)ctx->t_max - z) * step);
             if (!(isfinite(step) && isfinite(z) && isfinite(d0) && isfinite(d1)))
                 return c;
         }

@@ -126,6 +126,10 @@ static void fill(float *w, size_t n, int kind)
             v *= pick(50) == 0 ? 25.0 : 1.0;
         else if (kind == 2) /* discrete values: many ties */
             v = (double)(int)(v * 3.0);
+        else if (kind == 3) /* runs of one value: constant and all-zero groups (8.1, 8.2) */
+            v = (double[]){0.0, 6.0, 2e-5, -40.0, v}[(i / 29) % 5];
+        else if (kind == 4) /* most values piled just below the top of the range (8.3) */
+            v = pick(3) ? 20.0 - 2e-3 * uniform() : v;
         w[i] = (float)(v * 0.05);
     }
 }
@@ -306,6 +310,88 @@ START_TEST(test_random)
 }
 END_TEST
 
+/*
+ * Many short rows in one call: the SIMD implementations quantize rows of up
+ * to 128 elements W at a time, one per lane, in the modes without a kernel
+ * stage. Row lengths that are and are not multiples of 8 and 16, groups that
+ * do and do not divide I, 1x1, 1x3 and 3x3 kernels, per channel too; values
+ * with ties, constant and zero groups, and groups that ask for more flips
+ * than they have candidates.
+ */
+START_TEST(test_short_rows)
+{
+    rng = 0x5107u + (uint64_t)_i;
+    static const int64_t shapes[][4] = {
+        {64, 256, 1, 1}, {48, 96, 1, 1}, {40, 64, 3, 3}, {33, 200, 1, 1}, {17, 128, 1, 3}};
+    static const size_t groups[] = {0, 1, 3, 4, 8, 13, 16, 24, 32, 37, 64, 100, 128};
+    const int64_t *sh = shapes[_i % 5];
+    unsigned rank = sh[2] == 1 && sh[3] == 1 ? 2 : 4;
+    struct sq_layer layer;
+    ck_assert(sq_layer_init(&layer, rank, sh, NULL) == SQ_OK);
+    size_t n = layer.channels * layer.kernels * layer.ksize;
+    float *w = malloc(n * sizeof(float));
+    for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++) {
+        struct sq_params p;
+        sq_params_init(&p);
+        p.bits = SQ_BITS_MIN + (unsigned)pick(SQ_BITS_MAX - SQ_BITS_MIN + 1);
+        /* mostly the modes that take the short-row path (the kernel stage needs ksize > 1) */
+        p.mode = (enum sq_mode)(pick(4) ? (pick(2) ? SQ_MODE_SQUANT_C : SQ_MODE_RTN)
+                                        : pick(SQ_MODE_COUNT));
+        if (layer.ksize == 1 && pick(2))
+            p.mode = SQ_MODE_SQUANT;
+        p.scheme = pick(3) == 0 ? SQ_SCHEME_SYMMETRIC : SQ_SCHEME_ASYMMETRIC;
+        int kind = (int)pick(5);
+        fill(w, n, kind);
+        char what[300];
+        snprintf(what, sizeof what,
+                 "short rows %d: [%lld,%lld,%lld,%lld] group %zu kind %d, %u bits, %s, %s", _i,
+                 (long long)sh[0], (long long)sh[1], (long long)sh[2], (long long)sh[3], groups[gi],
+                 kind, p.bits, sq_mode_name(p.mode), sq_scheme_name(p.scheme));
+        check_tensor(&p, &layer, groups[gi], w, what);
+    }
+    free(w);
+}
+END_TEST
+
+/* A NaN in the middle of a block of short rows is named in tensor terms, for every implementation.
+ */
+START_TEST(test_short_rows_nonfinite)
+{
+    struct sq_layer layer = {64, 256, 1};
+    size_t n = 64 * 256, ss, bad = 37 * 256 + 101; /* channel 37, group 3 of 32 */
+    float *w = malloc(n * sizeof(float)), s[64 * 8], z[64 * 8];
+    int8_t *q = malloc(n);
+    rng = 7;
+    fill(w, n, 0);
+    ck_assert(sq_group_scratch_size(&layer, 32, &ss) == SQ_OK);
+    void *scratch = malloc(ss);
+    for (enum sq_impl impl = SQ_IMPL_REF; impl < SQ_IMPL_COUNT; impl++) {
+        if (!sq_impl_available(impl))
+            continue;
+        for (int m = 0; m < 2; m++) {
+            struct sq_params p;
+            sq_params_init(&p);
+            p.impl = impl;
+            p.mode = m ? SQ_MODE_RTN : SQ_MODE_SQUANT;
+            w[bad] = m ? INFINITY : NAN;
+            struct sq_error err;
+            sq_error_init(&err);
+            ck_assert_int_eq(
+                sq_quantize_groups(&p, &layer, 32, w, 0, 64 * 8, q, s, z, scratch, ss, NULL, &err),
+                SQ_ERR_NONFINITE);
+            ck_assert_int_eq(err.channel, 37);
+            ck_assert_int_eq(err.index, (int64_t)bad);
+            ck_assert_msg(strstr(err.message, "output channel 37, element 101") != NULL, "%s: %s",
+                          sq_impl_name(impl), err.message);
+            w[bad] = 0.0f;
+        }
+    }
+    free(scratch);
+    free(q);
+    free(w);
+}
+END_TEST
+
 /* group 0 and group >= I are per-channel SQuant, call for call. */
 START_TEST(test_per_channel)
 {
@@ -402,6 +488,8 @@ int main(void)
     tcase_add_test(tc, test_per_channel);
     tcase_add_test(tc, test_conformance_inputs);
     tcase_add_loop_test(tc, test_random, 0, 20);
+    tcase_add_loop_test(tc, test_short_rows, 0, 10);
+    tcase_add_test(tc, test_short_rows_nonfinite);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
