@@ -67,6 +67,36 @@ static inline unsigned lanes_upto(size_t n)
 }
 
 /*
+ * The least and the largest lane, by halving (a tree, not a chain of W
+ * dependent steps: a short row pays its latency). Exact for finite values in
+ * any order; only the sign of a zero may differ, which changes neither the
+ * scale nor the zero point.
+ */
+static inline float simd_hmin(vf v)
+{
+#if W == 16
+    __m256 a = _mm256_min_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+#else
+    __m256 a = v;
+#endif
+    __m128 b = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_min_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_min_ss(b, _mm_shuffle_ps(b, b, 1)));
+}
+
+static inline float simd_hmax(vf v)
+{
+#if W == 16
+    __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+#else
+    __m256 a = v;
+#endif
+    __m128 b = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_max_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_max_ss(b, _mm_shuffle_ps(b, b, 1)));
+}
+
+/*
  * min/max of a channel; false if a weight is NaN or infinite. Four
  * independent accumulators of each kind, so that the loop runs at the
  * throughput of min, max and add rather than their latency.
@@ -107,16 +137,8 @@ static inline bool simd_minmax(const float *w, size_t len, float *mn, float *mx)
     }
     if ((vm_bits(vm_eq(bad[0], bad[0])) & lanes_upto(W)) != lanes_upto(W))
         return false;
-    float l[W], h[W];
-    vf_storeu(l, lo[0]);
-    vf_storeu(h, hi[0]);
-    float a = l[0], b = h[0];
-    for (int j = 1; j < W; j++) {
-        a = l[j] < a ? l[j] : a;
-        b = h[j] > b ? h[j] : b;
-    }
-    *mn = a;
-    *mx = b;
+    *mn = simd_hmin(lo[0]);
+    *mx = simd_hmax(hi[0]);
     return true;
 }
 
