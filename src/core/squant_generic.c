@@ -191,13 +191,177 @@ static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch, s
     }
 }
 
+/*
+ * Short rows, a register's worth at a time, one per lane (modes without a kernel stage):
+ * the portable form of simd.h's short-row path. A group of a 1x1 layer is a
+ * row of a few dozen weights, whose range reduction, division, row sum and
+ * selection setup would otherwise cost more than its weights. Every lane
+ * does the per-channel path's f32 operations in the same order; the
+ * selection takes, per lane, the largest priority at the lowest position k
+ * times, the same flips as the stable order's first k.
+ */
+#define GEN_ROWS SQI_FW /* a whole register of floats */
+#define GEN_ROWS_MAX 128
+typedef sqi_vfn gen_v8;
+typedef sqi_vin gen_i8;
+
+static inline gen_v8 v8_sel(gen_i8 m, gen_v8 a, gen_v8 b) /* m ? a : b */
+{
+    return (gen_v8)((m & (gen_i8)a) | (~m & (gen_i8)b));
+}
+
+static inline gen_v8 v8_rne(gen_v8 x) /* sqi_rne lane-wise */
+{
+    gen_i8 sign = (gen_i8)x & INT32_MIN;
+    gen_v8 a = (gen_v8)((gen_i8)x ^ sign);
+    gen_v8 t = (gen_v8)((gen_i8)((a + 0x1p23f) - 0x1p23f) | sign);
+    return v8_sel(a < 0x1p23f, t, x);
+}
+
+/* sqi_rowsum of GEN_ROWS rows of len < 512 (no cascade levels), e[t] = element t of each. */
+static inline __attribute__((always_inline)) gen_v8 rows_rowsum(const gen_v8 *e, size_t len)
+{
+    gen_v8 zero = {0};
+    if (len < 8) {
+        size_t g = len / 4;
+        gen_v8 a[4] = {zero, zero, zero, zero};
+        for (size_t k = 0; k < 4 * g; k++)
+            a[k] += e[k];
+        for (size_t i = 4 * g; i < len; i++)
+            a[0] += e[i];
+        return ((a[0] + a[1]) + a[2]) + a[3];
+    }
+    size_t nv = len / 8, g = nv / 4;
+    gen_v8 a[4][8];
+    for (size_t k = 0; k < 4; k++)
+        for (size_t l = 0; l < 8; l++)
+            a[k][l] = zero;
+    for (size_t t = 0; t < g; t++)
+        for (size_t k = 0; k < 4; k++)
+            for (size_t l = 0; l < 8; l++)
+                a[k][l] += e[32 * t + 8 * k + l];
+    for (size_t j = 4 * g; j < nv; j++)
+        for (size_t l = 0; l < 8; l++)
+            a[0][l] += e[8 * j + l];
+    gen_v8 s = zero;
+    for (size_t i = 8 * nv; i < len; i++)
+        s += e[i];
+    for (size_t l = 0; l < 8; l++)
+        s += ((a[0][l] + a[1][l]) + a[2][l]) + a[3][l];
+    return s;
+}
+
+/* Rows [0, GEN_ROWS) of len <= GEN_ROWS_MAX at w; false if a weight is NaN or infinite. */
+static bool rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
+                       float *scale, float *zp, gen_v8 *wt, gen_v8 *et, uint64_t *flips)
+{
+    gen_v8 zero = {0}, lo, hi, bad = zero;
+    for (size_t t = 0; t < len; t++)
+        for (size_t l = 0; l < GEN_ROWS; l++)
+            wt[t][l] = w[l * len + t];
+    lo = hi = wt[0];
+    for (size_t t = 0; t < len; t++) {
+        gen_v8 v = wt[t];
+        lo = v8_sel(v < lo, v, lo);
+        hi = v8_sel(v > hi, v, hi);
+        bad += v - v;
+    }
+    for (size_t l = 0; l < GEN_ROWS; l++)
+        if (bad[l] != 0.0f)
+            return false;
+    /* sqi_channel_params lane-wise (zero signs change neither value) */
+    gen_v8 vs, vz;
+    if (ctx->symmetric) {
+        gen_i8 sign = {0};
+        sign += INT32_MIN;
+        gen_v8 alo = (gen_v8)((gen_i8)lo & ~sign), ahi = (gen_v8)((gen_i8)hi & ~sign);
+        gen_v8 m = v8_sel(ahi > alo, ahi, alo);
+        m = v8_sel(m < 1e-8f, zero + 1e-8f, m);
+        vs = (zero + ctx->t_max) / m;
+        vz = zero;
+    } else {
+        gen_v8 d = hi - lo;
+        d = v8_sel(d < 1e-8f, zero + 1e-8f, d);
+        vs = (zero + ctx->levels) / d;
+        vz = v8_rne(vs * lo) + ctx->half;
+    }
+    for (size_t l = 0; l < GEN_ROWS; l++) {
+        scale[l] = vs[l];
+        zp[l] = vz[l];
+        /* round-to-nearest codes, row by row (pass 1 of the per-channel path) */
+        const float *cw = w + l * len, s_ = vs[l], z_ = vz[l];
+        const float t_min = ctx->t_min, t_max = ctx->t_max;
+        int8_t *cq = q + l * len;
+        for (size_t i = 0; i < len; i++) {
+            float r = sqi_rne_sel(sqi_code_x(s_, z_, cw[i]));
+            float code = r < t_min ? t_min : r;
+            cq[i] = (int8_t)(code > t_max ? t_max : code);
+        }
+    }
+    if (!ctx->channel_stage)
+        return true;
+
+    for (size_t t = 0; t < len; t++) {
+        gen_v8 x = (vs * wt[t]) - vz;
+        wt[t] = x;
+        et[t] = v8_rne(x) - x;
+    }
+    gen_v8 s = rows_rowsum(et, len), mag, kf;
+    gen_i8 up = s < 0.0f;
+    mag = (gen_v8)((gen_i8)s & INT32_MAX);
+    kf = v8_rne(mag);
+    kf = v8_sel(kf > (float)len, zero + (float)len, kf);
+    gen_i8 k = __builtin_convertvector(kf, gen_i8);
+    int32_t kmax = 0;
+    for (size_t l = 0; l < GEN_ROWS; l++)
+        kmax = k[l] > kmax ? k[l] : kmax;
+    if (kmax == 0)
+        return true;
+    /* priorities in each row's direction: up: -e with e < 0, x < t_max; down: e with e > 0, x >
+     * t_min */
+    for (size_t t = 0; t < len; t++) {
+        gen_v8 e = et[t], x = wt[t];
+        gen_i8 cu = (e < 0.0f) & (x < ctx->t_max), cd = (e > 0.0f) & (x > ctx->t_min);
+        et[t] = v8_sel(up, v8_sel(cu, -e, zero), v8_sel(cd, e, zero));
+    }
+    for (int32_t pass = 0; pass < kmax; pass++) {
+        gen_v8 b = zero;
+        gen_i8 at = {0};
+        for (size_t t = 0; t < len; t++) {
+            gen_i8 m = et[t] > b;
+            b = v8_sel(m, et[t], b);
+            at = (m & (int32_t)t) | (~m & at);
+        }
+        bool any = false;
+        for (size_t l = 0; l < GEN_ROWS; l++) {
+            if (!(b[l] > 0.0f) || pass >= k[l])
+                continue;
+            size_t j = (size_t)at[l];
+            et[j][l] = 0.0f; /* taken */
+            struct sqi_chan ch = {scale[l], zp[l], w + l * len, q + l * len, NULL};
+            sqi_flip(ctx, &ch, j, up[l] != 0, flips);
+            any = true;
+        }
+        if (!any)
+            break;
+    }
+    return true;
+}
+
 size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
                             float *scale, float *zp, void *scratch, struct sqi_flips *flips)
 {
     struct gen_arrays a;
     gen_layout(scratch, ctx, &a);
-    size_t len = ctx->len;
-    for (size_t c = 0; c < n; c++) {
+    size_t len = ctx->len, c = 0;
+    if (!ctx->kernel_stage && len <= GEN_ROWS_MAX) {
+        gen_v8 wt[GEN_ROWS_MAX], et[GEN_ROWS_MAX];
+        for (; c + GEN_ROWS <= n; c += GEN_ROWS)
+            if (!rows_block(ctx, len, w + c * len, q + c * len, scale + c, zp + c, wt, et,
+                            &flips->channel))
+                break; /* the per-row path below names the weight */
+    }
+    for (; c < n; c++) {
         struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, a.err};
         float mn, mx;
         if (!gen_minmax(ch.w, len, &mn, &mx))
