@@ -22,10 +22,12 @@
  * of the list (--impl avx2,generic: generic/avx2). The last lines (one per
  * model, thread count and implementation) are for scripts:
  *   resnet50 threads=2 impl=avx2 floor_ms=4.1 rtn_ms=4.3 squant_ms=9.8 ...
- * With --group G, rtn and squant also run group-wise (a range per G input
- * channels, sq_quantize_groups) on the same items, printed below the
+ * With --group G, rtn, squant and report also run group-wise (a range per G
+ * input channels, sq_quantize_groups) on the same items, in each repetition
+ * right after the same implementation's per-channel runs, printed below the
  * per-channel numbers, with lines "... group=G ..." for scripts
- * (sq_per_channel: group-wise squant over per-channel squant).
+ * (sq_per_channel, rtn_per_channel: medians of the per-repetition ratios of
+ * group-wise over per-channel squant and rtn).
  * This is a benchmark, not a test: it never fails on timings.
  */
 #include <pthread.h>
@@ -274,46 +276,68 @@ static double median(double *v, int n)
 struct result {
     double ms[TASK_COUNT];
     double sq_rtn, sq_floor, report_cost, vs_first;
+    double sq_per_channel, rtn_per_channel; /* group-wise results only */
 };
 
 /*
- * Every task of every implementation runs back to back in each repetition;
- * ratios are taken within a repetition.
+ * Every task of every implementation runs back to back in each repetition,
+ * the group-wise ones (group > 0: rtn, squant, report) right after the
+ * per-channel ones of the same implementation; ratios are taken within a
+ * repetition. The group-wise floor is the per-channel one (the same pass).
  */
 static void measure(struct job *job, int threads, const enum sq_impl *impls, int n_impls, int reps,
-                    struct result *res)
+                    size_t group, struct result *res, struct result *gres)
 {
-    static double t[SQ_IMPL_COUNT][TASK_COUNT][MAX_REPS];
-    static double ratio[SQ_IMPL_COUNT][4][MAX_REPS];
+    enum { SETS = 2, RATIOS = 6 };
+    static double t[SETS][SQ_IMPL_COUNT][TASK_COUNT][MAX_REPS];
+    static double ratio[SETS][SQ_IMPL_COUNT][RATIOS][MAX_REPS];
+    int sets = group ? 2 : 1;
     for (int i = -1; i < reps; i++) { /* i = -1: warm-up (page faults, caches) */
-        double first_sq = 0.0;
+        double first_sq[SETS] = {0.0, 0.0};
         for (int m = 0; m < n_impls; m++) {
-            double tt[TASK_COUNT];
+            double tt[SETS][TASK_COUNT];
             job->params.impl = impls[m];
-            for (int k = 0; k < TASK_COUNT; k++) {
-                job->task = (enum task)k;
-                job->params.mode = k == TASK_RTN ? SQ_MODE_RTN : SQ_MODE_SQUANT;
-                tt[k] = run_once(job, threads);
+            for (int g = 0; g < sets; g++) {
+                job->group = g ? group : 0;
+                for (int k = g ? TASK_RTN : 0; k < TASK_COUNT; k++) {
+                    job->task = (enum task)k;
+                    job->params.mode = k == TASK_RTN ? SQ_MODE_RTN : SQ_MODE_SQUANT;
+                    tt[g][k] = run_once(job, threads);
+                }
+                if (g)
+                    tt[g][TASK_FLOOR] = tt[0][TASK_FLOOR];
+                if (m == 0)
+                    first_sq[g] = tt[g][TASK_SQUANT];
             }
-            if (m == 0)
-                first_sq = tt[TASK_SQUANT];
             if (i < 0)
                 continue;
-            for (int k = 0; k < TASK_COUNT; k++)
-                t[m][k][i] = tt[k] * 1e3;
-            ratio[m][0][i] = tt[TASK_SQUANT] / tt[TASK_RTN];
-            ratio[m][1][i] = tt[TASK_SQUANT] / tt[TASK_FLOOR];
-            ratio[m][2][i] = (tt[TASK_REPORT] - tt[TASK_SQUANT]) / tt[TASK_SQUANT];
-            ratio[m][3][i] = tt[TASK_SQUANT] / first_sq;
+            for (int g = 0; g < sets; g++) {
+                for (int k = 0; k < TASK_COUNT; k++)
+                    t[g][m][k][i] = tt[g][k] * 1e3;
+                double *r[RATIOS];
+                for (int x = 0; x < RATIOS; x++)
+                    r[x] = &ratio[g][m][x][i];
+                *r[0] = tt[g][TASK_SQUANT] / tt[g][TASK_RTN];
+                *r[1] = tt[g][TASK_SQUANT] / tt[g][TASK_FLOOR];
+                *r[2] = (tt[g][TASK_REPORT] - tt[g][TASK_SQUANT]) / tt[g][TASK_SQUANT];
+                *r[3] = tt[g][TASK_SQUANT] / first_sq[g];
+                *r[4] = tt[g][TASK_SQUANT] / tt[0][TASK_SQUANT];
+                *r[5] = tt[g][TASK_RTN] / tt[0][TASK_RTN];
+            }
         }
     }
-    for (int m = 0; m < n_impls; m++) {
-        for (int k = 0; k < TASK_COUNT; k++)
-            res[m].ms[k] = median(t[m][k], reps);
-        res[m].sq_rtn = median(ratio[m][0], reps);
-        res[m].sq_floor = median(ratio[m][1], reps);
-        res[m].report_cost = median(ratio[m][2], reps);
-        res[m].vs_first = median(ratio[m][3], reps);
+    for (int g = 0; g < sets; g++) {
+        struct result *out = g ? gres : res;
+        for (int m = 0; m < n_impls; m++) {
+            for (int k = 0; k < TASK_COUNT; k++)
+                out[m].ms[k] = median(t[g][m][k], reps);
+            out[m].sq_rtn = median(ratio[g][m][0], reps);
+            out[m].sq_floor = median(ratio[g][m][1], reps);
+            out[m].report_cost = median(ratio[g][m][2], reps);
+            out[m].vs_first = median(ratio[g][m][3], reps);
+            out[m].sq_per_channel = median(ratio[g][m][4], reps);
+            out[m].rtn_per_channel = median(ratio[g][m][5], reps);
+        }
     }
 }
 
@@ -389,26 +413,32 @@ static void bench_model(const char *name, const struct shape *shapes, size_t n_s
     printf("%s: %zu layers, %zu weights (%.1f MB float32), %zu work items, %d repetitions\n", name,
            n_layers, weights, (double)weights * 4 / 1e6, n_items, reps);
     for (int t = 0; t < n_threads; t++) {
-        struct result per_channel[SQ_IMPL_COUNT];
+        struct result sets[2][SQ_IMPL_COUNT];
+        struct job job = {.items = items, .n_items = n_items};
+        sq_params_init(&job.params);
+        measure(&job, threads[t], impls, n_impls, reps, group, sets[0], sets[1]);
         for (int pass = 0; pass < (group ? 2 : 1); pass++) {
-            struct job job = {.items = items, .n_items = n_items, .group = pass ? group : 0};
-            sq_params_init(&job.params);
-            struct result res[SQ_IMPL_COUNT];
-            measure(&job, threads[t], impls, n_impls, reps, res);
+            const struct result *res = sets[pass];
             if (pass)
-                printf("  threads %d, group %zu (medians: ms, and of the per-repetition ratios)\n",
+                printf("  threads %d, group %zu (medians: ms, and of the per-repetition ratios; "
+                       "sq/chan, rtn/chan: against per channel in the same repetition)\n",
                        threads[t], group);
             else
                 printf("  threads %d (medians: ms, and of the per-repetition ratios)\n",
                        threads[t]);
-            printf("  %-8s %9s %9s %9s %9s %8s %8s %8s %8s %8s\n", "impl", "floor", "rtn", "squant",
+            printf("  %-8s %9s %9s %9s %9s %8s %8s %8s %8s %8s", "impl", "floor", "rtn", "squant",
                    "+report", "sq_ns/w", "sq/rtn", "sq/floor", "report", "sq/first");
-            for (int m = 0; m < n_impls; m++)
-                printf("  %-8s %9.2f %9.2f %9.2f %9.2f %8.3f %8.2f %8.2f %7.1f%% %8.2f\n",
+            printf(pass ? " %8s %8s\n" : "\n", "sq/chan", "rtn/chan");
+            for (int m = 0; m < n_impls; m++) {
+                printf("  %-8s %9.2f %9.2f %9.2f %9.2f %8.3f %8.2f %8.2f %7.1f%% %8.2f",
                        sq_impl_name(impls[m]), res[m].ms[TASK_FLOOR], res[m].ms[TASK_RTN],
                        res[m].ms[TASK_SQUANT], res[m].ms[TASK_REPORT],
                        res[m].ms[TASK_SQUANT] * 1e6 / (double)weights, res[m].sq_rtn,
                        res[m].sq_floor, 100.0 * res[m].report_cost, res[m].vs_first);
+                if (pass)
+                    printf(" %8.2f %8.2f", res[m].sq_per_channel, res[m].rtn_per_channel);
+                printf("\n");
+            }
             for (int m = 0; m < n_impls; m++) {
                 char grp[64] = "";
                 if (pass)
@@ -419,12 +449,10 @@ static void bench_model(const char *name, const struct shape *shapes, size_t n_s
                        res[m].ms[TASK_RTN], res[m].ms[TASK_SQUANT], res[m].ms[TASK_REPORT],
                        res[m].sq_rtn, res[m].sq_floor, res[m].report_cost, res[m].vs_first);
                 if (pass)
-                    printf(" sq_per_channel=%.2f",
-                           res[m].ms[TASK_SQUANT] / per_channel[m].ms[TASK_SQUANT]);
+                    printf(" sq_per_channel=%.2f rtn_per_channel=%.2f", res[m].sq_per_channel,
+                           res[m].rtn_per_channel);
                 printf("\n");
             }
-            if (!pass)
-                memcpy(per_channel, res, sizeof res);
         }
         fflush(stdout);
     }

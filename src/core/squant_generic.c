@@ -201,7 +201,7 @@ static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch, s
  * times, the same flips as the stable order's first k.
  */
 #define GEN_ROWS SQI_FW /* a whole register of floats */
-#define GEN_ROWS_MAX 128
+#define GEN_ROWS_MAX 64 /* above, the k passes over the row cost more than the per-row path */
 typedef sqi_vfn gen_v8;
 typedef sqi_vin gen_i8;
 
