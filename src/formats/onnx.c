@@ -1231,8 +1231,8 @@ static bool read_as_matmul_b(const Onnx__GraphProto *g, const char *name)
         const Onnx__NodeProto *n = g->node[i];
         for (size_t j = 0; j < n->n_input; j++)
             if (strcmp(n->input[j], name) == 0 &&
-                !(j == 1 && n->n_input == 2 && n->n_output == 1 && default_domain(n->domain) &&
-                  strcmp(S(n->op_type), "MatMul") == 0))
+                !(j == 1 && n->n_input == 2 && *n->input[0] && n->n_output == 1 &&
+                  default_domain(n->domain) && strcmp(S(n->op_type), "MatMul") == 0))
                 return false;
     }
     return true;
