@@ -1220,8 +1220,7 @@ bool sq_onnx_nbits_block_ok(size_t g)
     return g >= 16 && g <= 256 && (g & (g - 1)) == 0;
 }
 
-/* Whether every reader of `name` is a MatMul taking it as B (input 1), and it is no graph output.
- */
+/* Whether every reader of `name` is a MatMul (with an A) taking it as B, and no graph output. */
 static bool read_as_matmul_b(const Onnx__GraphProto *g, const char *name)
 {
     for (size_t i = 0; i < g->n_output; i++)
