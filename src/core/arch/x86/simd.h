@@ -48,6 +48,9 @@
 #define SIMD_KERNEL_SIZES(X)                                                                       \
     X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(12) X(15) X(16) X(25) X(49)
 
+/* The sizes among them whose whole blocks are transposed in and out (8 <= K <= 16). */
+#define SIMD_FULL_SIZES(X) X(8) X(9) X(10) X(12) X(15) X(16)
+
 static bool simd_kernel_size_supported(size_t k)
 {
     switch (k) {
@@ -180,15 +183,15 @@ pass1_chunk(struct simd_consts k, const float *w, int8_t *q, float *err, size_t 
     return e;
 }
 
-/* Pass 1 before a kernel stage: err[i] = e, q[i] = clamp(r). */
-static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t len)
+/* Pass 1 before a kernel stage over elements [i, len): err[i] = e, q[i] = clamp(r). */
+static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t i,
+                              size_t len)
 {
     struct simd_consts k = simd_consts(ctx, ch);
     const float *w = ch->w;
     int8_t *q = ch->q;
     float *err = ch->err;
     vf x;
-    size_t i = 0;
     for (; i + W <= len; i += W)
         pass1_chunk(k, w, q, err, i, W, &x);
     if (i < len)
@@ -495,13 +498,108 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
     off_dn->n += nd;
 }
 
+#ifdef SIMD_HAVE_STORE_KERNELS
+/*
+ * Kernel stage for the W whole kernels at b (8 <= K <= 16), with pass 1
+ * folded in: the block is transposed in (load_kernels), ranked one kernel per
+ * lane as in simd_kernel_block, and its errors and codes, flipped or not, are
+ * transposed back out (store_kernels, store_code_kernels): no pass 1 over the
+ * block, no patch list. `same` counts, per lane, the elements whose clamped
+ * code is the round-to-nearest one.
+ */
+static inline __attribute__((always_inline)) void
+simd_kernel_block_full(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b,
+                       const size_t K, struct sqi_offers *off_up, struct sqi_offers *off_dn,
+                       vi *same)
+{
+    vf vs = vf_set1(ch->scale), vz = vf_set1(ch->zp), zero = vf_zero(), one = vf_set1(1.0f);
+    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    vf e[16], p[16], x[16], r[16];
+    load_kernels(ch->w + b * K, K, x);
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++)
+    {
+        x[t] = vf_sub(vf_mul(vs, x[t]), vz);
+        r[t] = vf_round(x[t]);
+        e[t] = vf_sub(r[t], x[t]);
+    }
+    vf s = simd_kernel_rowsum(e, K);
+    vm up = vm_lt(s, zero);
+    vf mag = vf_abs(s), kf = vf_round(mag);
+    vm over = vm_ge(kf, mag);
+    vi k = vi_from_vf(kf);
+    /* The priorities, as in simd_kernel_block. */
+    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
+    vf bound = vf_blend(up, vf_neg(lo), hi);
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++)
+    {
+        vf pr = vf_xor(e[t], flip_e);
+        p[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(x[t], flip_x), bound), zero, pr);
+    }
+    vi target = vi_blend(over, k, vi_add(k, vi_set1(-1)));
+    target = vi_blend(vm_and(over, vm_ieq(k, vi_set1(0))), target, vi_set1((int)K - 1));
+    vi off_pos = vi_set1(-1), pos = vi_add(vi_mul_small(vi_lanes(), (int)K), vi_set1((int)(b * K)));
+    vi one_i = vi_set1(1);
+    vf off_val = zero, step = vf_blend(up, vf_set1(-1.0f), one);
+    vm has_offer = vm_ilt(target, vi_set1((int)K));
+    vf en[16], cn[16];
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++)
+    {
+        vi rank = vi_set1(0);
+        _Pragma("GCC unroll 16") for (size_t u = 0; u < K; u++) if (u != t) rank =
+            vi_inc(rank, u < t ? vm_ge(p[u], p[t]) : vm_gt(p[u], p[t]));
+        vm flip = vm_ilt(rank, k);
+        vm real = vm_gt_m(flip, p[t], zero);
+        vf err = vf_blend(flip, e[t], zero);
+        en[t] = vf_blend(real, err, vf_add(e[t], step));
+        vf rq = vf_min(vf_max(r[t], lo), hi);
+        cn[t] = vf_min(vf_max(vf_add(r[t], vf_blend(real, zero, step)), lo), hi);
+        *same = vi_inc(*same, vm_eq(cn[t], rq));
+        vm is = vm_ieq(rank, target);
+        off_pos = vi_blend(is, off_pos, pos);
+        off_val = vf_blend(is, off_val, vf_abs(en[t]));
+        pos = vi_add(pos, one_i);
+    }
+    store_kernels(ch->err + b * K, K, en);
+    store_code_kernels(ch->q + b * K, K, cn);
+    vm dir_up = vm_and(has_offer, vm_xor(up, over));
+    vm dir_dn = vm_andnot(has_offer, dir_up);
+    size_t nu = (size_t)vi_compress((int32_t *)off_up->pos + off_up->n, dir_up, off_pos);
+    vf_compress(off_up->val + off_up->n, dir_up, off_val);
+    off_up->n += nu;
+    size_t nd = (size_t)vi_compress((int32_t *)off_dn->pos + off_dn->n, dir_dn, off_pos);
+    vf_compress(off_dn->val + off_dn->n, dir_dn, off_val);
+    off_dn->n += nd;
+}
+#endif
+
+/*
+ * The kernel stage of a channel, pass 1 included: err and q hold e and
+ * clamp(r) everywhere, patched where the stage flipped.
+ */
 static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch,
                               struct simd_patches *pt, struct sqi_offers *off_up,
                               struct sqi_offers *off_dn, uint64_t *flips)
 {
-    size_t K = ctx->ksize, I = ctx->kernels;
+    size_t K = ctx->ksize, I = ctx->kernels, b = 0;
+    uint64_t changed = 0;
     pt->n = off_up->n = off_dn->n = 0;
-    for (size_t b = 0; b < I; b += W) {
+#ifdef SIMD_HAVE_STORE_KERNELS
+    if (K >= 8 && K <= 16 && I >= W) {
+        vi same = vi_set1(0);
+        switch (K) {
+#define SIMD_K(k)                                                                                  \
+    case k:                                                                                        \
+        for (; b + W <= I; b += W)                                                                 \
+            simd_kernel_block_full(ctx, ch, b, k, off_up, off_dn, &same);                          \
+        break;
+            SIMD_FULL_SIZES(SIMD_K)
+#undef SIMD_K
+        }
+        changed += (uint64_t)(b * K) - (uint64_t)vi_hsum(same);
+    }
+#endif
+    simd_pass1(ctx, ch, b * K, ctx->len);
+    for (; b < I; b += W) {
         size_t nk = I - b < W ? I - b : W;
         /* A constant K lets the compiler unroll everything into registers. */
         switch (K) {
@@ -513,7 +611,6 @@ static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *
 #undef SIMD_K
         }
     }
-    uint64_t changed = 0;
     for (size_t i = 0; i < pt->n; i++) {
         int8_t code = (int8_t)pt->code[i];
         changed += ch->q[pt->pos[i]] != code;
@@ -926,7 +1023,6 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
         } else if (!ctx->kernel_stage) {
             simd_channel_only(ctx, &ch, keys, &cands, &flips->channel);
         } else {
-            simd_pass1(ctx, &ch, len);
             simd_kernel_stage(ctx, &ch, &pt, &up, &down, &flips->kernel);
             if (ctx->channel_stage)
                 simd_channel_offers(ctx, &ch, &up, &down, keys, &flips->channel);

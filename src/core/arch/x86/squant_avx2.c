@@ -106,6 +106,10 @@ static inline vm vm_eq(vf a, vf b)
 {
     return _mm256_cmp_ps(a, b, _CMP_EQ_OQ);
 }
+static inline vm vm_ne(vf a, vf b)
+{
+    return _mm256_cmp_ps(a, b, _CMP_NEQ_OQ);
+}
 static inline vm vm_and(vm a, vm b)
 {
     return _mm256_and_ps(a, b);
@@ -309,6 +313,84 @@ static inline __attribute__((always_inline)) void load_kernels(const float *base
         _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)K));
     _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++) out[t] =
         _mm256_i32gather_ps(base + t, stride, 4);
+}
+
+/* The 4x4 transpose inside each 128-bit half: row i of v (lanes 0..3 | 4..7) to column i. */
+static inline __attribute__((always_inline)) void tr4_halves(__m256 v0, __m256 v1, __m256 v2,
+                                                             __m256 v3, __m256 *o)
+{
+    __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+    __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+    o[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    o[1] = _mm256_shuffle_ps(t0, t2, 0xee);
+    o[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    o[3] = _mm256_shuffle_ps(t1, t3, 0xee);
+}
+
+/*
+ * The inverse of load_kernels: v[t] (element t of 8 kernels, kernel i in lane
+ * i) back to the 8 * K contiguous floats at base. Elements 0..7 by the same
+ * in-half 4x4 transposes and 128-bit stores, the rest (one for 3x3) lane by
+ * lane. Writes exactly the 8 * K floats of the block.
+ */
+#define SIMD_HAVE_STORE_KERNELS 1
+static inline __attribute__((always_inline)) void store_kernels(float *base, const size_t K,
+                                                                const vf *v)
+{
+    __m256 a[4], b[4];
+    tr4_halves(v[0], v[1], v[2], v[3], a); /* a[i]: kernel i, elements 0..3 | kernel i + 4 */
+    tr4_halves(v[4], v[5], v[6], v[7], b); /* b[i]: the same, elements 4..7 */
+    _Pragma("GCC unroll 4") for (size_t i = 0; i < 4; i++)
+    {
+        float *r0 = base + K * i, *r1 = base + K * (i + 4);
+        _mm_storeu_ps(r0, _mm256_castps256_ps128(a[i]));
+        _mm_storeu_ps(r0 + 4, _mm256_castps256_ps128(b[i]));
+        _mm_storeu_ps(r1, _mm256_extractf128_ps(a[i], 1));
+        _mm_storeu_ps(r1 + 4, _mm256_extractf128_ps(b[i], 1));
+    }
+    _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++)
+    {
+        float l[8];
+        _mm256_storeu_ps(l, v[t]);
+        _Pragma("GCC unroll 8") for (size_t i = 0; i < 8; i++) base[K * i + t] = l[i];
+    }
+}
+
+/*
+ * The codes of 8 kernels (c[t]: element t, clamped floats) to the 8 * K
+ * contiguous int8 at q: elements 0..7 packed to bytes, transposed 4x4 by a
+ * byte shuffle in each half, then 8 bytes per kernel; the rest lane by lane.
+ */
+static inline __attribute__((always_inline)) void store_code_kernels(int8_t *q, const size_t K,
+                                                                     const vf *c)
+{
+    __m256i i[8];
+    _Pragma("GCC unroll 8") for (size_t t = 0; t < 8; t++) i[t] = _mm256_cvttps_epi32(c[t]);
+    /* byte 4t + l of a half: element t (0..3 or 4..7) of kernel l (0..3 | 4..7) */
+    __m256i b0 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    __m256i b1 = _mm256_packs_epi16(_mm256_packs_epi32(i[4], i[5]), _mm256_packs_epi32(i[6], i[7]));
+    __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12,
+                                  1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    b0 = _mm256_shuffle_epi8(b0, tr); /* byte 4l + t: kernel l, element t */
+    b1 = _mm256_shuffle_epi8(b1, tr);
+    __m256i lo = _mm256_unpacklo_epi32(b0, b1); /* kernels 0, 1 | 4, 5: 8 bytes each */
+    __m256i hi = _mm256_unpackhi_epi32(b0, b1); /* kernels 2, 3 | 6, 7 */
+    __m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
+    __m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
+    _mm_storel_epi64((__m128i *)q, l0);
+    _mm_storeh_pi((__m64 *)(void *)(q + K), _mm_castsi128_ps(l0));
+    _mm_storel_epi64((__m128i *)(q + 2 * K), h0);
+    _mm_storeh_pi((__m64 *)(void *)(q + 3 * K), _mm_castsi128_ps(h0));
+    _mm_storel_epi64((__m128i *)(q + 4 * K), l1);
+    _mm_storeh_pi((__m64 *)(void *)(q + 5 * K), _mm_castsi128_ps(l1));
+    _mm_storel_epi64((__m128i *)(q + 6 * K), h1);
+    _mm_storeh_pi((__m64 *)(void *)(q + 7 * K), _mm_castsi128_ps(h1));
+    _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++)
+    {
+        int32_t l[8];
+        _mm256_storeu_si256((__m256i *)l, _mm256_cvttps_epi32(c[t]));
+        _Pragma("GCC unroll 8") for (size_t k = 0; k < 8; k++) q[K * k + t] = (int8_t)l[k];
+    }
 }
 
 /* n codes from floats already clamped to [t_min, t_max]. */
