@@ -166,6 +166,10 @@ static inline vi vi_inc(vi acc, vm m)
 {
     return _mm256_sub_epi32(acc, _mm256_castps_si256(m));
 }
+static inline vi vi_dec(vi acc, vm m)
+{
+    return _mm256_add_epi32(acc, _mm256_castps_si256(m));
+}
 static inline vi vi_blend(vm m, vi a, vi b)
 {
     return _mm256_blendv_epi8(a, b, _mm256_castps_si256(m));
@@ -334,6 +338,7 @@ static inline __attribute__((always_inline)) void tr4_halves(__m256 v0, __m256 v
  * lane. Writes exactly the 8 * K floats of the block.
  */
 #define SIMD_HAVE_STORE_KERNELS 1
+#define SIMD_FULL_SIZES(X) X(8) X(9) X(10) X(12) X(15) X(16)
 static inline __attribute__((always_inline)) void store_kernels(float *base, const size_t K,
                                                                 const vf *v)
 {
