@@ -348,12 +348,272 @@ static bool rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, in
     return true;
 }
 
+/* ---------------------------------------------------------------------------
+ * The kernel stage of kernel_body.h on GNU C vectors of 4 lanes, one SSE2 or
+ * NEON register (the baseline of x86-64 and of aarch64): the same operations
+ * as the SIMD implementations', in portable C without intrinsics. Lane masks
+ * are int32 vectors (all ones or zero), as GNU C vector compares give them.
+ */
+#define W 4
+typedef float vf __attribute__((vector_size(16)));
+typedef int32_t vi __attribute__((vector_size(16)));
+typedef vi vm;
+
+static inline vf vf_set1(float x)
+{
+    return (vf){x, x, x, x}; /* not (vf){0} + x: +0 + -0 is +0 */
+}
+static inline vf vf_zero(void)
+{
+    return (vf){0};
+}
+static inline vf vf_add(vf a, vf b)
+{
+    return a + b;
+}
+static inline vf vf_sub(vf a, vf b)
+{
+    return a - b;
+}
+static inline vf vf_mul(vf a, vf b)
+{
+    return a * b;
+}
+/* m ? b : a */
+static inline vf vf_blend(vm m, vf a, vf b)
+{
+    return (vf)((m & (vi)b) | (~m & (vi)a));
+}
+/* a < b ? a : b, a > b ? a : b: the SIMD min and max (no NaN reaches them) */
+static inline vf vf_min(vf a, vf b)
+{
+    return vf_blend(a < b, b, a);
+}
+static inline vf vf_max(vf a, vf b)
+{
+    return vf_blend(a > b, b, a);
+}
+static inline vf vf_abs(vf a)
+{
+    return (vf)((vi)a & INT32_MAX);
+}
+static inline vf vf_neg(vf a)
+{
+    return (vf)((vi)a ^ INT32_MIN);
+}
+static inline vf vf_xor(vf a, vf b)
+{
+    return (vf)((vi)a ^ (vi)b);
+}
+/* sqi_rne lane by lane: the same operations, a select for its early return. */
+static inline vf vf_round(vf v)
+{
+    vf a = vf_abs(v), t = (a + 0x1p23f) - 0x1p23f;
+    t = (vf)((vi)t | ((vi)v & INT32_MIN));
+    return vf_blend(a < 0x1p23f, v, t);
+}
+static inline vm vm_lt(vf a, vf b)
+{
+    return a < b;
+}
+static inline vm vm_gt(vf a, vf b)
+{
+    return a > b;
+}
+static inline vm vm_ge(vf a, vf b)
+{
+    return a >= b;
+}
+static inline vm vm_eq(vf a, vf b)
+{
+    return a == b;
+}
+static inline vm vm_and(vm a, vm b)
+{
+    return a & b;
+}
+static inline vm vm_xor(vm a, vm b)
+{
+    return a ^ b;
+}
+static inline vm vm_andnot(vm a, vm b)
+{
+    return a & ~b;
+}
+static inline vm vm_gt_m(vm m, vf a, vf b)
+{
+    return m & (a > b);
+}
+static inline vm vm_lt_m(vm m, vf a, vf b)
+{
+    return m & (a < b);
+}
+static inline vi vi_set1(int x)
+{
+    return (vi){0} + x;
+}
+static inline vi vi_lanes(void)
+{
+    return (vi){0, 1, 2, 3};
+}
+static inline vm vm_first(size_t n)
+{
+    return vi_lanes() < (int)(n > W ? W : n);
+}
+static inline vm vm_ilt(vi a, vi b)
+{
+    return a < b;
+}
+static inline vm vm_ieq(vi a, vi b)
+{
+    return a == b;
+}
+static inline vm vm_ilt_m(vm m, vi a, vi b)
+{
+    return m & (a < b);
+}
+static inline vm vm_ieq_m(vm m, vi a, vi b)
+{
+    return m & (a == b);
+}
+static inline vi vi_add(vi a, vi b)
+{
+    return a + b;
+}
+static inline vi vi_mul_small(vi a, int k)
+{
+    return a * k;
+}
+static inline vi vi_inc(vi acc, vm m)
+{
+    return acc - m;
+}
+static inline vi vi_dec(vi acc, vm m)
+{
+    return acc + m;
+}
+static inline vi vi_blend(vm m, vi a, vi b)
+{
+    return (m & b) | (~m & a);
+}
+static inline vi vi_from_vf(vf a)
+{
+    return __builtin_convertvector(a, vi);
+}
+static inline int vi_hsum(vi v)
+{
+    int s = 0;
+    for (int l = 0; l < W; l++)
+        s += v[l];
+    return s;
+}
+static inline vf vf_load_n(const float *p, size_t n)
+{
+    vf v = {0};
+    memcpy(&v, p, (n > W ? W : n) * sizeof(float));
+    return v;
+}
+static inline vf vf_gather(const float *base, vi idx, size_t n)
+{
+    vf v = {0};
+    for (size_t l = 0; l < n && l < W; l++)
+        v[l] = base[idx[l]];
+    return v;
+}
+/* The lanes of m to dst in order, branch-free (dst has W slack); returns the count. */
+static inline int vf_compress(float *dst, vm m, vf v)
+{
+    int c = 0;
+    for (int l = 0; l < W; l++) {
+        dst[c] = v[l];
+        c += m[l] & 1;
+    }
+    return c;
+}
+static inline int vi_compress(int32_t *dst, vm m, vi v)
+{
+    int c = 0;
+    for (int l = 0; l < W; l++) {
+        dst[c] = v[l];
+        c += m[l] & 1;
+    }
+    return c;
+}
+
+/* W whole kernels at base, element t of kernel i to lane i of out[t], any K <= 16. */
+#define SIMD_HAVE_LOAD_KERNELS 1
+#define SIMD_LOAD_KERNELS_MIN 1
+static inline __attribute__((always_inline)) void load_kernels(const float *base, const size_t K,
+                                                               vf *out)
+{
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++) out[t] =
+        (vf){base[t], base[K + t], base[2 * K + t], base[3 * K + t]};
+}
+
+/* Their inverse: back to the W * K contiguous floats, and the codes to int8. */
+#define SIMD_HAVE_STORE_KERNELS 1
+#define SIMD_FULL_SIZES(X) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(12) X(15) X(16)
+static inline __attribute__((always_inline)) void store_kernels(float *base, const size_t K,
+                                                                const vf *v)
+{
+    _Pragma("GCC unroll 4") for (size_t i = 0; i < W; i++)
+        _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++) base[K * i + t] = v[t][i];
+}
+static inline __attribute__((always_inline)) void store_code_kernels(int8_t *q, const size_t K,
+                                                                     const vf *c)
+{
+    vi ci[16];
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++) ci[t] = vi_from_vf(c[t]);
+    _Pragma("GCC unroll 4") for (size_t i = 0; i < W; i++)
+        _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++) q[K * i + t] = (int8_t)ci[t][i];
+}
+
+/* Pass 1 over elements [i, len): err = e, q = clamp(r) (what the block path does not cover). */
+static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t i,
+                              size_t len)
+{
+    const float *cw = ch->w, s_ = ch->scale, z_ = ch->zp;
+    const float t_min = ctx->t_min, t_max = ctx->t_max;
+    float *err = ch->err;
+    int8_t *cq = ch->q;
+    for (; i < len; i++) {
+        float x = sqi_code_x(s_, z_, cw[i]);
+        float r = sqi_rne_sel(x);
+        err[i] = r - x;
+        float code = r < t_min ? t_min : r;
+        cq[i] = (int8_t)(code > t_max ? t_max : code);
+    }
+}
+
+#include "kernel_body.h"
+
+/*
+ * Kernel and channel stage of one channel through kernel_body.h (kernel
+ * sizes it supports). Scratch as the SIMD implementations lay it out.
+ */
+static void gen_block_stages(const struct sqi_ctx *ctx, const struct sqi_chan *ch, void *scratch,
+                             struct sqi_flips *flips)
+{
+    size_t lw = ctx->len + 4 * W, kw = ctx->kernels + W;
+    uint64_t *keys = scratch;
+    float *f = ch->err + ctx->len; /* the patch and offer lists, after the errors */
+    struct simd_patches pt = {(uint32_t *)f, f + lw, f + 2 * lw, 0};
+    struct sqi_offers up = {(uint32_t *)(f + 3 * lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
+    up.val = (float *)(down.pos + kw);
+    down.val = up.val + kw;
+    simd_kernel_stage(ctx, ch, &pt, &up, &down, &flips->kernel);
+    if (ctx->channel_stage)
+        sqi_channel_offers(ctx, ch, sqi_rowsum(ch->err, ctx->len), &up, &down, keys,
+                           &flips->channel);
+}
+
 size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
                             float *scale, float *zp, void *scratch, struct sqi_flips *flips)
 {
     struct gen_arrays a;
     gen_layout(scratch, ctx, &a);
     size_t len = ctx->len, c = 0;
+    bool block_stages = ctx->kernel_stage && simd_kernel_size_supported(ctx->ksize);
     if (!ctx->kernel_stage && len <= GEN_ROWS_MAX) {
         gen_v8 wt[GEN_ROWS_MAX], et[GEN_ROWS_MAX];
         for (; c + GEN_ROWS <= n; c += GEN_ROWS)
@@ -369,6 +629,10 @@ size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w,
         sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
         scale[c] = ch.scale;
         zp[c] = ch.zp;
+        if (block_stages) {
+            gen_block_stages(ctx, &ch, scratch, flips);
+            continue;
+        }
         size_t n_up, n_dn;
         {
             /*
