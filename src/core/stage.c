@@ -116,9 +116,28 @@ void sqi_channel_offers(const struct sqi_ctx *ctx, const struct sqi_chan *ch, fl
         if (o->val[i] > 0.0f)
             keys[m++] = sqi_rank_key(o->val[i], o->pos[i]);
     size_t take = p.k < m ? p.k : m;
-    sqi_top_k(keys, m, take);
-    for (size_t t = 0; t < take; t++)
-        sqi_flip(ctx, ch, sqi_key_pos(keys[t]), p.up, flips);
+    if (take <= 8) {
+        /*
+         * Few flips (the usual case: a channel's residual after the kernel
+         * stage is a few units): one branch-free pass per flip for the
+         * largest key below the previous one, instead of a quickselect whose
+         * partition branches are mispredicted about half the time.
+         */
+        uint64_t bound = UINT64_MAX;
+        for (size_t t = 0; t < take; t++) {
+            uint64_t best = 0;
+            for (size_t i = 0; i < m; i++) {
+                uint64_t v = keys[i] < bound ? keys[i] : 0;
+                best = v > best ? v : best;
+            }
+            sqi_flip(ctx, ch, sqi_key_pos(best), p.up, flips);
+            bound = best;
+        }
+    } else {
+        sqi_top_k(keys, m, take);
+        for (size_t t = 0; t < take; t++)
+            sqi_flip(ctx, ch, sqi_key_pos(keys[t]), p.up, flips);
+    }
     sqi_channel_surplus(ctx, ch, o, p.k - take, p.up, flips);
 }
 
