@@ -473,6 +473,60 @@ START_TEST(test_report_paths)
 }
 END_TEST
 
+/*
+ * Every kernel size with a lane-per-kernel path, in layers whose kernels fill
+ * whole blocks of 4, 8 and 16 lanes and leave a tail (the transposed block
+ * path and the per-element path both run), at 2 bits (k near K, surplus
+ * flips), 3 and 4 bits, with ties (discrete and edge channels): every
+ * implementation gives the reference's codes and report.
+ */
+START_TEST(test_kernel_blocks)
+{
+    static const int64_t sizes[] = {2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 16, 25, 49};
+    static const enum dist dists[] = {D_NORMAL, D_DISCRETE, D_MIXED_EDGE, D_UNIFORM};
+    static const unsigned bits[] = {2, 3, 4};
+    static const int64_t kernels[] = {37, 8, 3};
+    int64_t k = sizes[_i];
+    rng = 4400 + (uint64_t)_i;
+    for (size_t d = 0; d < sizeof dists / sizeof *dists; d++)
+        for (size_t b = 0; b < sizeof bits / sizeof *bits; b++)
+            for (size_t ni = 0; ni < sizeof kernels / sizeof *kernels; ni++)
+                for (int mode = 0; mode < 2; mode++) {
+                    int64_t shape[4] = {5, kernels[ni], 1, k};
+                    struct sq_layer layer;
+                    ck_assert(sq_layer_init(&layer, 4, shape, NULL) == SQ_OK);
+                    size_t len = sq_layer_channel_size(&layer), n = layer.channels * len;
+                    float *w = malloc(n * sizeof(float));
+                    fill(w, layer.channels, len, dists[d]);
+                    struct sq_params p;
+                    sq_params_init(&p);
+                    p.bits = bits[b];
+                    p.mode = mode ? SQ_MODE_SQUANT_K : SQ_MODE_SQUANT;
+                    struct result ref;
+                    p.impl = SQ_IMPL_REF;
+                    ck_assert(quantize(&p, 4, shape, w, &ref, NULL) == SQ_OK);
+                    for (enum sq_impl impl = SQ_IMPL_GENERIC; impl < SQ_IMPL_COUNT; impl++) {
+                        if (!sq_impl_available(impl))
+                            continue;
+                        struct result other;
+                        p.impl = impl;
+                        ck_assert(quantize(&p, 4, shape, w, &other, NULL) == SQ_OK);
+                        EXPECT(memcmp(ref.q, other.q, n) == 0,
+                               "K %lld, %lld kernels, %s, %u bits, %s: %s codes differ from ref",
+                               (long long)k, (long long)kernels[ni], dist_names[dists[d]], bits[b],
+                               sq_mode_name(p.mode), sq_impl_name(impl));
+                        EXPECT(memcmp(&ref.report, &other.report, sizeof ref.report) == 0,
+                               "K %lld, %lld kernels, %s, %u bits, %s: %s report differs",
+                               (long long)k, (long long)kernels[ni], dist_names[dists[d]], bits[b],
+                               sq_mode_name(p.mode), sq_impl_name(impl));
+                        result_free(&other);
+                    }
+                    result_free(&ref);
+                    free(w);
+                }
+}
+END_TEST
+
 /* Splitting a tensor into channel ranges gives the same codes and a report that merges. */
 START_TEST(test_ranges)
 {
@@ -808,6 +862,7 @@ int main(void)
     tcase_set_timeout(props, 300);
     tcase_add_loop_test(props, test_properties, 0, PROPERTY_ROUNDS);
     tcase_add_loop_test(props, test_report_paths, 0, 40);
+    tcase_add_loop_test(props, test_kernel_blocks, 0, 14);
     tcase_add_test(props, test_ranges);
     tcase_add_test(props, test_long_rows);
     suite_add_tcase(s, props);
