@@ -133,6 +133,37 @@ struct simd_patches {
 };
 
 /*
+ * The kernels' direction and offered rank from the errors e and values x of
+ * their K elements: *up where the error sum is negative, *k flips (the sum's
+ * magnitude rounded), *over where that rounded up. The priorities p are in
+ * each kernel's direction: with the sign flipped for "up", a candidate is
+ * p = -e > 0 with x < t_max (up) or p = e > 0 with -x < -t_min (down);
+ * everything else has priority 0. Returns the rank offered to the channel
+ * stage: k - 1 if over (K - 1 when k = 0), else k.
+ */
+static inline __attribute__((always_inline)) vi simd_kernel_direction(const vf *e, const vf *x,
+                                                                      const size_t K, vf lo, vf hi,
+                                                                      vf *p, vm *up, vm *over,
+                                                                      vi *k)
+{
+    vf zero = vf_zero();
+    vf s = simd_kernel_rowsum(e, K);
+    *up = vm_lt(s, zero);
+    vf mag = vf_abs(s), kf = vf_round(mag);
+    *over = vm_ge(kf, mag);
+    *k = vi_from_vf(kf);
+    vf flip_e = vf_blend(*up, zero, vf_set1(-0.0f)), flip_x = vf_blend(*up, vf_set1(-0.0f), zero);
+    vf bound = vf_blend(*up, vf_neg(lo), hi);
+    _Pragma("GCC unroll 64") for (size_t t = 0; t < K; t++)
+    {
+        vf pr = vf_xor(e[t], flip_e);
+        p[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(x[t], flip_x), bound), zero, pr);
+    }
+    vi target = vi_blend(*over, *k, vi_add(*k, vi_set1(-1)));
+    return vi_blend(vm_and(*over, vm_ieq(*k, vi_set1(0))), target, vi_set1((int)K - 1));
+}
+
+/*
  * Kernel stage for kernels [b, b + nk) of a channel (nk <= W), K elements
  * each: one kernel per lane. Appends the changed elements to `patches` and
  * the kernels' offers to up/down (in kernel order, so positions ascend), all
@@ -167,27 +198,8 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
         x[t] = vf_sub(vf_mul(vs, wt[t]), vz);
         e[t] = vf_sub(vf_round(x[t]), x[t]); /* exact; so is r = x + e below */
     }
-    vf s = simd_kernel_rowsum(e, K);
-    vm up = vm_lt(s, zero);
-    vf mag = vf_abs(s), kf = vf_round(mag);
-    vm over = vm_ge(kf, mag);
-    vi k = vi_from_vf(kf);
-    /*
-     * Priorities in each kernel's direction: with the sign flipped for "up",
-     * a candidate is p = -e > 0 with x < t_max (up) or p = e > 0 with
-     * -x < -t_min (down); everything else has priority 0.
-     */
-    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
-    vf bound = vf_blend(up, vf_neg(lo), hi);
-    _Pragma("GCC unroll 64") for (size_t t = 0; t < K; t++)
-    {
-        vf pr = vf_xor(e[t], flip_e);
-        p[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(x[t], flip_x), bound), zero, pr);
-    }
-
-    /* The offered rank: k - 1 if over (K - 1 when k = 0), else k. */
-    vi target = vi_blend(over, k, vi_add(k, vi_set1(-1)));
-    target = vi_blend(vm_and(over, vm_ieq(k, vi_set1(0))), target, vi_set1((int)K - 1));
+    vm up, over;
+    vi k, target = simd_kernel_direction(e, x, K, lo, hi, p, &up, &over, &k);
 
     /* Locals, not pt->n: stores through the lists could alias it otherwise. */
     int32_t *patch_pos = (int32_t *)pt->pos;
@@ -260,21 +272,8 @@ simd_kernel_block_full(const struct sqi_ctx *ctx, const struct sqi_chan *ch, siz
         r[t] = vf_round(x[t]);
         e[t] = vf_sub(r[t], x[t]);
     }
-    vf s = simd_kernel_rowsum(e, K);
-    vm up = vm_lt(s, zero);
-    vf mag = vf_abs(s), kf = vf_round(mag);
-    vm over = vm_ge(kf, mag);
-    vi k = vi_from_vf(kf);
-    /* The priorities, as in simd_kernel_block. */
-    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
-    vf bound = vf_blend(up, vf_neg(lo), hi);
-    _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++)
-    {
-        vf pr = vf_xor(e[t], flip_e);
-        p[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(x[t], flip_x), bound), zero, pr);
-    }
-    vi target = vi_blend(over, k, vi_add(k, vi_set1(-1)));
-    target = vi_blend(vm_and(over, vm_ieq(k, vi_set1(0))), target, vi_set1((int)K - 1));
+    vm up, over;
+    vi k, target = simd_kernel_direction(e, x, K, lo, hi, p, &up, &over, &k);
     vi off_pos = vi_set1(-1), pos = vi_add(vi_mul_small(vi_lanes(), (int)K), vi_set1((int)(b * K)));
     vi one_i = vi_set1(1);
     vf off_val = zero, step = vf_blend(up, vf_set1(-1.0f), one);

@@ -133,6 +133,17 @@ static double ms_between(uint64_t a, uint64_t b)
 }
 
 static void schedule(struct sqd_ctx *ctx);
+
+/* Loop thread: `job` joins the end of the queue of jobs waiting to start. */
+static void wait_push(struct sqd_ctx *ctx, struct sqd_job *job)
+{
+    if (ctx->wait_tail)
+        ctx->wait_tail->next = job;
+    else
+        ctx->wait_head = job;
+    ctx->wait_tail = job;
+    ctx->waiting++;
+}
 static void poke_fed(struct sqd_ctx *ctx);
 
 /*
@@ -886,12 +897,7 @@ static void commit_done(uv_work_t *w, int status)
         req->ans_body = (uint8_t *)sqd_json_text(doc, SQD_JSON_FLAGS, &req->ans_len);
         snprintf(req->ans_location, sizeof(req->ans_location), "/v1/jobs/%s", job->id);
         /* Durable: from here on it is a queued job like any other. */
-        if (ctx->wait_tail)
-            ctx->wait_tail->next = job;
-        else
-            ctx->wait_head = job;
-        ctx->wait_tail = job;
-        ctx->waiting++;
+        wait_push(ctx, job);
         atomic_fetch_add(&ctx->queued_gauge, 1);
     }
     /* Hand the answer over; from here on the request belongs to the MHD thread. */
@@ -916,12 +922,7 @@ static void on_inbox(uv_async_t *h)
             uv_queue_work(ctx->loop, &job->work, commit_work, commit_done);
             continue;
         }
-        if (ctx->wait_tail)
-            ctx->wait_tail->next = job;
-        else
-            ctx->wait_head = job;
-        ctx->wait_tail = job;
-        ctx->waiting++;
+        wait_push(ctx, job);
     }
     schedule(ctx);
     poke_fed(ctx);
