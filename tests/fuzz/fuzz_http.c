@@ -40,6 +40,7 @@ static void *run_daemon(void *arg)
                     "2",           "--drain-timeout",
                     "1",           "--max-connections",
                     "1024",        "--max-connections-per-ip",
+                    "0",           "--memory-body-limit",
                     "0",           NULL};
     sqd_main((int)(sizeof(argv) / sizeof(argv[0])) - 1, argv);
     return NULL;
