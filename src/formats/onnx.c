@@ -110,7 +110,8 @@ void sqi_onnx_free(struct sqi_onnx *o)
  * Whether no message in m holds an unknown field numbered 0: protobuf-c
  * keeps such a field on reading (from a key with a redundant varint
  * encoding) but writes it back as key 0, which no reader accepts, so a
- * model we wrote would not read again. Depth as deep as protobuf-c went.
+ * model we wrote would not read again. Messages nested deeper than 256
+ * (ONNX nests a few levels: subgraphs in attributes) are refused too.
  */
 static bool tags_valid(const ProtobufCMessage *m, unsigned depth)
 {
