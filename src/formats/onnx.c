@@ -146,12 +146,19 @@ static bool tags_valid(const ProtobufCMessage *m, unsigned depth)
     return true;
 }
 
-/* onnx__model_proto__unpack, NULL also for a field numbered 0 (see tags_valid). */
-static Onnx__ModelProto *unpack_model(ProtobufCAllocator *al, size_t len, const uint8_t *buf)
+/*
+ * onnx__model_proto__unpack through o's budgeted allocator (decoded size is
+ * about the file's size; many tiny messages cost more: 8 times it plus 64
+ * MiB); NULL also for a field numbered 0 (see tags_valid). o->over says
+ * whether the budget was the reason.
+ */
+static Onnx__ModelProto *unpack_model(struct sqi_onnx *o, size_t len, const uint8_t *buf)
 {
-    Onnx__ModelProto *m = onnx__model_proto__unpack(al, len, buf);
+    o->alloc = (ProtobufCAllocator){budget_alloc, budget_free, o};
+    o->budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&o->alloc, len, buf);
     if (m && !tags_valid(&m->base, 0)) {
-        onnx__model_proto__free_unpacked(m, al);
+        onnx__model_proto__free_unpacked(m, &o->alloc);
         return NULL;
     }
     return m;
@@ -688,10 +695,7 @@ enum sq_status sq_onnx_parse(const uint8_t *buf, size_t len, const struct sq_ext
     struct sqi_onnx *o = calloc(1, sizeof *o);
     if (!o)
         return fail(err, SQ_ERR_NOMEM, NULL, "out of memory");
-    o->alloc = (ProtobufCAllocator){budget_alloc, budget_free, o};
-    /* Decoded size is about the file's size; many tiny messages cost more. */
-    o->budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
-    o->proto = unpack_model(&o->alloc, len, buf);
+    o->proto = unpack_model(o, len, buf);
     if (!o->proto) {
         st = o->over ? fail(err, SQ_ERR_LIMIT, NULL,
                             "the ONNX model needs more than %zu bytes of memory to decode "
@@ -772,9 +776,7 @@ enum sq_status sq_onnx_locations(const uint8_t *buf, size_t len, const struct sq
     struct sq_limits lim;
     sqi_limits_effective(limits, &lim);
     struct sqi_onnx o = {0};
-    o.alloc = (ProtobufCAllocator){budget_alloc, budget_free, &o};
-    o.budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
-    Onnx__ModelProto *p = unpack_model(&o.alloc, len, buf);
+    Onnx__ModelProto *p = unpack_model(&o, len, buf);
     if (!p)
         return fail(err, o.over ? SQ_ERR_LIMIT : SQ_ERR_FORMAT, NULL,
                     "not a valid ONNX model: the protobuf encoding of ModelProto is malformed");
@@ -2270,9 +2272,7 @@ enum sq_status sq_onnx_dequantize(const uint8_t *buf, size_t len, const struct s
     struct sq_limits lim;
     sqi_limits_effective(limits, &lim);
     struct sqi_onnx o = {0};
-    o.alloc = (ProtobufCAllocator){budget_alloc, budget_free, &o};
-    o.budget = len > (SIZE_MAX - ((size_t)64 << 20)) / 8 ? SIZE_MAX : 8 * len + ((size_t)64 << 20);
-    Onnx__ModelProto *m = unpack_model(&o.alloc, len, buf);
+    Onnx__ModelProto *m = unpack_model(&o, len, buf);
     if (!m)
         return fail(err, o.over ? SQ_ERR_LIMIT : SQ_ERR_FORMAT, NULL,
                     "not a valid ONNX model: the protobuf encoding of ModelProto is malformed");
