@@ -283,10 +283,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * queued before that makes libmicrohttpd close the connection, which
          * would cost keep-alive clients (pollers of /v1/jobs/{id}) a new
          * connection per request. A request that declares a body is the
-         * exception: it is answered now and its body is never read.
+         * exception: it is answered now and its body is never read. So is
+         * one with "Expect": libmicrohttpd 0.9.75 would send 100 Continue,
+         * take any bytes after the headers for a body of unknown length and
+         * then call us in a busy loop without ever sending the answer.
          */
         if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length") ||
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding")) {
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") ||
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect")) {
             answer_now(req);
             return MHD_YES;
         }

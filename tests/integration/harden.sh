@@ -135,5 +135,34 @@ http GET /v1/info $(i=0; while [ $i -lt 150 ]; do printf -- '-H X-H%d:v ' $i; i=
 expect_error 431 limit_exceeded "too many header fields"
 still_serving "oversized requests"
 
+# "Expect: 100-continue" on a request without a body, with bytes after its
+# headers: answered at once (it was never answered, and the daemon's HTTP
+# thread spun at full CPU for as long as the connection stayed open).
+for req in 'GET /nothing' 'GET /healthz' 'POST /v1/info'; do
+    answer=$($PYTHON -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.argv[2].encode() + b" HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\nab")
+s.settimeout(10)
+out = b""
+try:
+    while True:  # to the end of the stream: the daemon closes after its answer
+        r = s.recv(4096)
+        if not r:
+            break
+        out += r
+except OSError:
+    pass
+print(out.split(b"\r\n", 1)[0].decode("latin-1"))' "$PORT" "$req")
+    case $req in
+    'GET /nothing') want='HTTP/1.1 404' ;;
+    'GET /healthz') want='HTTP/1.1 200' ;;
+    *) want='HTTP/1.1 405' ;;
+    esac
+    check "$req with Expect and stray bytes is answered ($answer)" \
+        sh -c "case '$answer' in '$want'*) true ;; *) false ;; esac"
+done
+still_serving "Expect without a body"
+
 stop_daemon
 finish
