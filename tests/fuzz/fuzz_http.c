@@ -4,13 +4,16 @@
  * and every input is sent as the bytes of one connection (uploads,
  * multipart, chunked bodies, garbage), which is then half-closed; the
  * answer is read until the daemon closes. Properties: the daemon survives
- * (a sanitizer report or a crash ends the run) and, after every input,
- * still answers GET /healthz with 200. At exit the daemon is stopped with
- * SIGTERM and its spool removed.
+ * (a sanitizer report or a crash ends the run); after every input it still
+ * answers GET /healthz with 200; and every few thousand inputs, with no
+ * request in flight, its HTTP thread is idle (a connection that made
+ * libmicrohttpd's thread spin once went unnoticed for a whole campaign).
+ * At exit the daemon is stopped with SIGTERM and its spool removed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -137,6 +140,56 @@ static void start_once(void)
     atexit(stop_daemon);
 }
 
+/* CPU time (utime + stime, in clock ticks) of this process's thread named `name`, or -1. */
+static long thread_ticks(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    long ticks = -1;
+    for (struct dirent *e; d && ticks < 0 && (e = readdir(d));) {
+        char path[300], comm[64] = "", stat[1024];
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        stat[n] = '\0';
+        /* fields 14 and 15 (utime, stime), counted after the ")" that ends the name */
+        const char *p = strrchr(stat, ')');
+        long ut, st;
+        if (p &&
+            sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st) == 2)
+            ticks = ut + st;
+    }
+    if (d)
+        closedir(d);
+    return ticks;
+}
+
+/* With nothing in flight for a moment, libmicrohttpd's thread uses (almost) no CPU. */
+static void check_http_thread_idle(void)
+{
+    usleep(100000);
+    long t0 = thread_ticks("MHD-single");
+    usleep(500000);
+    long t1 = thread_ticks("MHD-single");
+    if (t0 < 0 || t1 < 0)
+        return; /* another threading mode or no /proc: nothing to check */
+    long hz = sysconf(_SC_CLK_TCK);
+    if ((t1 - t0) * 4 > hz) /* over 1/4 s of CPU in 1/2 s */
+        fprintf(stderr, "the HTTP thread used %ld of %ld ticks while idle\n", t1 - t0, hz / 2);
+    FUZZ_CHECK((t1 - t0) * 4 <= hz);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     start_once();
@@ -153,5 +206,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (n <= 12 || strncmp(answer, "HTTP/1.1 200", 12) != 0)
         fprintf(stderr, "GET /healthz after %.0f ms: %zu bytes \"%.40s\"\n", ms, n, answer);
     FUZZ_CHECK(n > 12 && strncmp(answer, "HTTP/1.1 200", 12) == 0);
+    static unsigned inputs;
+    if (++inputs % 4096 == 0)
+        check_http_thread_idle();
     return 0;
 }
