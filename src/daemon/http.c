@@ -272,9 +272,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                           req->route->handler == sqd_h_jobs_post ||
                                           req->route->handler == sqd_h_job_result);
         check_request_size(req);
+        /*
+         * A request with "Expect" but neither Content-Length nor
+         * Transfer-Encoding has no body, but libmicrohttpd 0.9.75 sends it
+         * 100 Continue, takes any bytes after its headers for a body of
+         * unknown length and then calls us in a busy loop, never sending
+         * the answer: such a request is answered (its empty upload ended)
+         * before libmicrohttpd gets there.
+         */
+        bool declared = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length") ||
+                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        bool bodiless_expect =
+            !declared && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
         if (req->route && !req->reject && (req->route->flags & SQD_ROUTE_BODY) && authorized(req)) {
             req->phase = SQD_PH_BODY;
-            if (sqd_upload_begin(req))
+            if (!sqd_upload_begin(req))
+                return MHD_YES;
+            if (bodiless_expect)
+                sqd_upload_end(req);
+            else
                 sqd_conn_phase(&ctx->conns, req->cn, SQD_CONN_BODY);
             return MHD_YES;
         }
@@ -282,15 +298,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * Anything else is answered once the request is complete: an answer
          * queued before that makes libmicrohttpd close the connection, which
          * would cost keep-alive clients (pollers of /v1/jobs/{id}) a new
-         * connection per request. A request that declares a body is the
-         * exception: it is answered now and its body is never read. So is
-         * one with "Expect": libmicrohttpd 0.9.75 would send 100 Continue,
-         * take any bytes after the headers for a body of unknown length and
-         * then call us in a busy loop without ever sending the answer.
+         * connection per request. A request that declares a body (or has
+         * the Expect above) is the exception: it is answered now and its
+         * body is never read.
          */
-        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length") ||
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") ||
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect")) {
+        if (declared || bodiless_expect) {
             answer_now(req);
             return MHD_YES;
         }
