@@ -71,7 +71,22 @@ static int connect_daemon(void)
     FUZZ_CHECK(fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FUZZ_CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a)), e = errno;
+    if (rc != 0 && e == EINTR) {
+        /*
+         * libFuzzer's SIGALRM (its -timeout watchdog, without SA_RESTART)
+         * can interrupt a connect that waits for the handshake; the
+         * connection goes on, and its result is the socket's error.
+         */
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        socklen_t len = sizeof(e);
+        while ((rc = poll(&pfd, 1, 10000)) < 0 && errno == EINTR) {
+        }
+        rc = rc == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0 ? 0 : -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "connect to the daemon: %s\n", strerror(e));
+    FUZZ_CHECK(rc == 0);
     return fd;
 }
 
