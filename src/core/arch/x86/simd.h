@@ -517,44 +517,99 @@ static inline vf simd_rows_rowsum(const vf *e, size_t len)
     return s;
 }
 
+/* The selection of simd_rows_block, per lane: tau, the direction's sign flips, bound, k. */
+struct simd_rows_sel {
+    const float *tau, *flip_e, *flip_x, *bound;
+    const int32_t *k;
+};
+
+/*
+ * The codes of rows [0, W), row by row (contiguous loads and stores): round
+ * to nearest, and with a selection the flips of the candidates with
+ * priority >= tau. Returns the rows whose flips are not the stable order's
+ * first k (a bit each: a tie at tau), whose codes the caller redoes.
+ */
+static unsigned simd_rows_codes(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
+                                const float *scale, const float *zp,
+                                const struct simd_rows_sel *sel, uint64_t *flips)
+{
+    vf zero = vf_zero(), lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    unsigned redo = 0;
+    for (size_t r = 0; r < W; r++) {
+        const float *cw = w + r * len;
+        int8_t *cq = q + r * len;
+        vf sc = vf_set1(scale[r]), z = vf_set1(zp[r]);
+        if (!sel) {
+            struct simd_consts k = {sc, z, lo, hi};
+            vf x;
+            size_t i = 0;
+            for (; i + W <= len; i += W)
+                pass1_chunk(k, cw, cq, NULL, i, W, &x);
+            if (i < len)
+                pass1_chunk(k, cw, cq, NULL, i, len - i, &x);
+            continue;
+        }
+        vf tau = vf_set1(sel->tau[r]), fe = vf_set1(sel->flip_e[r]);
+        vf fx = vf_set1(sel->flip_x[r]), bd = vf_set1(sel->bound[r]);
+        vf step = vf_xor(vf_set1(-1.0f), fe); /* up (fe = -0): +1; down: -1 */
+        unsigned taken = 0, changed = 0;
+        for (size_t i = 0; i < len; i += W) {
+            size_t n = len - i < W ? len - i : W;
+            vf wv = n == W ? vf_loadu(cw + i) : vf_load_n(cw + i, n);
+            vf x = vf_sub(vf_mul(sc, wv), z);
+            vf rd = vf_round(x), pr = vf_xor(vf_sub(rd, x), fe);
+            vm take = vm_and(vm_lt_m(vm_gt(pr, zero), vf_xor(x, fx), bd), vm_ge(pr, tau));
+            vf c0 = vf_min(vf_max(rd, lo), hi);
+            vf c = vf_min(vf_max(vf_add(rd, vf_blend(take, zero, step)), lo), hi);
+            store_codes(cq + i, c, n);
+            unsigned valid = lanes_upto(n);
+            taken += (unsigned)__builtin_popcount(vm_bits(take) & valid);
+            changed += (unsigned)__builtin_popcount(vm_bits(vm_eq(c, c0)) ^ lanes_upto(W));
+        }
+        unsigned kr = (unsigned)sel->k[r];
+        if (taken == kr || (taken < kr && sel->tau[r] == 0.0f))
+            *flips += changed;
+        else
+            redo |= 1u << r;
+    }
+    return redo;
+}
+
 /*
  * Rows [0, W) of len <= SIMD_ROWS_MAX elements at w. wt holds len vectors.
- * False (nothing written but perhaps codes) if a weight is NaN or infinite.
+ * -1 (nothing written but perhaps codes) if a weight is NaN or infinite,
+ * else the rows to redo one at a time (see simd_rows_codes).
  */
-static bool simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
-                            float *scale, float *zp, vf *wt, vf *et, uint64_t *flips)
+static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
+                           float *scale, float *zp, vf *wt, vf *et, uint64_t *flips)
 {
     vi stride = vi_mul_small(vi_lanes(), (int)len);
-    vf zero = vf_zero(), lo = vf_gather(w, stride, W), hi = lo, bad = zero;
-    wt[0] = lo;
+    size_t t0 = 0;
+#ifdef SIMD_HAVE_LOAD_ROWS
+    for (; t0 + W <= len; t0 += W)
+        load_rows(w + t0, len, wt + t0);
+#endif
+    for (size_t t = t0; t < len; t++)
+        wt[t] = vf_gather(w + t, stride, W);
+    vf zero = vf_zero(), lo = wt[0], hi = lo, bad = zero;
     for (size_t t = 1; t < len; t++) {
-        vf v = vf_gather(w + t, stride, W);
-        wt[t] = v;
+        vf v = wt[t];
         lo = vf_min(lo, v);
         hi = vf_max(hi, v);
         bad = vf_add(bad, vf_sub(v, v));
     }
     bad = vf_add(bad, vf_sub(wt[0], wt[0]));
     if ((vm_bits(vm_eq(bad, bad)) & lanes_upto(W)) != lanes_upto(W))
-        return false;
+        return -1;
     vf vs, vz;
     simd_rows_params(ctx, lo, hi, &vs, &vz);
     vf_storeu(scale, vs);
     vf_storeu(zp, vz);
 
-    /* Round-to-nearest codes, row by row (contiguous stores). */
-    for (size_t r = 0; r < W; r++) {
-        struct simd_consts k = {vf_set1(scale[r]), vf_set1(zp[r]), vf_set1(ctx->t_min),
-                                vf_set1(ctx->t_max)};
-        vf x;
-        size_t i = 0;
-        for (; i + W <= len; i += W)
-            pass1_chunk(k, w + r * len, q + r * len, NULL, i, W, &x);
-        if (i < len)
-            pass1_chunk(k, w + r * len, q + r * len, NULL, i, len - i, &x);
+    if (!ctx->channel_stage) {
+        simd_rows_codes(ctx, len, w, q, scale, zp, NULL, NULL);
+        return 0;
     }
-    if (!ctx->channel_stage)
-        return true;
 
     /* Errors, the row sums and each row's direction and flip count. */
     for (size_t t = 0; t < len; t++) {
@@ -571,8 +626,10 @@ static bool simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *
     int32_t kmax = 0;
     for (int l = 0; l < W; l++)
         kmax = ks[l] > kmax ? ks[l] : kmax;
-    if (kmax == 0)
-        return true;
+    if (kmax == 0) {
+        simd_rows_codes(ctx, len, w, q, scale, zp, NULL, NULL);
+        return 0;
+    }
 
     /* Priorities in each row's direction (as in simd_kernel_block): candidates only, else 0. */
     vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
@@ -581,73 +638,73 @@ static bool simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *
         vf pr = vf_xor(et[t], flip_e);
         et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_x), bound), zero, pr);
     }
-    vf t_lo = vf_set1(ctx->t_min), t_hi = vf_set1(ctx->t_max);
-    vf step = vf_blend(up, vf_set1(-1.0f), vf_set1(1.0f));
-    float *pri = (float *)et;
-    for (int32_t pass = 0; pass < kmax; pass++) {
-        /* Per lane the largest priority and its lowest position: four streams (t mod 4). */
+    /*
+     * Per lane the k-th largest distinct priority tau (0 if there are fewer
+     * than k positive ones; +inf where k = 0): kmax passes of a vector max
+     * below the previous one, nothing else. The flips are then the
+     * candidates with priority >= tau, taken while the codes are written;
+     * that is the stable order's first k unless priorities tie, which the
+     * code pass detects (a count other than k) and leaves to the exact path.
+     */
+    vf tau = vf_set1(INFINITY), below = tau;
+    for (int32_t pass = 1; pass <= kmax; pass++) {
         vf b[4] = {zero, zero, zero, zero};
-        vi at[4] = {vi_set1(0), vi_set1(0), vi_set1(0), vi_set1(0)};
         size_t t = 0;
         for (; t + 4 <= len; t += 4) {
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
-            {
-                vf p = et[t + j];
-                vm m = vm_gt(p, b[j]);
-                b[j] = vf_blend(m, b[j], p);
-                at[j] = vi_blend(m, at[j], vi_set1((int)(t + j)));
-            }
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) b[j] =
+                vf_max(b[j], vf_blend(vm_lt(et[t + j], below), zero, et[t + j]));
         }
-        for (; t < len; t++) {
-            vm m = vm_gt(et[t], b[0]);
-            b[0] = vf_blend(m, b[0], et[t]);
-            at[0] = vi_blend(m, at[0], vi_set1((int)t));
-        }
-        for (int j = 1; j < 4; j++) {
-            vm m = vm_or(vm_gt(b[j], b[0]), vm_and(vm_eq(b[j], b[0]), vm_ilt(at[j], at[0])));
-            b[0] = vf_blend(m, b[0], b[j]);
-            at[0] = vi_blend(m, at[0], at[j]);
-        }
-        vm act_m = vm_and(vm_gt(b[0], zero), vm_ilt(vi_set1(pass), k));
-        unsigned act = vm_bits(act_m) & lanes_upto(W);
-        if (!act)
-            break;
-        /* The flips, W lanes at once: x from the transposed rows, D_code = r + step (a candidate).
-         */
-        vf x = vf_gather((const float *)wt, vi_add(vi_mul_small(at[0], W), vi_lanes()), W);
-        vf r = vf_round(x);
-        vf old = vf_min(vf_max(r, t_lo), t_hi), code = vf_min(vf_max(vf_add(r, step), t_lo), t_hi);
-        *flips += (uint64_t)__builtin_popcount(act & ~vm_bits(vm_eq(code, old)));
-        int32_t pos[W], cq[W];
-        vf_storeu((float *)pos, (vf)at[0]);
-        vf_storeu((float *)cq, (vf)vi_from_vf(code));
-        for (; act; act &= act - 1) {
-            size_t l = (size_t)__builtin_ctz(act), j = (size_t)pos[l];
-            pri[j * W + l] = 0.0f; /* taken */
-            q[l * len + j] = (int8_t)cq[l];
-        }
+        for (; t < len; t++)
+            b[0] = vf_max(b[0], vf_blend(vm_lt(et[t], below), zero, et[t]));
+        below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
+        tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
     }
-    return true;
-}
-
-/* Rows of whole blocks of W, from the first; returns how many were done (stops at a non-finite
- * weight). */
-static size_t simd_rows(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
-                        float *scale, float *zp, struct sqi_flips *flips)
-{
-    size_t len = ctx->len, c = 0;
-    vf wt[SIMD_ROWS_MAX], et[SIMD_ROWS_MAX];
-    for (; c + W <= n; c += W)
-        if (!simd_rows_block(ctx, len, w + c * len, q + c * len, scale + c, zp + c, wt, et,
-                             &flips->channel))
-            break;
-    return c;
+    float tf[W], fe[W], fx[W], bd[W];
+    vf_storeu(tf, tau);
+    vf_storeu(fe, flip_e);
+    vf_storeu(fx, flip_x);
+    vf_storeu(bd, bound);
+    struct simd_rows_sel sel = {tf, fe, fx, bd, ks};
+    return (int)simd_rows_codes(ctx, len, w, q, scale, zp, &sel, flips);
 }
 
 /* The channel row sum on its own, for tests. */
 float SIMD_ROWSUM_NAME(const float *v, size_t n)
 {
     return simd_rowsum(v, n);
+}
+
+/* The per-row paths' lists in the scratch. */
+struct simd_lists {
+    uint64_t *keys;
+    float *err;
+    struct simd_patches pt;
+    struct simd_cands cands;
+    struct sqi_offers up, down;
+};
+
+/* Row c on its own (any mode); false if a weight is NaN or infinite. */
+static bool simd_row(const struct sqi_ctx *ctx, size_t c, const float *w, int8_t *q, float *scale,
+                     float *zp, struct simd_lists *ls, struct sqi_flips *flips)
+{
+    size_t len = ctx->len;
+    struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, ls->err};
+    float mn, mx;
+    if (!simd_minmax(ch.w, len, &mn, &mx))
+        return false;
+    sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
+    scale[c] = ch.scale;
+    zp[c] = ch.zp;
+    if (!ctx->kernel_stage && !ctx->channel_stage) {
+        simd_rtn(ctx, &ch, len);
+    } else if (!ctx->kernel_stage) {
+        simd_channel_only(ctx, &ch, ls->keys, &ls->cands, &flips->channel);
+    } else {
+        simd_kernel_stage(ctx, &ch, &ls->pt, &ls->up, &ls->down, &flips->kernel);
+        if (ctx->channel_stage)
+            simd_channel_offers(ctx, &ch, &ls->up, &ls->down, ls->keys, &flips->channel);
+    }
+    return true;
 }
 
 size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q, float *scale,
@@ -659,35 +716,31 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
      * the whole-vector stores of vf_compress/vi_compress. The channel-only
      * pass uses the patch arrays for its candidate lists. */
     size_t len = ctx->len, lw = len + 4 * W, kw = ctx->kernels + W;
-    uint64_t *keys = scratch;
-    float *err = (float *)(keys + lw);
-    float *f = err + lw; /* four more arrays of lw */
-    struct simd_patches pt = {(uint32_t *)f, f + lw, f + 2 * lw, 0};
-    struct simd_cands cands = {(int32_t *)f, f + lw};
-    struct sqi_offers up = {(uint32_t *)(f + 4 * lw), NULL, 0}, down = {up.pos + kw, NULL, 0};
-    up.val = (float *)(down.pos + kw);
-    down.val = up.val + kw;
+    struct simd_lists ls;
+    ls.keys = scratch;
+    ls.err = (float *)(ls.keys + lw);
+    float *f = ls.err + lw; /* four more arrays of lw */
+    ls.pt = (struct simd_patches){(uint32_t *)f, f + lw, f + 2 * lw, 0};
+    ls.cands = (struct simd_cands){(int32_t *)f, f + lw};
+    ls.up = (struct sqi_offers){(uint32_t *)(f + 4 * lw), NULL, 0};
+    ls.down = (struct sqi_offers){ls.up.pos + kw, NULL, 0};
+    ls.up.val = (float *)(ls.down.pos + kw);
+    ls.down.val = ls.up.val + kw;
     size_t c = 0;
-    if (!ctx->kernel_stage && len <= SIMD_ROWS_MAX)
-        c = simd_rows(ctx, n, w, q, scale, zp, flips);
-    for (; c < n; c++) {
-        struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, err};
-        float mn, mx;
-        if (!simd_minmax(ch.w, len, &mn, &mx))
-            return c;
-        sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
-        scale[c] = ch.scale;
-        zp[c] = ch.zp;
-        if (!ctx->kernel_stage && !ctx->channel_stage) {
-            simd_rtn(ctx, &ch, len);
-        } else if (!ctx->kernel_stage) {
-            simd_channel_only(ctx, &ch, keys, &cands, &flips->channel);
-        } else {
-            simd_kernel_stage(ctx, &ch, &pt, &up, &down, &flips->kernel);
-            if (ctx->channel_stage)
-                simd_channel_offers(ctx, &ch, &up, &down, keys, &flips->channel);
+    if (!ctx->kernel_stage && len <= SIMD_ROWS_MAX) {
+        vf wt[SIMD_ROWS_MAX], et[SIMD_ROWS_MAX];
+        for (; c + W <= n; c += W) {
+            int redo = simd_rows_block(ctx, len, w + c * len, q + c * len, scale + c, zp + c, wt,
+                                       et, &flips->channel);
+            if (redo < 0)
+                break; /* the per-row path below names the weight */
+            for (unsigned m = (unsigned)redo; m; m &= m - 1)
+                simd_row(ctx, c + (size_t)__builtin_ctz(m), w, q, scale, zp, &ls, flips);
         }
     }
+    for (; c < n; c++)
+        if (!simd_row(ctx, c, w, q, scale, zp, &ls, flips))
+            return c;
     return n;
 }
 

@@ -332,6 +332,26 @@ static inline __attribute__((always_inline)) void tr4_halves(__m256 v0, __m256 v
 }
 
 /*
+ * An 8x8 block of rows: out[t] = element t of rows 0..7 (row i at base +
+ * i * stride), by 16 128-bit loads and 16 in-lane shuffles; no gather.
+ */
+#define SIMD_HAVE_LOAD_ROWS 1
+static inline __attribute__((always_inline)) void load_rows(const float *base, size_t stride,
+                                                            vf *out)
+{
+    __m256 a[4], b[4];
+    _Pragma("GCC unroll 4") for (size_t i = 0; i < 4; i++)
+    {
+        const float *r0 = base + stride * i, *r1 = base + stride * (i + 4);
+        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(r0)), _mm_loadu_ps(r1), 1);
+        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(r0 + 4)),
+                                    _mm_loadu_ps(r1 + 4), 1);
+    }
+    tr4_halves(a[0], a[1], a[2], a[3], out);
+    tr4_halves(b[0], b[1], b[2], b[3], out + 4);
+}
+
+/*
  * The inverse of load_kernels: v[t] (element t of 8 kernels, kernel i in lane
  * i) back to the 8 * K contiguous floats at base. Elements 0..7 by the same
  * in-half 4x4 transposes and 128-bit stores, the rest (one for 3x3) lane by

@@ -252,6 +252,44 @@ static inline __attribute__((always_inline)) void load_kernels(const float *base
     }
 }
 
+/*
+ * A 16x16 block of rows: out[t] = element t of rows 0..15 (row i at base +
+ * i * stride), by 16 loads and the usual four shuffle stages (4x4 within
+ * 128-bit lanes, then the 128-bit lanes); no gather.
+ */
+#define SIMD_HAVE_LOAD_ROWS 1
+static inline __attribute__((always_inline)) void load_rows(const float *base, size_t stride,
+                                                            vf *out)
+{
+    vf r[16], t[16], u[16];
+    _Pragma("GCC unroll 16") for (size_t i = 0; i < 16; i++) r[i] =
+        _mm512_loadu_ps(base + stride * i);
+    _Pragma("GCC unroll 8") for (size_t i = 0; i < 16; i += 2)
+    {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* u[4g + m], 128-bit lane j: rows 4g..4g+3 of column 4j + m */
+    _Pragma("GCC unroll 4") for (size_t g = 0; g < 16; g += 4)
+    {
+        u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+        u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xee);
+        u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+        u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xee);
+    }
+    _Pragma("GCC unroll 4") for (size_t m = 0; m < 4; m++)
+    {
+        vf x0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88),
+           x1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
+        vf y0 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88),
+           y1 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+        out[m] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        out[4 + m] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        out[8 + m] = _mm512_shuffle_f32x4(x0, y0, 0xdd);
+        out[12 + m] = _mm512_shuffle_f32x4(x1, y1, 0xdd);
+    }
+}
+
 /* n codes from floats already clamped to [t_min, t_max]. */
 static inline void store_codes(int8_t *q, vf v, size_t n)
 {
