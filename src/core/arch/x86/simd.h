@@ -730,6 +730,11 @@ size_t SIMD_NAME(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
     if (!ctx->kernel_stage && len <= SIMD_ROWS_MAX) {
         vf wt[SIMD_ROWS_MAX], et[SIMD_ROWS_MAX];
         for (; c + W <= n; c += W) {
+            /* The block after next into the cache: a block is read W rows at
+             * a time, which the hardware prefetcher follows late. */
+            if (c + 3 * W <= n)
+                for (size_t i = 0; i < W * len; i += 16)
+                    _mm_prefetch((const char *)(w + (c + 2 * W) * len + i), _MM_HINT_T0);
             int redo = simd_rows_block(ctx, len, w + c * len, q + c * len, scale + c, zp + c, wt,
                                        et, &flips->channel);
             if (redo < 0)
