@@ -6,6 +6,10 @@
 #include "core.h"
 #include "vec.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 struct gen_arrays {
     uint64_t *keys; /* len */
     struct sqi_offers up, down;
@@ -191,168 +195,12 @@ static void kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *ch, s
     }
 }
 
-/*
- * Short rows, a register's worth at a time, one per lane (modes without a kernel stage):
- * the portable form of simd.h's short-row path. A group of a 1x1 layer is a
- * row of a few dozen weights, whose range reduction, division, row sum and
- * selection setup would otherwise cost more than its weights. Every lane
- * does the per-channel path's f32 operations in the same order; the
- * selection takes, per lane, the largest priority at the lowest position k
- * times, the same flips as the stable order's first k.
- */
-#define GEN_ROWS SQI_FW /* a whole register of floats */
-#define GEN_ROWS_MAX 64 /* above, the k passes over the row cost more than the per-row path */
-typedef sqi_vfn gen_v8;
-typedef sqi_vin gen_i8;
-
-static inline gen_v8 v8_sel(gen_i8 m, gen_v8 a, gen_v8 b) /* m ? a : b */
-{
-    return (gen_v8)((m & (gen_i8)a) | (~m & (gen_i8)b));
-}
-
-static inline gen_v8 v8_rne(gen_v8 x) /* sqi_rne lane-wise */
-{
-    gen_i8 sign = (gen_i8)x & INT32_MIN;
-    gen_v8 a = (gen_v8)((gen_i8)x ^ sign);
-    gen_v8 t = (gen_v8)((gen_i8)((a + 0x1p23f) - 0x1p23f) | sign);
-    return v8_sel(a < 0x1p23f, t, x);
-}
-
-/* sqi_rowsum of GEN_ROWS rows of len < 512 (no cascade levels), e[t] = element t of each. */
-static inline __attribute__((always_inline)) gen_v8 rows_rowsum(const gen_v8 *e, size_t len)
-{
-    gen_v8 zero = {0};
-    if (len < 8) {
-        size_t g = len / 4;
-        gen_v8 a[4] = {zero, zero, zero, zero};
-        for (size_t k = 0; k < 4 * g; k++)
-            a[k] += e[k];
-        for (size_t i = 4 * g; i < len; i++)
-            a[0] += e[i];
-        return ((a[0] + a[1]) + a[2]) + a[3];
-    }
-    size_t nv = len / 8, g = nv / 4;
-    gen_v8 a[4][8];
-    for (size_t k = 0; k < 4; k++)
-        for (size_t l = 0; l < 8; l++)
-            a[k][l] = zero;
-    for (size_t t = 0; t < g; t++)
-        for (size_t k = 0; k < 4; k++)
-            for (size_t l = 0; l < 8; l++)
-                a[k][l] += e[32 * t + 8 * k + l];
-    for (size_t j = 4 * g; j < nv; j++)
-        for (size_t l = 0; l < 8; l++)
-            a[0][l] += e[8 * j + l];
-    gen_v8 s = zero;
-    for (size_t i = 8 * nv; i < len; i++)
-        s += e[i];
-    for (size_t l = 0; l < 8; l++)
-        s += ((a[0][l] + a[1][l]) + a[2][l]) + a[3][l];
-    return s;
-}
-
-/* Rows [0, GEN_ROWS) of len <= GEN_ROWS_MAX at w; false if a weight is NaN or infinite. */
-static bool rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
-                       float *scale, float *zp, gen_v8 *wt, gen_v8 *et, uint64_t *flips)
-{
-    gen_v8 zero = {0}, lo, hi, bad = zero;
-    for (size_t t = 0; t < len; t++)
-        for (size_t l = 0; l < GEN_ROWS; l++)
-            wt[t][l] = w[l * len + t];
-    lo = hi = wt[0];
-    for (size_t t = 0; t < len; t++) {
-        gen_v8 v = wt[t];
-        lo = v8_sel(v < lo, v, lo);
-        hi = v8_sel(v > hi, v, hi);
-        bad += v - v;
-    }
-    for (size_t l = 0; l < GEN_ROWS; l++)
-        if (bad[l] != 0.0f)
-            return false;
-    /* sqi_channel_params lane-wise (zero signs change neither value) */
-    gen_v8 vs, vz;
-    if (ctx->symmetric) {
-        gen_i8 sign = {0};
-        sign += INT32_MIN;
-        gen_v8 alo = (gen_v8)((gen_i8)lo & ~sign), ahi = (gen_v8)((gen_i8)hi & ~sign);
-        gen_v8 m = v8_sel(ahi > alo, ahi, alo);
-        m = v8_sel(m < 1e-8f, zero + 1e-8f, m);
-        vs = (zero + ctx->t_max) / m;
-        vz = zero;
-    } else {
-        gen_v8 d = hi - lo;
-        d = v8_sel(d < 1e-8f, zero + 1e-8f, d);
-        vs = (zero + ctx->levels) / d;
-        vz = v8_rne(vs * lo) + ctx->half;
-    }
-    for (size_t l = 0; l < GEN_ROWS; l++) {
-        scale[l] = vs[l];
-        zp[l] = vz[l];
-        /* round-to-nearest codes, row by row (pass 1 of the per-channel path) */
-        const float *cw = w + l * len, s_ = vs[l], z_ = vz[l];
-        const float t_min = ctx->t_min, t_max = ctx->t_max;
-        int8_t *cq = q + l * len;
-        for (size_t i = 0; i < len; i++) {
-            float r = sqi_rne_sel(sqi_code_x(s_, z_, cw[i]));
-            float code = r < t_min ? t_min : r;
-            cq[i] = (int8_t)(code > t_max ? t_max : code);
-        }
-    }
-    if (!ctx->channel_stage)
-        return true;
-
-    for (size_t t = 0; t < len; t++) {
-        gen_v8 x = (vs * wt[t]) - vz;
-        wt[t] = x;
-        et[t] = v8_rne(x) - x;
-    }
-    gen_v8 s = rows_rowsum(et, len), mag, kf;
-    gen_i8 up = s < 0.0f;
-    mag = (gen_v8)((gen_i8)s & INT32_MAX);
-    kf = v8_rne(mag);
-    kf = v8_sel(kf > (float)len, zero + (float)len, kf);
-    gen_i8 k = __builtin_convertvector(kf, gen_i8);
-    int32_t kmax = 0;
-    for (size_t l = 0; l < GEN_ROWS; l++)
-        kmax = k[l] > kmax ? k[l] : kmax;
-    if (kmax == 0)
-        return true;
-    /* priorities in each row's direction: up: -e with e < 0, x < t_max; down: e with e > 0, x >
-     * t_min */
-    for (size_t t = 0; t < len; t++) {
-        gen_v8 e = et[t], x = wt[t];
-        gen_i8 cu = (e < 0.0f) & (x < ctx->t_max), cd = (e > 0.0f) & (x > ctx->t_min);
-        et[t] = v8_sel(up, v8_sel(cu, -e, zero), v8_sel(cd, e, zero));
-    }
-    for (int32_t pass = 0; pass < kmax; pass++) {
-        gen_v8 b = zero;
-        gen_i8 at = {0};
-        for (size_t t = 0; t < len; t++) {
-            gen_i8 m = et[t] > b;
-            b = v8_sel(m, et[t], b);
-            at = (m & (int32_t)t) | (~m & at);
-        }
-        bool any = false;
-        for (size_t l = 0; l < GEN_ROWS; l++) {
-            if (!(b[l] > 0.0f) || pass >= k[l])
-                continue;
-            size_t j = (size_t)at[l];
-            et[j][l] = 0.0f; /* taken */
-            struct sqi_chan ch = {scale[l], zp[l], w + l * len, q + l * len, NULL};
-            sqi_flip(ctx, &ch, j, up[l] != 0, flips);
-            any = true;
-        }
-        if (!any)
-            break;
-    }
-    return true;
-}
-
 /* ---------------------------------------------------------------------------
  * The kernel stage of kernel_body.h on GNU C vectors of 4 lanes, one SSE2 or
  * NEON register (the baseline of x86-64 and of aarch64): the same operations
  * as the SIMD implementations', in portable C without intrinsics. Lane masks
  * are int32 vectors (all ones or zero), as GNU C vector compares give them.
+ * The short rows of rows_body.h run on the same wrappers.
  */
 #define W 4
 typedef float vf __attribute__((vector_size(16)));
@@ -384,14 +232,23 @@ static inline vf vf_blend(vm m, vf a, vf b)
 {
     return (vf)((m & (vi)b) | (~m & (vi)a));
 }
-/* a < b ? a : b, a > b ? a : b: the SIMD min and max (no NaN reaches them) */
+/* a < b ? a : b, a > b ? a : b: the SIMD min and max (no NaN reaches them); SSE2's minps and
+ * maxps are exactly these */
 static inline vf vf_min(vf a, vf b)
 {
+#ifdef __SSE2__
+    return _mm_min_ps(a, b);
+#else
     return vf_blend(a < b, b, a);
+#endif
 }
 static inline vf vf_max(vf a, vf b)
 {
+#ifdef __SSE2__
+    return _mm_max_ps(a, b);
+#else
     return vf_blend(a > b, b, a);
+#endif
 }
 static inline vf vf_abs(vf a)
 {
@@ -568,6 +425,45 @@ static inline __attribute__((always_inline)) void store_code_kernels(int8_t *q, 
         _Pragma("GCC unroll 16") for (size_t t = 0; t < K; t++) q[K * i + t] = (int8_t)ci[t][i];
 }
 
+/* What rows_body.h needs besides. */
+static inline vf vf_div(vf a, vf b)
+{
+    return a / b;
+}
+static inline vf vf_loadu(const float *p)
+{
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vf_storeu(float *p, vf v)
+{
+    memcpy(p, &v, sizeof v);
+}
+static inline unsigned vm_bits(vm m)
+{
+    return (unsigned)(m[0] & 1) | (unsigned)(m[1] & 2) | (unsigned)(m[2] & 4) |
+           (unsigned)(m[3] & 8);
+}
+/* n codes from floats already clamped to [t_min, t_max]. */
+static inline void store_codes(int8_t *q, vf v, size_t n)
+{
+    vi c = vi_from_vf(v);
+    for (size_t l = 0; l < n && l < W; l++)
+        q[l] = (int8_t)c[l];
+}
+/* A 4x4 block of rows: out[t] = element t of rows 0..3 (row i at base + i * stride). */
+#define SIMD_HAVE_LOAD_ROWS 1
+static inline __attribute__((always_inline)) void load_rows(const float *base, size_t stride,
+                                                            vf *out)
+{
+    vf r[4];
+    for (size_t i = 0; i < 4; i++)
+        r[i] = vf_loadu(base + stride * i);
+    for (size_t t = 0; t < 4; t++)
+        out[t] = (vf){r[0][t], r[1][t], r[2][t], r[3][t]};
+}
+
 /* Pass 1 over elements [i, len): err = e, q = clamp(r) (what the block path does not cover). */
 static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t i,
                               size_t len)
@@ -586,6 +482,7 @@ static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *
 }
 
 #include "kernel_body.h"
+#include "rows_body.h"
 
 /*
  * Kernel and channel stage of one channel through kernel_body.h (kernel
@@ -607,89 +504,104 @@ static void gen_block_stages(const struct sqi_ctx *ctx, const struct sqi_chan *c
                            &flips->channel);
 }
 
+/* Channel c on its own; false if a weight is NaN or infinite. */
+static bool gen_row(const struct sqi_ctx *ctx, size_t c, const float *w, int8_t *q, float *scale,
+                    float *zp, void *scratch, struct gen_arrays *a_, struct sqi_flips *flips)
+{
+    struct gen_arrays a = *a_;
+    size_t len = ctx->len;
+    bool block_stages = ctx->kernel_stage && simd_kernel_size_supported(ctx->ksize);
+    struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, a.err};
+    float mn, mx;
+    if (!gen_minmax(ch.w, len, &mn, &mx))
+        return false;
+    sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
+    scale[c] = ch.scale;
+    zp[c] = ch.zp;
+    if (block_stages) {
+        gen_block_stages(ctx, &ch, scratch, flips);
+        return true;
+    }
+    size_t n_up, n_dn;
+    {
+        /*
+         * Pass 1 (sqi_elem for every element), written for the
+         * vectorizer: locals, since stores to the arrays could otherwise
+         * alias ch and force reloads; sqi_rne_sel and selects, no branch;
+         * 32-bit counters, as wide as the float lanes.
+         */
+        const float *cw = ch.w, s_ = ch.scale, z_ = ch.zp;
+        const float t_min = ctx->t_min, t_max = ctx->t_max;
+        float *err = ch.err, *cand = a.cand;
+        int8_t *cq = ch.q;
+        int32_t nu = 0, nd = 0;
+        for (size_t i = 0; i < len; i++) {
+            float x = sqi_code_x(s_, z_, cw[i]);
+            float r = sqi_rne_sel(x), e = r - x;
+            int32_t up = (e < 0.0f) & (x < t_max), down = (e > 0.0f) & (x > t_min);
+            err[i] = e;
+            float code = r < t_min ? t_min : r;
+            code = code > t_max ? t_max : code;
+            cq[i] = (int8_t)code;
+            cand[i] = e * (float)(up | down); /* e or 0, without a branch */
+            nu += up;
+            nd += down;
+        }
+        n_up = (size_t)nu;
+        n_dn = (size_t)nd;
+    }
+    if (ctx->kernel_stage)
+        kernel_stage(ctx, &ch, &a, &flips->kernel);
+    if (!ctx->channel_stage)
+        return true;
+    float s = sqi_rowsum(ch.err, len);
+    if (ctx->kernel_stage) {
+        sqi_channel_offers(ctx, &ch, s, &a.up, &a.down, a.keys, &flips->channel);
+    } else {
+        struct sqi_row p = sqi_row_plan(s, len);
+        size_t nd = p.up ? n_up : n_dn;
+        if (p.k == 0 || nd == 0)
+            return true;
+        /*
+         * Only candidates with priority >= tau can be among the k best if
+         * at least k pass: tau leaves about k + 6 + k/4 of the nd
+         * candidates, whose priorities are close to uniform on (0, 0.5].
+         * If fewer pass (rare), tau = 0 takes them all.
+         */
+        float frac = (float)(p.k + 6 + p.k / 4) / (float)nd;
+        float tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
+        size_t m;
+        for (;;) {
+            m = collect(a.cand, len, p.up, tau, a.keys);
+            if (m >= p.k || tau == 0.0f)
+                break;
+            tau = 0.0f;
+        }
+        sqi_flip_best(ctx, &ch, a.keys, m, p.k, p.up, &flips->channel);
+    }
+    return true;
+}
+
 size_t sqi_quantize_generic(const struct sqi_ctx *ctx, size_t n, const float *w, int8_t *q,
                             float *scale, float *zp, void *scratch, struct sqi_flips *flips)
 {
     struct gen_arrays a;
     gen_layout(scratch, ctx, &a);
     size_t len = ctx->len, c = 0;
-    bool block_stages = ctx->kernel_stage && simd_kernel_size_supported(ctx->ksize);
-    if (!ctx->kernel_stage && len <= GEN_ROWS_MAX) {
-        gen_v8 wt[GEN_ROWS_MAX], et[GEN_ROWS_MAX];
-        for (; c + GEN_ROWS <= n; c += GEN_ROWS)
-            if (!rows_block(ctx, len, w + c * len, q + c * len, scale + c, zp + c, wt, et,
-                            &flips->channel))
+    if (!ctx->kernel_stage && len <= SIMD_ROWS_MAX) {
+        vf wt[SIMD_ROWS_MAX], et[SIMD_ROWS_MAX];
+        for (; c + W <= n; c += W) {
+            const float *next = c + 3 * W <= n ? w + (c + 2 * W) * len : NULL;
+            int redo = simd_rows_block(ctx, len, w + c * len, next, q + c * len, scale + c, zp + c,
+                                       wt, et, &flips->channel);
+            if (redo < 0)
                 break; /* the per-row path below names the weight */
+            for (unsigned m = (unsigned)redo; m; m &= m - 1)
+                gen_row(ctx, c + (size_t)__builtin_ctz(m), w, q, scale, zp, scratch, &a, flips);
+        }
     }
-    for (; c < n; c++) {
-        struct sqi_chan ch = {0.0f, 0.0f, w + c * len, q + c * len, a.err};
-        float mn, mx;
-        if (!gen_minmax(ch.w, len, &mn, &mx))
+    for (; c < n; c++)
+        if (!gen_row(ctx, c, w, q, scale, zp, scratch, &a, flips))
             return c;
-        sqi_channel_params(ctx, mn, mx, &ch.scale, &ch.zp);
-        scale[c] = ch.scale;
-        zp[c] = ch.zp;
-        if (block_stages) {
-            gen_block_stages(ctx, &ch, scratch, flips);
-            continue;
-        }
-        size_t n_up, n_dn;
-        {
-            /*
-             * Pass 1 (sqi_elem for every element), written for the
-             * vectorizer: locals, since stores to the arrays could otherwise
-             * alias ch and force reloads; sqi_rne_sel and selects, no branch;
-             * 32-bit counters, as wide as the float lanes.
-             */
-            const float *cw = ch.w, s_ = ch.scale, z_ = ch.zp;
-            const float t_min = ctx->t_min, t_max = ctx->t_max;
-            float *err = ch.err, *cand = a.cand;
-            int8_t *cq = ch.q;
-            int32_t nu = 0, nd = 0;
-            for (size_t i = 0; i < len; i++) {
-                float x = sqi_code_x(s_, z_, cw[i]);
-                float r = sqi_rne_sel(x), e = r - x;
-                int32_t up = (e < 0.0f) & (x < t_max), down = (e > 0.0f) & (x > t_min);
-                err[i] = e;
-                float code = r < t_min ? t_min : r;
-                code = code > t_max ? t_max : code;
-                cq[i] = (int8_t)code;
-                cand[i] = e * (float)(up | down); /* e or 0, without a branch */
-                nu += up;
-                nd += down;
-            }
-            n_up = (size_t)nu;
-            n_dn = (size_t)nd;
-        }
-        if (ctx->kernel_stage)
-            kernel_stage(ctx, &ch, &a, &flips->kernel);
-        if (!ctx->channel_stage)
-            continue;
-        float s = sqi_rowsum(ch.err, len);
-        if (ctx->kernel_stage) {
-            sqi_channel_offers(ctx, &ch, s, &a.up, &a.down, a.keys, &flips->channel);
-        } else {
-            struct sqi_row p = sqi_row_plan(s, len);
-            size_t nd = p.up ? n_up : n_dn;
-            if (p.k == 0 || nd == 0)
-                continue;
-            /*
-             * Only candidates with priority >= tau can be among the k best if
-             * at least k pass: tau leaves about k + 6 + k/4 of the nd
-             * candidates, whose priorities are close to uniform on (0, 0.5].
-             * If fewer pass (rare), tau = 0 takes them all.
-             */
-            float frac = (float)(p.k + 6 + p.k / 4) / (float)nd;
-            float tau = frac < 1.0f ? 0.5f * (1.0f - frac) : 0.0f;
-            size_t m;
-            for (;;) {
-                m = collect(a.cand, len, p.up, tau, a.keys);
-                if (m >= p.k || tau == 0.0f)
-                    break;
-                tau = 0.0f;
-            }
-            sqi_flip_best(ctx, &ch, a.keys, m, p.k, p.up, &flips->channel);
-        }
-    }
     return n;
 }

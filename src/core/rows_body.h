@@ -1,0 +1,236 @@
+/*
+ * The short-row path, written once against the vector wrappers of simd.h
+ * (AVX2, AVX-512) and of squant_generic.c (GNU C vectors of 4 lanes), and
+ * included by both after kernel_body.h. Besides kernel_body.h's wrappers it
+ * needs vf_loadu, vf_storeu, vf_div, vm_bits, store_codes(q, v, n) and
+ * optionally load_rows(base, stride, out) with SIMD_HAVE_LOAD_ROWS (a WxW
+ * block of rows transposed in registers).
+ */
+#ifndef SQ_ROWS_BODY
+#define SQ_ROWS_BODY
+
+/* The lanes below n as bits. */
+static inline unsigned rows_lanes(size_t n)
+{
+    return n >= 32 ? 0xffffffffu : (1u << n) - 1u;
+}
+
+/*
+ * Short rows, W at a time (modes without a kernel stage). A group of a 1x1
+ * layer is a row of a few dozen weights, and a row costs more than its
+ * weights: a range reduction across lanes, a division, a row sum that ends
+ * in eight dependent additions, the setup of a selection. Here W rows sit
+ * side by side, one per lane (element t of every row in one vector), so
+ * that each of those steps is one vector operation for W rows and nothing
+ * is reduced across lanes. Every lane does the per-channel path's f32
+ * operations in the same order (the row sum is simd_kernel_rowsum, the
+ * reference's order for any length), and the selection takes, per lane,
+ * the largest priority at the lowest position k times: the same flips as
+ * the stable order's first k.
+ */
+#define SIMD_ROWS_MAX 128
+
+/* sqi_channel_params, lane by lane (the same operations; zero signs change neither value). */
+static inline void simd_rows_params(const struct sqi_ctx *ctx, vf mn, vf mx, vf *scale, vf *zp)
+{
+    vf tiny = vf_set1(1e-8f);
+    if (ctx->symmetric) {
+        vf m = vf_max(vf_abs(mn), vf_abs(mx));
+        m = vf_blend(vm_lt(m, tiny), m, tiny);
+        *scale = vf_div(vf_set1(ctx->t_max), m);
+        *zp = vf_zero();
+    } else {
+        vf d = vf_sub(mx, mn);
+        d = vf_blend(vm_lt(d, tiny), d, tiny);
+        vf s = vf_div(vf_set1(ctx->levels), d);
+        *scale = s;
+        *zp = vf_add(vf_round(vf_mul(s, mn)), vf_set1(ctx->half));
+    }
+}
+
+/*
+ * sqi_rowsum of W rows of len < 512 elements, e[t] = element t of each (so
+ * fewer than 16 items per cascade: no levels, plain sums from 0). The
+ * accumulators start at the first item instead of 0, which is exact up to
+ * the sign of a zero (see simd_kernel_rowsum).
+ */
+static inline vf simd_rows_rowsum(const vf *e, size_t len)
+{
+    if (len < 8)
+        return simd_kernel_rowsum(e, len);
+    size_t nv = len / 8, g = nv / 4;
+    vf a[4][8];
+    for (size_t k = 0; k < 4; k++)
+        for (size_t l = 0; l < 8; l++)
+            a[k][l] = g ? e[8 * k + l] : vf_zero();
+    for (size_t t = 1; t < g; t++)
+        for (size_t k = 0; k < 4; k++)
+            _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++) a[k][l] =
+                vf_add(a[k][l], e[32 * t + 8 * k + l]);
+    for (size_t j = 4 * g; j < nv; j++)
+        _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++) a[0][l] =
+            vf_add(a[0][l], e[8 * j + l]);
+    vf s = vf_zero();
+    for (size_t i = 8 * nv; i < len; i++)
+        s = vf_add(s, e[i]);
+    _Pragma("GCC unroll 8") for (size_t l = 0; l < 8; l++) s =
+        vf_add(s, vf_add(vf_add(vf_add(a[0][l], a[1][l]), a[2][l]), a[3][l]));
+    return s;
+}
+
+/* The selection of simd_rows_block, per lane: tau, the direction's sign flips, bound, k. */
+struct simd_rows_sel {
+    const float *tau, *flip_e, *flip_x, *bound;
+    const int32_t *k;
+};
+
+/*
+ * The codes of rows [0, W), row by row (contiguous loads and stores): round
+ * to nearest, and with a selection the flips of the candidates with
+ * priority >= tau. Returns the rows whose flips are not the stable order's
+ * first k (a bit each: a tie at tau), whose codes the caller redoes.
+ */
+static unsigned simd_rows_codes(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
+                                const float *scale, const float *zp,
+                                const struct simd_rows_sel *sel, uint64_t *flips)
+{
+    vf zero = vf_zero(), lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
+    unsigned redo = 0;
+    for (size_t r = 0; r < W; r++) {
+        const float *cw = w + r * len;
+        int8_t *cq = q + r * len;
+        vf sc = vf_set1(scale[r]), z = vf_set1(zp[r]);
+        if (!sel) {
+            for (size_t i = 0; i < len; i += W) {
+                size_t n = len - i < W ? len - i : W;
+                vf wv = n == W ? vf_loadu(cw + i) : vf_load_n(cw + i, n);
+                vf rd = vf_round(vf_sub(vf_mul(sc, wv), z));
+                store_codes(cq + i, vf_min(vf_max(rd, lo), hi), n);
+            }
+            continue;
+        }
+        vf tau = vf_set1(sel->tau[r]), fe = vf_set1(sel->flip_e[r]);
+        vf fx = vf_set1(sel->flip_x[r]), bd = vf_set1(sel->bound[r]);
+        vf step = vf_xor(vf_set1(-1.0f), fe); /* up (fe = -0): +1; down: -1 */
+        unsigned taken = 0, changed = 0;
+        for (size_t i = 0; i < len; i += W) {
+            size_t n = len - i < W ? len - i : W;
+            vf wv = n == W ? vf_loadu(cw + i) : vf_load_n(cw + i, n);
+            vf x = vf_sub(vf_mul(sc, wv), z);
+            vf rd = vf_round(x), pr = vf_xor(vf_sub(rd, x), fe);
+            vm take = vm_and(vm_lt_m(vm_gt(pr, zero), vf_xor(x, fx), bd), vm_ge(pr, tau));
+            vf c0 = vf_min(vf_max(rd, lo), hi);
+            vf c = vf_min(vf_max(vf_add(rd, vf_blend(take, zero, step)), lo), hi);
+            store_codes(cq + i, c, n);
+            unsigned valid = rows_lanes(n);
+            taken += (unsigned)__builtin_popcount(vm_bits(take) & valid);
+            changed += (unsigned)__builtin_popcount(vm_bits(vm_eq(c, c0)) ^ rows_lanes(W));
+        }
+        unsigned kr = (unsigned)sel->k[r];
+        if (taken == kr || (taken < kr && sel->tau[r] == 0.0f))
+            *flips += changed;
+        else
+            redo |= 1u << r;
+    }
+    return redo;
+}
+
+/*
+ * Rows [0, W) of len <= SIMD_ROWS_MAX elements at w. wt holds len vectors.
+ * -1 (nothing written but perhaps codes) if a weight is NaN or infinite,
+ * else the rows to redo one at a time (see simd_rows_codes).
+ */
+static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, const float *next,
+                           int8_t *q, float *scale, float *zp, vf *wt, vf *et, uint64_t *flips)
+{
+    vi stride = vi_mul_small(vi_lanes(), (int)len);
+    size_t t0 = 0;
+    /* The block after next into the cache: a block is read W rows at a
+     * time, which the hardware prefetcher follows late. */
+    if (next)
+        for (size_t i = 0; i < W * len; i += 16)
+            __builtin_prefetch(next + i);
+#ifdef SIMD_HAVE_LOAD_ROWS
+    for (; t0 + W <= len; t0 += W)
+        load_rows(w + t0, len, wt + t0);
+#endif
+    for (size_t t = t0; t < len; t++)
+        wt[t] = vf_gather(w + t, stride, W);
+    vf zero = vf_zero(), lo = wt[0], hi = lo, bad = zero;
+    for (size_t t = 1; t < len; t++) {
+        vf v = wt[t];
+        lo = vf_min(lo, v);
+        hi = vf_max(hi, v);
+        bad = vf_add(bad, vf_sub(v, v));
+    }
+    bad = vf_add(bad, vf_sub(wt[0], wt[0]));
+    if ((vm_bits(vm_eq(bad, bad)) & rows_lanes(W)) != rows_lanes(W))
+        return -1;
+    vf vs, vz;
+    simd_rows_params(ctx, lo, hi, &vs, &vz);
+    vf_storeu(scale, vs);
+    vf_storeu(zp, vz);
+
+    if (!ctx->channel_stage) {
+        simd_rows_codes(ctx, len, w, q, scale, zp, NULL, NULL);
+        return 0;
+    }
+
+    /* Errors, the row sums and each row's direction and flip count. */
+    for (size_t t = 0; t < len; t++) {
+        vf x = vf_sub(vf_mul(vs, wt[t]), vz);
+        wt[t] = x;
+        et[t] = vf_sub(vf_round(x), x);
+    }
+    vf s = simd_rows_rowsum(et, len);
+    vm up = vm_lt(s, zero);
+    vf kf = vf_min(vf_round(vf_abs(s)), vf_set1((float)len));
+    vi k = vi_from_vf(kf);
+    int32_t ks[W];
+    vf_storeu((float *)ks, (vf)k); /* raw lanes */
+    int32_t kmax = 0;
+    for (int l = 0; l < W; l++)
+        kmax = ks[l] > kmax ? ks[l] : kmax;
+    if (kmax == 0) {
+        simd_rows_codes(ctx, len, w, q, scale, zp, NULL, NULL);
+        return 0;
+    }
+
+    /* Priorities in each row's direction (as in simd_kernel_block): candidates only, else 0. */
+    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
+    vf bound = vf_blend(up, vf_neg(vf_set1(ctx->t_min)), vf_set1(ctx->t_max));
+    for (size_t t = 0; t < len; t++) {
+        vf pr = vf_xor(et[t], flip_e);
+        et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_x), bound), zero, pr);
+    }
+    /*
+     * Per lane the k-th largest distinct priority tau (0 if there are fewer
+     * than k positive ones; +inf where k = 0): kmax passes of a vector max
+     * below the previous one, nothing else. The flips are then the
+     * candidates with priority >= tau, taken while the codes are written;
+     * that is the stable order's first k unless priorities tie, which the
+     * code pass detects (a count other than k) and leaves to the exact path.
+     */
+    vf tau = vf_set1(INFINITY), below = tau;
+    for (int32_t pass = 1; pass <= kmax; pass++) {
+        vf b[4] = {zero, zero, zero, zero};
+        size_t t = 0;
+        for (; t + 4 <= len; t += 4) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) b[j] =
+                vf_max(b[j], vf_blend(vm_lt(et[t + j], below), zero, et[t + j]));
+        }
+        for (; t < len; t++)
+            b[0] = vf_max(b[0], vf_blend(vm_lt(et[t], below), zero, et[t]));
+        below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
+        tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
+    }
+    float tf[W], fe[W], fx[W], bd[W];
+    vf_storeu(tf, tau);
+    vf_storeu(fe, flip_e);
+    vf_storeu(fx, flip_x);
+    vf_storeu(bd, bound);
+    struct simd_rows_sel sel = {tf, fe, fx, bd, ks};
+    return (int)simd_rows_codes(ctx, len, w, q, scale, zp, &sel, flips);
+}
+
+#endif
