@@ -24,9 +24,13 @@ static inline unsigned rows_lanes(size_t n)
  * that each of those steps is one vector operation for W rows and nothing
  * is reduced across lanes. Every lane does the per-channel path's f32
  * operations in the same order (the row sum is simd_kernel_rowsum, the
- * reference's order for any length), and the selection takes, per lane,
- * the largest priority at the lowest position k times: the same flips as
- * the stable order's first k.
+ * reference's order for any length). The rows are loaded by WxW
+ * transposes in registers where the includer has them (load_rows), else by
+ * gathers. The selection finds per lane the k-th largest priority by k
+ * passes of a vector max (simd_rows_block), and the flips are taken while
+ * the codes are written row by row (simd_rows_codes): the same flips as the
+ * stable order's first k unless priorities tie at that threshold, and such
+ * a row is redone by the per-row path.
  */
 #define SIMD_ROWS_MAX 128
 
@@ -127,7 +131,7 @@ static unsigned simd_rows_codes(const struct sqi_ctx *ctx, size_t len, const flo
             changed += (unsigned)__builtin_popcount(vm_bits(vm_eq(c, c0)) ^ rows_lanes(W));
         }
         unsigned kr = (unsigned)sel->k[r];
-        if (taken == kr || (taken < kr && sel->tau[r] == 0.0f))
+        if (taken <= kr) /* fewer than k only where fewer than k are positive */
             *flips += changed;
         else
             redo |= 1u << r;
