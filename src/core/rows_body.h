@@ -128,7 +128,8 @@ static unsigned simd_rows_codes(const struct sqi_ctx *ctx, size_t len, const flo
             store_codes(cq + i, c, n);
             unsigned valid = rows_lanes(n);
             taken += (unsigned)__builtin_popcount(vm_bits(take) & valid);
-            changed += (unsigned)__builtin_popcount(vm_bits(vm_eq(c, c0)) ^ rows_lanes(W));
+            changed +=
+                (unsigned)__builtin_popcount((vm_bits(vm_eq(c, c0)) ^ rows_lanes(W)) & valid);
         }
         unsigned kr = (unsigned)sel->k[r];
         if (taken <= kr) /* fewer than k only where fewer than k are positive */

@@ -167,6 +167,7 @@ static void check_tensor(const struct sq_params *base, const struct sq_layer *la
         EXPECT(memcmp(f.zp, want.zp, units * sizeof(float)) == 0, "%s: reshaped zero points", what);
         out_free(&f);
     }
+    struct sq_report ref_rep;
     for (enum sq_impl impl = SQ_IMPL_REF; impl < SQ_IMPL_COUNT; impl++) {
         if (!sq_impl_available(impl))
             continue;
@@ -176,6 +177,15 @@ static void check_tensor(const struct sq_params *base, const struct sq_layer *la
         out_alloc(&got, n, units);
         struct sq_report rep;
         grouped(&p, layer, g, w, 1 + pick(4), &got, &rep);
+        if (impl == SQ_IMPL_REF)
+            ref_rep = rep;
+        /* the counts the implementation keeps itself: the same as the reference's */
+        EXPECT(rep.channel_flips == ref_rep.channel_flips &&
+                   rep.kernel_flips == ref_rep.kernel_flips && rep.flips == ref_rep.flips,
+               "%s: %s flips %llu/%llu/%llu, reference %llu/%llu/%llu", what, sq_impl_name(impl),
+               (unsigned long long)rep.flips, (unsigned long long)rep.kernel_flips,
+               (unsigned long long)rep.channel_flips, (unsigned long long)ref_rep.flips,
+               (unsigned long long)ref_rep.kernel_flips, (unsigned long long)ref_rep.channel_flips);
         EXPECT(memcmp(got.q, want.q, n) == 0, "%s: %s codes differ", what, sq_impl_name(impl));
         EXPECT(memcmp(got.scale, want.scale, units * sizeof(float)) == 0, "%s: %s scales differ",
                what, sq_impl_name(impl));
@@ -353,6 +363,49 @@ START_TEST(test_short_rows)
 }
 END_TEST
 
+/*
+ * Short rows whose priorities tie at the k-th flip: the batched path finds
+ * each row's k-th largest priority and flips what is at or above it, which
+ * is the stable order's first k only without a tie there; rows with ties
+ * (repeated weights, so equal rounding errors) must still flip the lowest
+ * positions first. Blocks mix such rows with rows of distinct values.
+ */
+START_TEST(test_short_rows_ties)
+{
+    rng = 0x7135u + (uint64_t)_i;
+    static const size_t lens[] = {32, 64, 128, 40};
+    size_t len = lens[_i % 4], rows = 96;
+    struct sq_layer layer = {rows / 4, 4 * len, 1}; /* group len: rows of len */
+    size_t n = rows * len;
+    float *w = malloc(n * sizeof(float));
+    fill(w, n, 0);
+    for (size_t r = 0; r < rows; r++) {
+        if (pick(3) == 0)
+            continue; /* distinct values */
+        float *row = w + r * len, v[3];
+        for (int j = 0; j < 3; j++)
+            v[j] = (float)(uniform() - 0.5);
+        row[pick(len)] = -0.75f;
+        row[pick(len)] = 0.75f;
+        for (size_t t = 0; t < len; t++)
+            if (row[t] != -0.75f && row[t] != 0.75f && pick(4))
+                row[t] = v[pick(1 + pick(3))];
+    }
+    for (int m = 0; m < 4; m++) {
+        struct sq_params p;
+        sq_params_init(&p);
+        p.bits = m < 2 ? 4 : 8;
+        p.mode = m % 2 ? SQ_MODE_SQUANT_C : SQ_MODE_SQUANT;
+        p.scheme = pick(2) ? SQ_SCHEME_SYMMETRIC : SQ_SCHEME_ASYMMETRIC;
+        char what[200];
+        snprintf(what, sizeof what, "tied short rows %d: rows of %zu, %u bits, %s, %s", _i, len,
+                 p.bits, sq_mode_name(p.mode), sq_scheme_name(p.scheme));
+        check_tensor(&p, &layer, len, w, what);
+    }
+    free(w);
+}
+END_TEST
+
 /* A NaN in the middle of a block of short rows is named in tensor terms, for every implementation.
  */
 START_TEST(test_short_rows_nonfinite)
@@ -489,6 +542,7 @@ int main(void)
     tcase_add_test(tc, test_conformance_inputs);
     tcase_add_loop_test(tc, test_random, 0, 20);
     tcase_add_loop_test(tc, test_short_rows, 0, 10);
+    tcase_add_loop_test(tc, test_short_rows_ties, 0, 8);
     tcase_add_test(tc, test_short_rows_nonfinite);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
