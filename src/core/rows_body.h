@@ -28,7 +28,7 @@ static inline unsigned rows_lanes(size_t n)
  * transposes in registers where the includer has them (load_rows), else by
  * gathers. The selection finds per lane the k-th largest priority by k
  * passes of a vector max (simd_rows_block), and the flips are taken while
- * the codes are written row by row (simd_rows_codes): the same flips as the
+ * the codes are written row by row (simd_rows_block): the same flips as the
  * stable order's first k unless priorities tie at that threshold, and such
  * a row is redone by the per-row path.
  */
@@ -82,68 +82,44 @@ static inline vf simd_rows_rowsum(const vf *e, size_t len)
     return s;
 }
 
-/* The selection of simd_rows_block, per lane: tau, the direction's sign flips, bound, k. */
-struct simd_rows_sel {
-    const float *tau, *flip_e, *flip_x, *bound;
-    const int32_t *k;
-};
-
-/*
- * The codes of rows [0, W), row by row (contiguous loads and stores): round
- * to nearest, and with a selection the flips of the candidates with
- * priority >= tau. Returns the rows whose flips are not the stable order's
- * first k (a bit each: a tie at tau), whose codes the caller redoes.
- */
-static unsigned simd_rows_codes(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
-                                const float *scale, const float *zp,
-                                const struct simd_rows_sel *sel, uint64_t *flips)
+/* Round-to-nearest codes of rows [0, W), row by row (contiguous loads and stores). */
+static void simd_rows_rtn(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
+                          const float *scale, const float *zp)
 {
-    vf zero = vf_zero(), lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
-    unsigned redo = 0;
+    vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
     for (size_t r = 0; r < W; r++) {
         const float *cw = w + r * len;
         int8_t *cq = q + r * len;
         vf sc = vf_set1(scale[r]), z = vf_set1(zp[r]);
-        if (!sel) {
-            for (size_t i = 0; i < len; i += W) {
-                size_t n = len - i < W ? len - i : W;
-                vf wv = n == W ? vf_loadu(cw + i) : vf_load_n(cw + i, n);
-                vf rd = vf_round(vf_sub(vf_mul(sc, wv), z));
-                store_codes(cq + i, vf_min(vf_max(rd, lo), hi), n);
-            }
-            continue;
-        }
-        vf tau = vf_set1(sel->tau[r]), fe = vf_set1(sel->flip_e[r]);
-        vf fx = vf_set1(sel->flip_x[r]), bd = vf_set1(sel->bound[r]);
-        vf step = vf_xor(vf_set1(-1.0f), fe); /* up (fe = -0): +1; down: -1 */
-        unsigned taken = 0, changed = 0;
         for (size_t i = 0; i < len; i += W) {
             size_t n = len - i < W ? len - i : W;
             vf wv = n == W ? vf_loadu(cw + i) : vf_load_n(cw + i, n);
-            vf x = vf_sub(vf_mul(sc, wv), z);
-            vf rd = vf_round(x), pr = vf_xor(vf_sub(rd, x), fe);
-            vm take = vm_and(vm_lt_m(vm_gt(pr, zero), vf_xor(x, fx), bd), vm_ge(pr, tau));
-            vf c0 = vf_min(vf_max(rd, lo), hi);
-            vf c = vf_min(vf_max(vf_add(rd, vf_blend(take, zero, step)), lo), hi);
-            store_codes(cq + i, c, n);
-            unsigned valid = rows_lanes(n);
-            taken += (unsigned)__builtin_popcount(vm_bits(take) & valid);
-            changed +=
-                (unsigned)__builtin_popcount((vm_bits(vm_eq(c, c0)) ^ rows_lanes(W)) & valid);
+            vf rd = vf_round(vf_sub(vf_mul(sc, wv), z));
+            store_codes(cq + i, vf_min(vf_max(rd, lo), hi), n);
         }
-        unsigned kr = (unsigned)sel->k[r];
-        if (taken <= kr) /* fewer than k only where fewer than k are positive */
-            *flips += changed;
-        else
-            redo |= 1u << r;
     }
-    return redo;
+}
+
+/* Codes of W rows (c[t]: element t of each, clamped floats) to the rows of len at q. */
+static inline void simd_rows_store(int8_t *q, size_t len, const vf *c)
+{
+    size_t t = 0;
+#ifdef SIMD_HAVE_STORE_ROWS
+    for (; t + W <= len; t += W)
+        store_rows_codes(q + t, len, c + t);
+#endif
+    for (; t < len; t++) {
+        int32_t v[W];
+        vf_storeu((float *)v, (vf)vi_from_vf(c[t]));
+        for (size_t l = 0; l < W; l++)
+            q[l * len + t] = (int8_t)v[l];
+    }
 }
 
 /*
  * Rows [0, W) of len <= SIMD_ROWS_MAX elements at w. wt holds len vectors.
  * -1 (nothing written but perhaps codes) if a weight is NaN or infinite,
- * else the rows to redo one at a time (see simd_rows_codes).
+ * else the rows to redo one at a time (see simd_rows_block).
  */
 static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w, const float *next,
                            int8_t *q, float *scale, float *zp, vf *wt, vf *et, uint64_t *flips)
@@ -177,7 +153,7 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     vf_storeu(zp, vz);
 
     if (!ctx->channel_stage) {
-        simd_rows_codes(ctx, len, w, q, scale, zp, NULL, NULL);
+        simd_rows_rtn(ctx, len, w, q, scale, zp);
         return 0;
     }
 
@@ -197,7 +173,7 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     for (int l = 0; l < W; l++)
         kmax = ks[l] > kmax ? ks[l] : kmax;
     if (kmax == 0) {
-        simd_rows_codes(ctx, len, w, q, scale, zp, NULL, NULL);
+        simd_rows_rtn(ctx, len, w, q, scale, zp);
         return 0;
     }
 
@@ -207,6 +183,7 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     for (size_t t = 0; t < len; t++) {
         vf pr = vf_xor(et[t], flip_e);
         et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_x), bound), zero, pr);
+        wt[t] = vf_round(wt[t]); /* x is not needed any more, its rounding is */
     }
     /*
      * Per lane the k-th largest distinct priority tau (0 if there are fewer
@@ -229,13 +206,32 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
         below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
         tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
     }
-    float tf[W], fe[W], fx[W], bd[W];
-    vf_storeu(tf, tau);
-    vf_storeu(fe, flip_e);
-    vf_storeu(fx, flip_x);
-    vf_storeu(bd, bound);
-    struct simd_rows_sel sel = {tf, fe, fx, bd, ks};
-    return (int)simd_rows_codes(ctx, len, w, q, scale, zp, &sel, flips);
+    /* The codes, W rows at a time: the candidates at or above tau flipped. */
+    vf t_lo = vf_set1(ctx->t_min), t_hi = vf_set1(ctx->t_max);
+    vf step = vf_blend(up, vf_set1(-1.0f), vf_set1(1.0f)); /* up: +1 */
+    vi taken = vi_set1(0), same = vi_set1(0);
+    for (size_t t = 0; t < len; t++) {
+        vf rd = wt[t], p = et[t];
+        vm take = vm_and(vm_gt(p, zero), vm_ge(p, tau));
+        vf c0 = vf_min(vf_max(rd, t_lo), t_hi);
+        vf c = vf_min(vf_max(vf_add(rd, vf_blend(take, zero, step)), t_lo), t_hi);
+        taken = vi_inc(taken, take);
+        same = vi_inc(same, vm_eq(c, c0));
+        wt[t] = c;
+    }
+    simd_rows_store(q, len, wt);
+    int32_t tk[W], sm[W];
+    vf_storeu((float *)tk, (vf)taken); /* raw lanes */
+    vf_storeu((float *)sm, (vf)same);
+    unsigned redo = 0;
+    for (int l = 0; l < W; l++) {
+        /* Fewer than k only where fewer than k are positive: the stable order takes them all. */
+        if (tk[l] <= ks[l])
+            *flips += (uint64_t)(len - (size_t)sm[l]);
+        else
+            redo |= 1u << l; /* a tie at tau */
+    }
+    return (int)redo;
 }
 
 #endif

@@ -464,6 +464,19 @@ static inline __attribute__((always_inline)) void load_rows(const float *base, s
         out[t] = (vf){r[0][t], r[1][t], r[2][t], r[3][t]};
 }
 
+/* The inverse for codes: c[t] (element t of 4 rows, clamped floats) to 4 bytes of each row. */
+#define SIMD_HAVE_STORE_ROWS 1
+static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, size_t stride,
+                                                                   const vf *c)
+{
+    vi ci[4];
+    for (size_t t = 0; t < 4; t++)
+        ci[t] = vi_from_vf(c[t]);
+    for (size_t i = 0; i < 4; i++)
+        for (size_t t = 0; t < 4; t++)
+            q[stride * i + t] = (int8_t)ci[t][i];
+}
+
 /* Pass 1 over elements [i, len): err = e, q = clamp(r) (what the block path does not cover). */
 static inline void simd_pass1(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t i,
                               size_t len)

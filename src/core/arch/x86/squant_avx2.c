@@ -418,6 +418,36 @@ static inline __attribute__((always_inline)) void store_code_kernels(int8_t *q, 
     }
 }
 
+/*
+ * The inverse for codes: c[t] (element t of 8 rows, clamped floats) to
+ * 8 bytes of each row (row i at q + i * stride), packed and transposed as in
+ * store_code_kernels.
+ */
+#define SIMD_HAVE_STORE_ROWS 1
+static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, size_t stride,
+                                                                   const vf *c)
+{
+    __m256i i[8];
+    _Pragma("GCC unroll 8") for (size_t t = 0; t < 8; t++) i[t] = _mm256_cvttps_epi32(c[t]);
+    __m256i b0 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    __m256i b1 = _mm256_packs_epi16(_mm256_packs_epi32(i[4], i[5]), _mm256_packs_epi32(i[6], i[7]));
+    __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12,
+                                  1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    b0 = _mm256_shuffle_epi8(b0, tr);
+    b1 = _mm256_shuffle_epi8(b1, tr);
+    __m256i lo = _mm256_unpacklo_epi32(b0, b1), hi = _mm256_unpackhi_epi32(b0, b1);
+    __m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
+    __m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
+    _mm_storel_epi64((__m128i *)q, l0);
+    _mm_storeh_pi((__m64 *)(void *)(q + stride), _mm_castsi128_ps(l0));
+    _mm_storel_epi64((__m128i *)(q + 2 * stride), h0);
+    _mm_storeh_pi((__m64 *)(void *)(q + 3 * stride), _mm_castsi128_ps(h0));
+    _mm_storel_epi64((__m128i *)(q + 4 * stride), l1);
+    _mm_storeh_pi((__m64 *)(void *)(q + 5 * stride), _mm_castsi128_ps(l1));
+    _mm_storel_epi64((__m128i *)(q + 6 * stride), h1);
+    _mm_storeh_pi((__m64 *)(void *)(q + 7 * stride), _mm_castsi128_ps(h1));
+}
+
 /* n codes from floats already clamped to [t_min, t_max]. */
 static inline void store_codes(int8_t *q, vf v, size_t n)
 {

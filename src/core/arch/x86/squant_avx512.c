@@ -290,6 +290,48 @@ static inline __attribute__((always_inline)) void load_rows(const float *base, s
     }
 }
 
+/*
+ * The inverse for codes: c[t] (element t of 16 rows, clamped floats) to
+ * 16 bytes of each row (row i at q + i * stride): each c[t] to 16 bytes,
+ * then a 16x16 byte transpose by four unpack stages.
+ */
+#define SIMD_HAVE_STORE_ROWS 1
+static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, size_t stride,
+                                                                   const vf *c)
+{
+    __m128i a[16], l1[8], h1[8], s2[4][4], s3[8][2];
+    _Pragma("GCC unroll 16") for (size_t t = 0; t < 16; t++) a[t] =
+        _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(c[t]));
+    /* a[t], byte i: row i, element t. l1[t] (h1[t]), 16-bit unit i: row i (8 + i), elements 2t,
+     * 2t + 1 */
+    _Pragma("GCC unroll 8") for (size_t t = 0; t < 8; t++)
+    {
+        l1[t] = _mm_unpacklo_epi8(a[2 * t], a[2 * t + 1]);
+        h1[t] = _mm_unpackhi_epi8(a[2 * t], a[2 * t + 1]);
+    }
+    /* s2[g][t], 32-bit unit i: row 4g + i, elements 4t .. 4t + 3 */
+    _Pragma("GCC unroll 4") for (size_t t = 0; t < 4; t++)
+    {
+        s2[0][t] = _mm_unpacklo_epi16(l1[2 * t], l1[2 * t + 1]);
+        s2[1][t] = _mm_unpackhi_epi16(l1[2 * t], l1[2 * t + 1]);
+        s2[2][t] = _mm_unpacklo_epi16(h1[2 * t], h1[2 * t + 1]);
+        s2[3][t] = _mm_unpackhi_epi16(h1[2 * t], h1[2 * t + 1]);
+    }
+    /* s3[p][t], 64-bit unit i: row 2p + i, elements 8t .. 8t + 7 */
+    _Pragma("GCC unroll 4") for (size_t g = 0; g < 4; g++)
+        _Pragma("GCC unroll 2") for (size_t t = 0; t < 2; t++)
+    {
+        s3[2 * g][t] = _mm_unpacklo_epi32(s2[g][2 * t], s2[g][2 * t + 1]);
+        s3[2 * g + 1][t] = _mm_unpackhi_epi32(s2[g][2 * t], s2[g][2 * t + 1]);
+    }
+    _Pragma("GCC unroll 8") for (size_t p = 0; p < 8; p++)
+    {
+        _mm_storeu_si128((__m128i *)(q + 2 * p * stride), _mm_unpacklo_epi64(s3[p][0], s3[p][1]));
+        _mm_storeu_si128((__m128i *)(q + (2 * p + 1) * stride),
+                         _mm_unpackhi_epi64(s3[p][0], s3[p][1]));
+    }
+}
+
 /* n codes from floats already clamped to [t_min, t_max]. */
 static inline void store_codes(int8_t *q, vf v, size_t n)
 {
