@@ -209,29 +209,22 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     /* The codes, W rows at a time: the candidates at or above tau flipped. */
     vf t_lo = vf_set1(ctx->t_min), t_hi = vf_set1(ctx->t_max);
     vf step = vf_blend(up, vf_set1(-1.0f), vf_set1(1.0f)); /* up: +1 */
-    vi taken = vi_set1(0), same = vi_set1(0);
+    vi taken = vi_set1(0), changed = vi_set1(0);
     for (size_t t = 0; t < len; t++) {
         vf rd = wt[t], p = et[t];
         vm take = vm_and(vm_gt(p, zero), vm_ge(p, tau));
         vf c0 = vf_min(vf_max(rd, t_lo), t_hi);
         vf c = vf_min(vf_max(vf_add(rd, vf_blend(take, zero, step)), t_lo), t_hi);
         taken = vi_inc(taken, take);
-        same = vi_inc(same, vm_eq(c, c0));
+        changed = vi_inc(changed, vm_andnot(take, vm_eq(c, c0)));
         wt[t] = c;
     }
     simd_rows_store(q, len, wt);
-    int32_t tk[W], sm[W];
-    vf_storeu((float *)tk, (vf)taken); /* raw lanes */
-    vf_storeu((float *)sm, (vf)same);
-    unsigned redo = 0;
-    for (int l = 0; l < W; l++) {
-        /* Fewer than k only where fewer than k are positive: the stable order takes them all. */
-        if (tk[l] <= ks[l])
-            *flips += (uint64_t)(len - (size_t)sm[l]);
-        else
-            redo |= 1u << l; /* a tie at tau */
-    }
-    return (int)redo;
+    /* More than k at or above tau: a tie there, the row is redone. Fewer than k only where fewer
+     * than k are positive, which the stable order takes in full too. */
+    vm tie = vm_ilt(k, taken);
+    *flips += (uint64_t)vi_hsum(vi_blend(tie, changed, vi_set1(0)));
+    return (int)(vm_bits(tie) & rows_lanes(W));
 }
 
 #endif
