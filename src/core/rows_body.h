@@ -4,7 +4,9 @@
  * included by both after kernel_body.h. Besides kernel_body.h's wrappers it
  * needs vf_loadu, vf_storeu, vf_div, vm_bits, store_codes(q, v, n) and
  * optionally load_rows(base, stride, out) with SIMD_HAVE_LOAD_ROWS (a WxW
- * block of rows transposed in registers).
+ * block of rows transposed in registers) and store_rows_codes(q, stride, c)
+ * with SIMD_HAVE_STORE_ROWS (its inverse for W elements of codes); without
+ * them gathers and byte stores lane by lane.
  */
 #ifndef SQ_ROWS_BODY
 #define SQ_ROWS_BODY
@@ -27,10 +29,10 @@ static inline unsigned rows_lanes(size_t n)
  * reference's order for any length). The rows are loaded by WxW
  * transposes in registers where the includer has them (load_rows), else by
  * gathers. The selection finds per lane the k-th largest priority by k
- * passes of a vector max (simd_rows_block), and the flips are taken while
- * the codes are written row by row (simd_rows_block): the same flips as the
- * stable order's first k unless priorities tie at that threshold, and such
- * a row is redone by the per-row path.
+ * passes of a vector max, the flips are the candidates at or above it, and
+ * the codes are made one vector per element index and transposed back to
+ * the rows: the same flips as the stable order's first k unless priorities
+ * tie at that threshold, and such a row is redone by the per-row path.
  */
 #define SIMD_ROWS_MAX 128
 

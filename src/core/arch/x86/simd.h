@@ -24,6 +24,8 @@
  *                 W slack; return the count); make_keys(keys, pos, val)
  *                 (W rank keys, in any order); keys_max_below(keys, n, bound)
  *                 (n a multiple of 8)
+ *   short rows    vf_div, store_codes, and optionally load_rows and
+ *                 store_rows_codes (see rows_body.h)
  *   optional      load_kernels(base, K, out) with SIMD_HAVE_LOAD_KERNELS
  *                 (transpose W whole kernels of SIMD_LOAD_KERNELS_MIN <= K
  *                 <= 16 with few or no gathers)
