@@ -84,6 +84,26 @@ static inline vf simd_rows_rowsum(const vf *e, size_t len)
     return s;
 }
 
+/*
+ * The K largest priorities per lane with their multiplicity, b[0] >= b[1]
+ * >= ... (0 where there are fewer): one pass of an insertion network.
+ */
+static inline __attribute__((always_inline)) void rows_top(const vf *e, size_t len, vf *b,
+                                                           const size_t K)
+{
+    _Pragma("GCC unroll 8") for (size_t j = 0; j < K; j++) b[j] = vf_zero();
+    for (size_t t = 0; t < len; t++) {
+        vf x = e[t];
+        _Pragma("GCC unroll 8") for (size_t j = 0; j + 1 < K; j++)
+        {
+            vf hi = vf_max(b[j], x);
+            x = vf_min(b[j], x);
+            b[j] = hi;
+        }
+        b[K - 1] = vf_max(b[K - 1], x);
+    }
+}
+
 /* Round-to-nearest codes of rows [0, W), row by row (contiguous loads and stores). */
 static void simd_rows_rtn(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
                           const float *scale, const float *zp)
@@ -195,18 +215,29 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
      * that is the stable order's first k unless priorities tie, which the
      * code pass detects (a count other than k) and leaves to the exact path.
      */
-    vf tau = vf_set1(INFINITY), below = tau;
-    for (int32_t pass = 1; pass <= kmax; pass++) {
-        vf b[4] = {zero, zero, zero, zero};
-        size_t t = 0;
-        for (; t + 4 <= len; t += 4) {
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) b[j] =
-                vf_max(b[j], vf_blend(vm_lt(et[t + j], below), zero, et[t + j]));
+    vf tau = vf_set1(INFINITY);
+    if (kmax <= 2 || kmax > 8) {
+        vf below = tau;
+        for (int32_t pass = 1; pass <= kmax; pass++) {
+            vf b[4] = {zero, zero, zero, zero};
+            size_t t = 0;
+            for (; t + 4 <= len; t += 4) {
+                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) b[j] =
+                    vf_max(b[j], vf_blend(vm_lt(et[t + j], below), zero, et[t + j]));
+            }
+            for (; t < len; t++)
+                b[0] = vf_max(b[0], vf_blend(vm_lt(et[t], below), zero, et[t]));
+            below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
+            tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
         }
-        for (; t < len; t++)
-            b[0] = vf_max(b[0], vf_blend(vm_lt(et[t], below), zero, et[t]));
-        below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
-        tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
+    } else {
+        vf b[8];
+        if (kmax <= 4)
+            rows_top(et, len, b, 4);
+        else
+            rows_top(et, len, b, 8);
+        for (int32_t j = 0; j < kmax; j++)
+            tau = vf_blend(vm_ieq(k, vi_set1(j + 1)), tau, b[j]);
     }
     /* The codes, W rows at a time: the candidates at or above tau flipped. */
     vf t_lo = vf_set1(ctx->t_min), t_hi = vf_set1(ctx->t_max);
@@ -224,7 +255,7 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     simd_rows_store(q, len, wt);
     /* More than k at or above tau: a tie there, the row is redone. Fewer than k only where fewer
      * than k are positive, which the stable order takes in full too. */
-    vm tie = vm_ilt(k, taken);
+    vm tie = vm_or(vm_ilt(k, taken), vm_andnot(vm_ilt(taken, k), vm_eq(tau, zero)));
     *flips += (uint64_t)vi_hsum(vi_blend(tie, changed, vi_set1(0)));
     return (int)(vm_bits(tie) & rows_lanes(W));
 }

@@ -289,6 +289,10 @@ static inline vm vm_and(vm a, vm b)
 {
     return a & b;
 }
+static inline vm vm_or(vm a, vm b)
+{
+    return a | b;
+}
 static inline vm vm_xor(vm a, vm b)
 {
     return a ^ b;
