@@ -104,6 +104,39 @@ static inline __attribute__((always_inline)) void rows_top(const vf *e, size_t l
     }
 }
 
+/* rows_top for K = 4 in two streams (even and odd elements), merged: half the latency. */
+static inline __attribute__((always_inline)) void rows_top4(const vf *e, size_t len, vf *b)
+{
+    vf a[2][4];
+    for (int s = 0; s < 2; s++)
+        for (int j = 0; j < 4; j++)
+            a[s][j] = vf_zero();
+    size_t t = 0;
+    for (; t + 2 <= len; t += 2)
+        _Pragma("GCC unroll 2") for (int s = 0; s < 2; s++)
+        {
+            vf x = e[t + (size_t)s];
+            _Pragma("GCC unroll 4") for (int j = 0; j < 3; j++)
+            {
+                vf hi = vf_max(a[s][j], x);
+                x = vf_min(a[s][j], x);
+                a[s][j] = hi;
+            }
+            a[s][3] = vf_max(a[s][3], x);
+        }
+    for (int i = 0; i < 4 + (t < len); i++) {
+        vf x = i < 4 ? a[1][i] : e[t];
+        for (int j = 0; j < 3; j++) {
+            vf hi = vf_max(a[0][j], x);
+            x = vf_min(a[0][j], x);
+            a[0][j] = hi;
+        }
+        a[0][3] = vf_max(a[0][3], x);
+    }
+    for (int j = 0; j < 4; j++)
+        b[j] = a[0][j];
+}
+
 /* Round-to-nearest codes of rows [0, W), row by row (contiguous loads and stores). */
 static void simd_rows_rtn(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
                           const float *scale, const float *zp)
@@ -233,7 +266,7 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     } else {
         vf b[8];
         if (kmax <= 4)
-            rows_top(et, len, b, 4);
+            rows_top4(et, len, b);
         else
             rows_top(et, len, b, 8);
         for (int32_t j = 0; j < kmax; j++)
