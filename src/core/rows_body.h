@@ -28,8 +28,9 @@ static inline unsigned rows_lanes(size_t n)
  * operations in the same order (the row sum is simd_kernel_rowsum, the
  * reference's order for any length). The rows are loaded by WxW
  * transposes in registers where the includer has them (load_rows), else by
- * gathers. The selection finds per lane the k-th largest priority by k
- * passes of a vector max, the flips are the candidates at or above it, and
+ * gathers. The selection finds per lane the k-th largest priority (k
+ * passes of a vector max for up to 2 or more than 8 flips, else one pass of
+ * an insertion network), the flips are the candidates at or above it, and
  * the codes are made one vector per element index and transposed back to
  * the rows: the same flips as the stable order's first k unless priorities
  * tie at that threshold, and such a row is redone by the per-row path.
