@@ -382,46 +382,9 @@ static inline __attribute__((always_inline)) void store_kernels(float *base, con
 }
 
 /*
- * The codes of 8 kernels (c[t]: element t, clamped floats) to the 8 * K
- * contiguous int8 at q: elements 0..7 packed to bytes, transposed 4x4 by a
- * byte shuffle in each half, then 8 bytes per kernel; the rest lane by lane.
- */
-static inline __attribute__((always_inline)) void store_code_kernels(int8_t *q, const size_t K,
-                                                                     const vf *c)
-{
-    __m256i i[8];
-    _Pragma("GCC unroll 8") for (size_t t = 0; t < 8; t++) i[t] = _mm256_cvttps_epi32(c[t]);
-    /* byte 4t + l of a half: element t (0..3 or 4..7) of kernel l (0..3 | 4..7) */
-    __m256i b0 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
-    __m256i b1 = _mm256_packs_epi16(_mm256_packs_epi32(i[4], i[5]), _mm256_packs_epi32(i[6], i[7]));
-    __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12,
-                                  1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    b0 = _mm256_shuffle_epi8(b0, tr); /* byte 4l + t: kernel l, element t */
-    b1 = _mm256_shuffle_epi8(b1, tr);
-    __m256i lo = _mm256_unpacklo_epi32(b0, b1); /* kernels 0, 1 | 4, 5: 8 bytes each */
-    __m256i hi = _mm256_unpackhi_epi32(b0, b1); /* kernels 2, 3 | 6, 7 */
-    __m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
-    __m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
-    _mm_storel_epi64((__m128i *)q, l0);
-    _mm_storeh_pi((__m64 *)(void *)(q + K), _mm_castsi128_ps(l0));
-    _mm_storel_epi64((__m128i *)(q + 2 * K), h0);
-    _mm_storeh_pi((__m64 *)(void *)(q + 3 * K), _mm_castsi128_ps(h0));
-    _mm_storel_epi64((__m128i *)(q + 4 * K), l1);
-    _mm_storeh_pi((__m64 *)(void *)(q + 5 * K), _mm_castsi128_ps(l1));
-    _mm_storel_epi64((__m128i *)(q + 6 * K), h1);
-    _mm_storeh_pi((__m64 *)(void *)(q + 7 * K), _mm_castsi128_ps(h1));
-    _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++)
-    {
-        int32_t l[8];
-        _mm256_storeu_si256((__m256i *)l, _mm256_cvttps_epi32(c[t]));
-        _Pragma("GCC unroll 8") for (size_t k = 0; k < 8; k++) q[K * k + t] = (int8_t)l[k];
-    }
-}
-
-/*
- * The inverse for codes: c[t] (element t of 8 rows, clamped floats) to
- * 8 bytes of each row (row i at q + i * stride), packed and transposed as in
- * store_code_kernels.
+ * Codes to rows: c[t] (element t of 8 rows, clamped floats) to 8 bytes of
+ * each row (row i at q + i * stride): packed to bytes, transposed 4x4 by a
+ * byte shuffle in each half, then 8 bytes per row.
  */
 #define SIMD_HAVE_STORE_ROWS 1
 static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, size_t stride,
@@ -429,13 +392,15 @@ static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, si
 {
     __m256i i[8];
     _Pragma("GCC unroll 8") for (size_t t = 0; t < 8; t++) i[t] = _mm256_cvttps_epi32(c[t]);
+    /* byte 4t + l of a half: element t (0..3 or 4..7) of row l (0..3 | 4..7) */
     __m256i b0 = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
     __m256i b1 = _mm256_packs_epi16(_mm256_packs_epi32(i[4], i[5]), _mm256_packs_epi32(i[6], i[7]));
     __m256i tr = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12,
                                   1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    b0 = _mm256_shuffle_epi8(b0, tr);
+    b0 = _mm256_shuffle_epi8(b0, tr); /* byte 4l + t: row l, element t */
     b1 = _mm256_shuffle_epi8(b1, tr);
-    __m256i lo = _mm256_unpacklo_epi32(b0, b1), hi = _mm256_unpackhi_epi32(b0, b1);
+    __m256i lo = _mm256_unpacklo_epi32(b0, b1); /* rows 0, 1 | 4, 5: 8 bytes each */
+    __m256i hi = _mm256_unpackhi_epi32(b0, b1); /* rows 2, 3 | 6, 7 */
     __m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
     __m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
     _mm_storel_epi64((__m128i *)q, l0);
@@ -446,6 +411,23 @@ static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, si
     _mm_storeh_pi((__m64 *)(void *)(q + 5 * stride), _mm_castsi128_ps(l1));
     _mm_storel_epi64((__m128i *)(q + 6 * stride), h1);
     _mm_storeh_pi((__m64 *)(void *)(q + 7 * stride), _mm_castsi128_ps(h1));
+}
+
+/*
+ * The codes of 8 kernels (c[t]: element t, clamped floats) to the 8 * K
+ * contiguous int8 at q: elements 0..7 as rows of stride K, the rest lane by
+ * lane.
+ */
+static inline __attribute__((always_inline)) void store_code_kernels(int8_t *q, const size_t K,
+                                                                     const vf *c)
+{
+    store_rows_codes(q, K, c);
+    _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++)
+    {
+        int32_t l[8];
+        _mm256_storeu_si256((__m256i *)l, _mm256_cvttps_epi32(c[t]));
+        _Pragma("GCC unroll 8") for (size_t k = 0; k < 8; k++) q[K * k + t] = (int8_t)l[k];
+    }
 }
 
 /* n codes from floats already clamped to [t_min, t_max]. */
