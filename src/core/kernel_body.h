@@ -164,6 +164,26 @@ static inline __attribute__((always_inline)) vi simd_kernel_direction(const vf *
 }
 
 /*
+ * A block's offers (the kernels with one, has_offer) appended to the
+ * channel's lists: to off_up where toward_up (the kernel's direction,
+ * flipped where it was offered the other way), else to off_dn.
+ */
+static inline __attribute__((always_inline)) void offers_append(struct sqi_offers *off_up,
+                                                                struct sqi_offers *off_dn,
+                                                                vm has_offer, vm toward_up,
+                                                                vi off_pos, vf off_val)
+{
+    vm dir_up = vm_and(has_offer, toward_up);
+    vm dir_dn = vm_andnot(has_offer, dir_up);
+    size_t nu = (size_t)vi_compress((int32_t *)off_up->pos + off_up->n, dir_up, off_pos);
+    vf_compress(off_up->val + off_up->n, dir_up, off_val);
+    off_up->n += nu;
+    size_t nd = (size_t)vi_compress((int32_t *)off_dn->pos + off_dn->n, dir_dn, off_pos);
+    vf_compress(off_dn->val + off_dn->n, dir_dn, off_val);
+    off_dn->n += nd;
+}
+
+/*
  * Kernel stage for kernels [b, b + nk) of a channel (nk <= W), K elements
  * each: one kernel per lane. Appends the changed elements to `patches` and
  * the kernels' offers to up/down (in kernel order, so positions ascend), all
@@ -238,14 +258,7 @@ simd_kernel_block(const struct sqi_ctx *ctx, const struct sqi_chan *ch, size_t b
         pos = vi_add(pos, one_i);
     }
     pt->n = np;
-    vm dir_up = vm_and(has_offer, vm_xor(up, over)); /* over: offered the other way */
-    vm dir_dn = vm_andnot(has_offer, dir_up);
-    size_t nu = (size_t)vi_compress((int32_t *)off_up->pos + off_up->n, dir_up, off_pos);
-    vf_compress(off_up->val + off_up->n, dir_up, off_val);
-    off_up->n += nu;
-    size_t nd = (size_t)vi_compress((int32_t *)off_dn->pos + off_dn->n, dir_dn, off_pos);
-    vf_compress(off_dn->val + off_dn->n, dir_dn, off_val);
-    off_dn->n += nd;
+    offers_append(off_up, off_dn, has_offer, vm_xor(up, over), off_pos, off_val);
 }
 
 #ifdef SIMD_HAVE_STORE_KERNELS
@@ -311,14 +324,7 @@ simd_kernel_block_full(const struct sqi_ctx *ctx, const struct sqi_chan *ch, siz
     }
     store_kernels(ch->err + b * K, K, en);
     store_code_kernels(ch->q + b * K, K, cn);
-    vm dir_up = vm_and(has_offer, vm_xor(up, over));
-    vm dir_dn = vm_andnot(has_offer, dir_up);
-    size_t nu = (size_t)vi_compress((int32_t *)off_up->pos + off_up->n, dir_up, off_pos);
-    vf_compress(off_up->val + off_up->n, dir_up, off_val);
-    off_up->n += nu;
-    size_t nd = (size_t)vi_compress((int32_t *)off_dn->pos + off_dn->n, dir_dn, off_pos);
-    vf_compress(off_dn->val + off_dn->n, dir_dn, off_val);
-    off_dn->n += nd;
+    offers_append(off_up, off_dn, has_offer, vm_xor(up, over), off_pos, off_val);
 }
 #endif
 
