@@ -604,6 +604,90 @@ START_TEST(test_long_rows)
 }
 END_TEST
 
+/*
+ * Channels whose rounding errors are nearly all small and of one sign, so
+ * that the row sum asks for more flips than there are candidates with a
+ * large priority: the optimized channel-only passes first list only the
+ * candidates above a threshold made for errors uniform on (0, 0.5), and must
+ * then list every candidate. Min 0 and max 15 give scale 1 and zp 8 at 4
+ * bits, so x = w - 8 exactly. Channel kinds (len 300, one channel each):
+ * all errors -1/16 (ties), errors -1/32..-1/8, the same with 6 large
+ * errors, and the latter with elements beyond the range's end that are not
+ * candidates; each also mirrored (errors positive, direction down).
+ */
+START_TEST(test_few_above_tau)
+{
+    enum { CH = 8, LEN = 300 };
+    int64_t shape[2] = {CH, LEN};
+    size_t n = (size_t)CH * LEN;
+    float *w = malloc(n * sizeof(float));
+    rng = 4242;
+    for (size_t c = 0; c < CH; c++) {
+        float sign = c % 2 ? -1.0f : 1.0f; /* odd channels: errors +, direction down */
+        for (size_t j = 0; j < LEN; j++) {
+            float m = (float)(1 + pick(13)), f;
+            switch (c / 2) {
+            case 0:
+                f = 1.0f / 16.0f;
+                break;
+            case 1:
+                f = (float)(1 + pick(4)) / 32.0f;
+                break;
+            case 2:
+                f = j % 50 == 7 ? 7.0f / 16.0f : (float)(1 + pick(4)) / 32.0f;
+                break;
+            default:
+                f = (float)(1 + pick(4)) / 32.0f;
+                break;
+            }
+            w[c * LEN + j] = m + sign * f; /* x = m - 8 +- f: e = -+f */
+        }
+        w[c * LEN + 11] = 0.0f;
+        w[c * LEN + 200] = 15.0f;
+        if (c / 2 == 3) {
+            /*
+             * The range moved by 7/16 (scale 1, zp 8 still): up, x in
+             * [-7.5625, 7.4375], and some x = 7.375, which rounds down to
+             * t_max and cannot go up (priority 0.375); down, x in [-8.4375,
+             * 6.5625], and some x = -8.375, which cannot go down.
+             */
+            float shift = sign * 0.4375f;
+            w[c * LEN + 11] = shift;
+            w[c * LEN + 200] = 15.0f + shift;
+            for (size_t j = 3; j < LEN; j += 40)
+                w[c * LEN + j] = c % 2 ? -0.375f : 15.375f;
+        }
+    }
+    static const enum sq_mode modes[] = {SQ_MODE_SQUANT, SQ_MODE_SQUANT_C};
+    for (size_t mi = 0; mi < 2; mi++) {
+        struct sq_params p;
+        sq_params_init(&p);
+        p.mode = modes[mi];
+        p.impl = SQ_IMPL_REF;
+        struct result ref;
+        ck_assert(quantize(&p, 2, shape, w, &ref, NULL) == SQ_OK);
+        ck_assert(ref.scale[0] == 1.0f / 1.0f && ref.zp[0] == -8.0f);
+        /* The channel stage flips many elements (e.g. 300 * 1/16: about 19 in the first). */
+        ck_assert_uint_ge(ref.report.channel_flips, 8 * 10);
+        for (enum sq_impl impl = SQ_IMPL_GENERIC; impl < SQ_IMPL_COUNT; impl++) {
+            if (!sq_impl_available(impl))
+                continue;
+            struct result other;
+            p.impl = impl;
+            ck_assert(quantize(&p, 2, shape, w, &other, NULL) == SQ_OK);
+            ck_assert_msg(memcmp(ref.q, other.q, n) == 0, "%s %s: codes differ from ref",
+                          sq_mode_name(p.mode), sq_impl_name(impl));
+            ck_assert_msg(memcmp(&ref.report, &other.report, sizeof ref.report) == 0,
+                          "%s %s: report differs from ref", sq_mode_name(p.mode),
+                          sq_impl_name(impl));
+            result_free(&other);
+        }
+        result_free(&ref);
+    }
+    free(w);
+}
+END_TEST
+
 /* SQUANT-SPEC section 11: one channel, three kernels of 3, 4 bits, every mode. */
 START_TEST(test_worked_example)
 {
@@ -865,6 +949,7 @@ int main(void)
     tcase_add_loop_test(props, test_kernel_blocks, 0, 14);
     tcase_add_test(props, test_ranges);
     tcase_add_test(props, test_long_rows);
+    tcase_add_test(props, test_few_above_tau);
     suite_add_tcase(s, props);
     TCase *edge = tcase_create("edge cases");
     tcase_add_test(edge, test_worked_example);

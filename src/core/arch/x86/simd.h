@@ -339,30 +339,6 @@ struct simd_cands {
     float *val;
 };
 
-/*
- * One chunk of the channel-only pass: pass 1, plus the candidates of each
- * direction counted (cu, cd) and those with priority |e| >= tau appended to
- * the list (position, e), without a branch.
- */
-static inline __attribute__((always_inline)) vf only_chunk(struct simd_consts k, const float *w,
-                                                           int8_t *q, size_t i, size_t n, vf tau,
-                                                           vi *cu, vi *cd, int32_t *pos_out,
-                                                           float *e_out, size_t *m)
-{
-    vf x, zero = vf_zero();
-    vf e = pass1_chunk(k, w, q, NULL, i, n, &x);
-    vm valid = vm_first(n);
-    vm u = vm_lt_m(vm_and(vm_lt(e, zero), valid), x, k.hi);
-    vm d = vm_gt_m(vm_and(vm_gt(e, zero), valid), x, k.lo);
-    *cu = vi_inc(*cu, u);
-    *cd = vi_inc(*cd, d);
-    /* One list for both directions: e's sign tells which. */
-    vm keep = vm_and(vm_or(u, d), vm_ge(vf_abs(e), tau));
-    vf_compress(e_out + *m, keep, e);
-    *m += (size_t)vi_compress(pos_out + *m, keep, vi_add(vi_lanes(), vi_set1((int)i)));
-    return e;
-}
-
 /* The low and high 8 lanes of a vector (for W = 8: the vector, and nothing). */
 static inline __attribute__((always_inline)) __m256 lo8(vf v)
 {
@@ -380,80 +356,130 @@ static inline __attribute__((always_inline)) __m256 hi8(vf v)
 #endif
 
 /*
+ * Pass 1 of the channel-only pass over the 32 elements at i: codes, and the
+ * errors stored to err (returned in e, 32 / W vectors).
+ */
+static inline __attribute__((always_inline)) void only_group(struct simd_consts k, const float *w,
+                                                             int8_t *q, float *err, size_t i, vf *e)
+{
+    vf c[32 / W];
+    _Pragma("GCC unroll 4") for (int a = 0; a < 32 / W; a++)
+    {
+        vf x = vf_sub(vf_mul(k.scale, vf_loadu(w + i + a * W)), k.zp);
+        vf r = vf_round(x);
+        e[a] = vf_sub(r, x);
+        vf_storeu(err + i + a * W, e[a]);
+        c[a] = vf_min(vf_max(r, k.lo), k.hi);
+    }
+#ifdef SIMD_HAVE_STORE_CODES32
+    store_codes32(q + i, c);
+#else
+    _Pragma("GCC unroll 4") for (int a = 0; a < 32 / W; a++) store_codes(q + i + a * W, c[a], W);
+#endif
+}
+
+/* Positions i + lane of the lanes of m, stored contiguously (W slack); returns the count. */
+#ifndef SIMD_HAVE_POS_COMPRESS
+static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, vm m, size_t i)
+{
+    return (size_t)vi_compress(dst, m, vi_add(vi_lanes(), vi_set1((int)i)));
+}
+#endif
+
+/*
+ * The positions of the elements whose priority in direction up/down is above
+ * tau (tau >= 0: errors below -tau for up, above tau for down), in ascending
+ * order, from the stored errors.
+ */
+static size_t only_collect(const float *err, size_t len, bool up, float tau, int32_t *pos)
+{
+    size_t m = 0, i = 0;
+    if (up) {
+        vf t = vf_set1(-tau);
+        for (; i + W <= len; i += W)
+            m += pos_compress(pos + m, vm_lt(vf_loadu(err + i), t), i);
+        if (i < len) /* the lanes past len load 0, which is never below -tau */
+            m += pos_compress(pos + m, vm_lt(vf_load_n(err + i, len - i), t), i);
+    } else {
+        vf t = vf_set1(tau);
+        for (; i + W <= len; i += W)
+            m += pos_compress(pos + m, vm_gt(vf_loadu(err + i), t), i);
+        if (i < len)
+            m += pos_compress(pos + m, vm_gt(vf_load_n(err + i, len - i), t), i);
+    }
+    return m;
+}
+
+/*
+ * Rank keys of the listed positions that are candidates in direction up/down.
+ * Their error has the direction's sign, so the range test (x < t_max for up,
+ * x > t_min for down) is the same as clamp(r) != t_max (t_min): the code
+ * already stored. No branch on the data.
+ */
+static size_t only_keys(const struct sqi_ctx *ctx, const struct sqi_chan *ch, const int32_t *pos,
+                        size_t m, bool up, uint64_t *keys)
+{
+    int8_t end = (int8_t)(up ? ctx->t_max : ctx->t_min);
+    float sign = up ? -1.0f : 1.0f;
+    size_t n = 0;
+    for (size_t t = 0; t < m; t++) {
+        size_t j = (size_t)pos[t];
+        keys[n] = sqi_rank_key(sign * ch->err[j], j);
+        n += ch->q[j] != end;
+    }
+    return n;
+}
+
+/*
  * Channel stage without a kernel stage, fused with pass 1 and the row sum:
- * one pass over the weights writes round-to-nearest codes, adds the errors
- * in PyTorch's order, and keeps the candidates with priority >= tau, where
- * tau leaves about 4 standard deviations of |S| plus 16 candidates per
- * direction (errors are close to uniform). Then the k best are flipped. If
- * fewer than k passed tau (rare), every candidate is collected again.
+ * one pass over the weights writes round-to-nearest codes, stores the errors
+ * (a channel is at most a few thousand floats: they stay in L1) and adds them
+ * in PyTorch's order. The row sum gives the direction and the count k; a
+ * second pass over the stored errors lists only the direction's elements with
+ * priority above tau, where tau leaves about k + 4 sqrt(k) + 8 of them if
+ * errors are close to uniform on (0, 0.5). The k best of those are flipped.
+ * If fewer than k candidates passed tau (rare), every candidate of the
+ * direction is listed again.
  */
 static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *ch, uint64_t *keys,
                               struct simd_cands *c, uint64_t *flips)
 {
     size_t len = ctx->len;
-    float half = 0.5f * (float)len, target = 4.0f * sqrtf((float)len / 12.0f) + 16.0f;
-    float tau_s = target < half ? 0.5f * (1.0f - target / half) : 0.0f;
-    vf tau = vf_set1(tau_s), zero = vf_zero();
-    vi cu = vi_set1(0), cd = vi_set1(0);
     struct simd_consts k = simd_consts(ctx, ch);
     const float *w = ch->w;
     int8_t *q = ch->q;
-    int32_t *pos = c->pos;
-    float *val = c->val;
-    size_t m = 0; /* a local: kept in a register, not reloaded after each store */
-#define ONLY(at, n) only_chunk(k, w, q, at, n, tau, &cu, &cd, pos, val, &m)
+    float *err = ch->err;
     struct rowsum_acc rs;
     rowsum_init(&rs, len);
     size_t i = 0;
     for (; i + 32 <= len; i += 32) {
+        vf e[32 / W];
+        only_group(k, w, q, err, i, e);
 #if W == 16
-        vf e0 = ONLY(i, W), e1 = ONLY(i + 16, W);
-        rowsum_group(&rs, lo8(e0), hi8(e0), lo8(e1), hi8(e1));
+        rowsum_group(&rs, lo8(e[0]), hi8(e[0]), lo8(e[1]), hi8(e[1]));
 #else
-        vf e0 = ONLY(i, W), e1 = ONLY(i + 8, W), e2 = ONLY(i + 16, W), e3 = ONLY(i + 24, W);
-        rowsum_group(&rs, e0, e1, e2, e3);
+        rowsum_group(&rs, e[0], e[1], e[2], e[3]);
 #endif
     }
-    float rest[32 + W];
+    vf x;
     for (size_t j = i; j < len; j += W)
-        vf_storeu(rest + (j - i), ONLY(j, len - j < W ? len - j : W));
-#undef ONLY
-    float s = len < 8 ? sqi_rowsum(rest, len) : rowsum_finish(&rs, rest, len - i);
+        pass1_chunk(k, w, q, err, j, len - j < W ? len - j : W, &x);
+    float s = len < 8 ? sqi_rowsum(err, len) : rowsum_finish(&rs, err + i, len - i);
 
     struct sqi_row p = sqi_row_plan(s, len);
-    size_t cands = (size_t)vi_hsum(p.up ? cu : cd), ours = 0;
-    if (p.k == 0 || cands == 0)
+    if (p.k == 0)
         return;
-    /* Keys of the direction's candidates (priority -e for up, e for down); others 0. */
-    vf sign = p.up ? vf_set1(-0.0f) : zero;
-    size_t nk = 0;
-    for (; nk < m; nk += W) {
-        vf pri = vf_xor(vf_loadu(val + nk), sign);
-        vm ok = vm_gt_m(vm_first(m - nk), pri, zero);
-        make_keys(keys + nk, vi_blend(ok, vi_set1(-1), vi_load(pos + nk)), vf_blend(ok, zero, pri));
-        ours += (size_t)__builtin_popcount(vm_bits(ok));
-    }
-    if (ours < p.k && ours < cands) {
-        /* Too few above tau (rare): the keys of every candidate of the direction. */
-        m = 0;
-        for (size_t j = 0; j < len; j += W) {
-            size_t n = len - j < W ? len - j : W;
-            vf x = vf_sub(vf_mul(k.scale, vf_load_n(w + j, n)), k.zp);
-            vf pri = vf_xor(vf_sub(vf_round(x), x), sign);
-            vm ok = p.up ? vm_lt(x, k.hi) : vm_gt(x, k.lo);
-            vm take = vm_and(vm_and(ok, vm_gt(pri, zero)), vm_first(n));
-            vf_compress(val + m, take, pri);
-            m += (size_t)vi_compress(pos + m, take, vi_add(vi_lanes(), vi_set1((int)j)));
-        }
-        for (nk = 0; nk < m; nk += W) {
-            vm valid = vm_first(m - nk);
-            make_keys(keys + nk, vi_blend(valid, vi_set1(-1), vi_load(pos + nk)),
-                      vf_blend(valid, zero, vf_loadu(val + nk)));
-        }
-        ours = m;
+    float half = 0.5f * (float)len, target = (float)p.k + 4.0f * sqrtf((float)p.k) + 8.0f;
+    float tau = target < half ? 0.5f * (1.0f - target / half) : 0.0f;
+    size_t m = only_collect(err, len, p.up, tau, c->pos);
+    size_t n = only_keys(ctx, ch, c->pos, m, p.up, keys);
+    if (n < p.k && tau > 0.0f) {
+        /* Too few above tau (rare): every candidate of the direction. */
+        m = only_collect(err, len, p.up, 0.0f, c->pos);
+        n = only_keys(ctx, ch, c->pos, m, p.up, keys);
     }
     /* Surplus flips would hit non-candidates, whose code stays: take at most the candidates. */
-    simd_flip_top(ctx, ch, keys, nk, p.k < ours ? p.k : ours, p.up, flips);
+    simd_flip_top(ctx, ch, keys, n, p.k < n ? p.k : n, p.up, flips);
 }
 
 #include "rows_body.h"
