@@ -331,22 +331,29 @@ static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, v
     _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi32(lanes, _mm256_set1_epi32((int)i)));
     return (size_t)__builtin_popcount(bits);
 }
-/* The largest of keys[0..n) (n a multiple of 8, keys < 2^63) below bound, or 0. */
+/*
+ * The largest of keys[0..n) (n a multiple of 8, keys < 2^63) below bound, or
+ * 0. Two accumulators of four keys each, so that the loop runs at the
+ * throughput of the compares and blends rather than their latency.
+ */
 static inline uint64_t keys_max_below(const uint64_t *keys, size_t n, uint64_t bound)
 {
     __m256i b = _mm256_set1_epi64x((long long)(bound > INT64_MAX ? INT64_MAX : bound));
-    __m256i best = _mm256_setzero_si256();
-    for (size_t i = 0; i < n; i += 4) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(keys + i));
-        v = _mm256_and_si256(v, _mm256_cmpgt_epi64(b, v)); /* keys >= bound count as 0 */
-        best = _mm256_blendv_epi8(best, v, _mm256_cmpgt_epi64(v, best));
+    __m256i best0 = _mm256_setzero_si256(), best1 = _mm256_setzero_si256();
+    for (size_t i = 0; i < n; i += 8) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(keys + i));
+        __m256i v1 = _mm256_loadu_si256((const __m256i *)(keys + i + 4));
+        v0 = _mm256_and_si256(v0, _mm256_cmpgt_epi64(b, v0)); /* keys >= bound count as 0 */
+        v1 = _mm256_and_si256(v1, _mm256_cmpgt_epi64(b, v1));
+        best0 = _mm256_blendv_epi8(best0, v0, _mm256_cmpgt_epi64(v0, best0));
+        best1 = _mm256_blendv_epi8(best1, v1, _mm256_cmpgt_epi64(v1, best1));
     }
-    uint64_t l[4];
-    _mm256_storeu_si256((__m256i *)l, best);
-    uint64_t m = l[0];
-    for (int i = 1; i < 4; i++)
-        m = l[i] > m ? l[i] : m;
-    return m;
+    __m256i best = _mm256_blendv_epi8(best0, best1, _mm256_cmpgt_epi64(best1, best0));
+    __m128i lo = _mm256_castsi256_si128(best), hi = _mm256_extracti128_si256(best, 1);
+    lo = _mm_blendv_epi8(lo, hi, _mm_cmpgt_epi64(hi, lo));
+    hi = _mm_unpackhi_epi64(lo, lo);
+    lo = _mm_blendv_epi8(lo, hi, _mm_cmpgt_epi64(hi, lo));
+    return (uint64_t)_mm_cvtsi128_si64(lo);
 }
 /* Rank keys of 8 (position, priority) pairs: (priority bits << 32 | ~position), any order. */
 static inline void make_keys(uint64_t *keys, vi pos, vf val)
