@@ -436,7 +436,7 @@ static size_t only_keys(const struct sqi_ctx *ctx, const struct sqi_chan *ch, co
  * (a channel is at most a few thousand floats: they stay in L1) and adds them
  * in PyTorch's order. The row sum gives the direction and the count k; a
  * second pass over the stored errors lists only the direction's elements with
- * priority above tau, where tau leaves about k + 4 sqrt(k) + 8 of them if
+ * priority above tau, where tau leaves about k + 3 sqrt(k) + 4 of them if
  * errors are close to uniform on (0, 0.5). The k best of those are flipped.
  * If fewer than k candidates passed tau (rare), every candidate of the
  * direction is listed again.
@@ -469,7 +469,7 @@ static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *
     struct sqi_row p = sqi_row_plan(s, len);
     if (p.k == 0)
         return;
-    float half = 0.5f * (float)len, target = (float)p.k + 4.0f * sqrtf((float)p.k) + 8.0f;
+    float half = 0.5f * (float)len, target = (float)p.k + 3.0f * sqrtf((float)p.k) + 4.0f;
     float tau = target < half ? 0.5f * (1.0f - target / half) : 0.0f;
     size_t m = only_collect(err, len, p.up, tau, c->pos);
     size_t n = only_keys(ctx, ch, c->pos, m, p.up, keys);
