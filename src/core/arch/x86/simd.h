@@ -378,11 +378,14 @@ static inline __attribute__((always_inline)) void only_group(struct simd_consts 
 #endif
 }
 
-/* Positions i + lane of the lanes of m, stored contiguously (W slack); returns the count. */
+/*
+ * Positions i + lane of the lanes of m, stored contiguously (W slack), with
+ * base = i in every lane; returns the count.
+ */
 #ifndef SIMD_HAVE_POS_COMPRESS
-static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, vm m, size_t i)
+static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, vm m, vi base)
 {
-    return (size_t)vi_compress(dst, m, vi_add(vi_lanes(), vi_set1((int)i)));
+    return (size_t)vi_compress(dst, m, vi_add(vi_lanes(), base));
 }
 #endif
 
@@ -394,18 +397,20 @@ static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, v
 static size_t only_collect(const float *err, size_t len, bool up, float tau, int32_t *pos)
 {
     size_t m = 0, i = 0;
+    vi base = vi_set1(0), step = vi_set1(W);
+    /* the lanes past len load 0, which is never below -tau nor above tau */
     if (up) {
         vf t = vf_set1(-tau);
-        for (; i + W <= len; i += W)
-            m += pos_compress(pos + m, vm_lt(vf_loadu(err + i), t), i);
-        if (i < len) /* the lanes past len load 0, which is never below -tau */
-            m += pos_compress(pos + m, vm_lt(vf_load_n(err + i, len - i), t), i);
+        for (; i + W <= len; i += W, base = vi_add(base, step))
+            m += pos_compress(pos + m, vm_lt(vf_loadu(err + i), t), base);
+        if (i < len)
+            m += pos_compress(pos + m, vm_lt(vf_load_n(err + i, len - i), t), base);
     } else {
         vf t = vf_set1(tau);
-        for (; i + W <= len; i += W)
-            m += pos_compress(pos + m, vm_gt(vf_loadu(err + i), t), i);
+        for (; i + W <= len; i += W, base = vi_add(base, step))
+            m += pos_compress(pos + m, vm_gt(vf_loadu(err + i), t), base);
         if (i < len)
-            m += pos_compress(pos + m, vm_gt(vf_load_n(err + i, len - i), t), i);
+            m += pos_compress(pos + m, vm_gt(vf_load_n(err + i, len - i), t), base);
     }
     return m;
 }

@@ -284,14 +284,15 @@ static inline int vi_compress(int32_t *dst, vm m, vi v)
     _mm256_storeu_si256((__m256i *)dst, _mm256_permutevar8x32_epi32(v, compress_perm(bits)));
     return __builtin_popcount(bits);
 }
+/* The positions base + lane of the lanes of m (a list of positions is a permutation of them). */
 #define SIMD_HAVE_POS_COMPRESS 1
-static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, vm m, size_t i)
+static inline __attribute__((always_inline)) size_t pos_compress(int32_t *dst, vm m, vi base)
 {
     unsigned bits = vm_bits(m);
-    __m256i lanes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&compress_bytes[bits]));
-    _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi32(lanes, _mm256_set1_epi32((int)i)));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_add_epi32(compress_perm(bits), base));
     return (size_t)__builtin_popcount(bits);
 }
+
 /*
  * The largest of keys[0..n) (n a multiple of 8, keys < 2^63) below bound, or
  * 0. Two accumulators of four keys each, so that the loop runs at the
