@@ -329,6 +329,19 @@ simd_kernel_block_full(const struct sqi_ctx *ctx, const struct sqi_chan *ch, siz
 #endif
 
 /*
+ * The next channel's weights and codes at [at, at + n) of its elements,
+ * which its min/max pass reads next: prefetched while this channel computes
+ * (a prefetch never faults: past the last channel it is dropped).
+ */
+static inline __attribute__((always_inline)) void
+simd_prefetch_next(const struct sqi_chan *ch, size_t len, size_t at, size_t n)
+{
+    for (size_t o = 0; o < n; o += 16)
+        __builtin_prefetch(ch->w + len + at + o);
+    __builtin_prefetch(ch->q + len + at, 1);
+}
+
+/*
  * The kernel stage of a channel, pass 1 included: err and q hold e and
  * clamp(r) everywhere, patched where the stage flipped.
  */
@@ -345,8 +358,10 @@ static void simd_kernel_stage(const struct sqi_ctx *ctx, const struct sqi_chan *
         switch (K) {
 #define SIMD_K(k)                                                                                  \
     case k:                                                                                        \
-        for (; b + W <= I; b += W)                                                                 \
+        for (; b + W <= I; b += W) {                                                               \
+            simd_prefetch_next(ch, ctx->len, b *k, W *k);                                          \
             simd_kernel_block_full(ctx, ch, b, k, off_up, off_dn, &same);                          \
+        }                                                                                          \
         break;
             SIMD_FULL_SIZES(SIMD_K)
 #undef SIMD_K
