@@ -182,25 +182,25 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
 {
     vi stride = vi_mul_small(vi_lanes(), (int)len);
     size_t t0 = 0;
-    /* The block after next into the cache: a block is read W rows at a
-     * time, which the hardware prefetcher follows late. */
-    if (next)
-        for (size_t i = 0; i < W * len; i += 16)
-            __builtin_prefetch(next + i);
 #ifdef SIMD_HAVE_LOAD_ROWS
     for (; t0 + W <= len; t0 += W)
         load_rows(w + t0, len, wt + t0);
 #endif
     for (size_t t = t0; t < len; t++)
         wt[t] = vf_gather(w + t, stride, W);
+    /* The range. The block after next (W * len floats, contiguous) goes
+     * into the cache meanwhile, W floats per element: a block is read W
+     * rows at a time, which the hardware prefetcher follows late, and a
+     * burst of prefetches would stall on the fill buffers. */
     vf zero = vf_zero(), lo = wt[0], hi = lo, bad = zero;
-    for (size_t t = 1; t < len; t++) {
+    for (size_t t = 0; t < len; t++) {
+        if (next)
+            __builtin_prefetch(next + t * W);
         vf v = wt[t];
         lo = vf_min(lo, v);
         hi = vf_max(hi, v);
         bad = vf_add(bad, vf_sub(v, v));
     }
-    bad = vf_add(bad, vf_sub(wt[0], wt[0]));
     if ((vm_bits(vm_eq(bad, bad)) & rows_lanes(W)) != rows_lanes(W))
         return -1;
     vf vs, vz;
