@@ -138,9 +138,13 @@ static inline __attribute__((always_inline)) void rows_top4(const vf *e, size_t 
         b[j] = a[0][j];
 }
 
-/* Round-to-nearest codes of rows [0, W), row by row (contiguous loads and stores). */
-static void simd_rows_rtn(const struct sqi_ctx *ctx, size_t len, const float *w, int8_t *q,
-                          const float *scale, const float *zp)
+/*
+ * Round-to-nearest codes of rows [0, W), row by row (contiguous loads and
+ * stores); the same offsets of the block at next (if not NULL) are
+ * prefetched on the way.
+ */
+static void simd_rows_rtn(const struct sqi_ctx *ctx, size_t len, const float *w, const float *next,
+                          int8_t *q, const float *scale, const float *zp)
 {
     vf lo = vf_set1(ctx->t_min), hi = vf_set1(ctx->t_max);
     for (size_t r = 0; r < W; r++) {
@@ -149,6 +153,8 @@ static void simd_rows_rtn(const struct sqi_ctx *ctx, size_t len, const float *w,
         vf sc = vf_set1(scale[r]), z = vf_set1(zp[r]);
         for (size_t i = 0; i < len; i += W) {
             size_t n = len - i < W ? len - i : W;
+            if (next)
+                __builtin_prefetch(next + r * len + i);
             vf wv = n == W ? vf_loadu(cw + i) : vf_load_n(cw + i, n);
             vf rd = vf_round(vf_sub(vf_mul(sc, wv), z));
             store_codes(cq + i, vf_min(vf_max(rd, lo), hi), n);
@@ -188,14 +194,8 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
 #endif
     for (size_t t = t0; t < len; t++)
         wt[t] = vf_gather(w + t, stride, W);
-    /* The range. The block after next (W * len floats, contiguous) goes
-     * into the cache meanwhile, W floats per element: a block is read W
-     * rows at a time, which the hardware prefetcher follows late, and a
-     * burst of prefetches would stall on the fill buffers. */
     vf zero = vf_zero(), lo = wt[0], hi = lo, bad = zero;
     for (size_t t = 0; t < len; t++) {
-        if (next)
-            __builtin_prefetch(next + t * W);
         vf v = wt[t];
         lo = vf_min(lo, v);
         hi = vf_max(hi, v);
@@ -209,12 +209,21 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     vf_storeu(zp, vz);
 
     if (!ctx->channel_stage) {
-        simd_rows_rtn(ctx, len, w, q, scale, zp);
+        simd_rows_rtn(ctx, len, w, next, q, scale, zp);
         return 0;
     }
 
-    /* Errors, the row sums and each row's direction and flip count. */
+    /*
+     * Errors, the row sums and each row's direction and flip count. The
+     * block after next (W * len floats, contiguous) goes into the cache
+     * during this loop and the code loop, W floats per element: a block is
+     * read W rows at a time, which the hardware prefetcher follows late, and
+     * a burst of prefetches would stall on the line fill buffers.
+     */
+    size_t half = len / 2;
     for (size_t t = 0; t < len; t++) {
+        if (next && t < half)
+            __builtin_prefetch(next + t * W);
         vf x = vf_sub(vf_mul(vs, wt[t]), vz);
         wt[t] = x;
         et[t] = vf_sub(vf_round(x), x);
@@ -229,7 +238,7 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     for (int l = 0; l < W; l++)
         kmax = ks[l] > kmax ? ks[l] : kmax;
     if (kmax == 0) {
-        simd_rows_rtn(ctx, len, w, q, scale, zp);
+        simd_rows_rtn(ctx, len, w, next, q, scale, zp);
         return 0;
     }
 
@@ -278,6 +287,8 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     vf step = vf_blend(up, vf_set1(-1.0f), vf_set1(1.0f)); /* up: +1 */
     vi taken = vi_set1(0), changed = vi_set1(0);
     for (size_t t = 0; t < len; t++) {
+        if (next && t >= half)
+            __builtin_prefetch(next + t * W);
         vf rd = wt[t], p = et[t];
         vm take = vm_and(vm_gt(p, zero), vm_ge(p, tau));
         vf c0 = vf_min(vf_max(rd, t_lo), t_hi);
