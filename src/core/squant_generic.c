@@ -456,29 +456,48 @@ static inline void store_codes(int8_t *q, vf v, size_t n)
     for (size_t l = 0; l < n && l < W; l++)
         q[l] = (int8_t)c[l];
 }
+/* The 4x4 transpose of r[0..3] in place (zips: unpcklps/unpckhps/movlhps on SSE2, zip on NEON). */
+static inline __attribute__((always_inline)) void transpose4(vf *r)
+{
+    vf t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 1, 5);
+    vf t1 = __builtin_shufflevector(r[0], r[1], 2, 6, 3, 7);
+    vf t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 1, 5);
+    vf t3 = __builtin_shufflevector(r[2], r[3], 2, 6, 3, 7);
+    r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+    r[1] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    r[2] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
 /* A 4x4 block of rows: out[t] = element t of rows 0..3 (row i at base + i * stride). */
 #define SIMD_HAVE_LOAD_ROWS 1
 static inline __attribute__((always_inline)) void load_rows(const float *base, size_t stride,
                                                             vf *out)
 {
-    vf r[4];
     for (size_t i = 0; i < 4; i++)
-        r[i] = vf_loadu(base + stride * i);
-    for (size_t t = 0; t < 4; t++)
-        out[t] = (vf){r[0][t], r[1][t], r[2][t], r[3][t]};
+        out[i] = vf_loadu(base + stride * i);
+    transpose4(out);
 }
 
-/* The inverse for codes: c[t] (element t of 4 rows, clamped floats) to 4 bytes of each row. */
+/*
+ * The inverse for codes: c[t] (element t of 4 rows, clamped floats) to 4
+ * bytes of each row. Lane i of u is row i's four codes as one little-endian
+ * 32-bit word, made by shifts in the lanes (no byte shuffle, which SSE2
+ * lacks), then stored as 4 bytes.
+ */
 #define SIMD_HAVE_STORE_ROWS 1
 static inline __attribute__((always_inline)) void store_rows_codes(int8_t *q, size_t stride,
                                                                    const vf *c)
 {
-    vi ci[4];
-    for (size_t t = 0; t < 4; t++)
-        ci[t] = vi_from_vf(c[t]);
-    for (size_t i = 0; i < 4; i++)
-        for (size_t t = 0; t < 4; t++)
-            q[stride * i + t] = (int8_t)ci[t][i];
+    typedef uint32_t vu __attribute__((vector_size(16)));
+    vu u = {0};
+    for (unsigned t = 0; t < 4; t++)
+        u |= ((vu)vi_from_vf(c[t]) & 0xffu) << (8 * t);
+    for (size_t i = 0; i < 4; i++) {
+        uint8_t b[4] = {(uint8_t)u[i], (uint8_t)(u[i] >> 8), (uint8_t)(u[i] >> 16),
+                        (uint8_t)(u[i] >> 24)};
+        memcpy(q + stride * i, b, 4);
+    }
 }
 
 /* Pass 1 over elements [i, len): err = e, q = clamp(r) (what the block path does not cover). */
