@@ -28,12 +28,13 @@ static inline unsigned rows_lanes(size_t n)
  * operations in the same order (the row sum is simd_kernel_rowsum, the
  * reference's order for any length). The rows are loaded by WxW
  * transposes in registers where the includer has them (load_rows), else by
- * gathers. The selection finds per lane the k-th largest priority (k
- * passes of a vector max for up to 2 or more than 8 flips, else one pass of
- * an insertion network), the flips are the candidates at or above it, and
- * the codes are made one vector per element index and transposed back to
- * the rows: the same flips as the stable order's first k unless priorities
- * tie at that threshold, and such a row is redone by the per-row path.
+ * gathers. The selection finds per lane a threshold with k priorities at
+ * or above it (one pass of an insertion network for the 4 largest, then a
+ * pass of a vector max per further flip), the flips are the candidates at
+ * or above it, and the codes are made one vector per element index and
+ * transposed back to the rows: the same flips as the stable order's first
+ * k unless priorities tie at that threshold, and such a row is redone by
+ * the per-row path.
  */
 #define SIMD_ROWS_MAX 128
 
@@ -86,26 +87,11 @@ static inline vf simd_rows_rowsum(const vf *e, size_t len)
 }
 
 /*
- * The K largest priorities per lane with their multiplicity, b[0] >= b[1]
- * >= ... (0 where there are fewer): one pass of an insertion network.
+ * The 4 largest priorities per lane with their multiplicity, b[0] >= b[1] >=
+ * b[2] >= b[3] (0 where there are fewer): one pass of an insertion network,
+ * in two streams (even and odd elements) merged at the end, for half the
+ * latency.
  */
-static inline __attribute__((always_inline)) void rows_top(const vf *e, size_t len, vf *b,
-                                                           const size_t K)
-{
-    _Pragma("GCC unroll 8") for (size_t j = 0; j < K; j++) b[j] = vf_zero();
-    for (size_t t = 0; t < len; t++) {
-        vf x = e[t];
-        _Pragma("GCC unroll 8") for (size_t j = 0; j + 1 < K; j++)
-        {
-            vf hi = vf_max(b[j], x);
-            x = vf_min(b[j], x);
-            b[j] = hi;
-        }
-        b[K - 1] = vf_max(b[K - 1], x);
-    }
-}
-
-/* rows_top for K = 4 in two streams (even and odd elements), merged: half the latency. */
 static inline __attribute__((always_inline)) void rows_top4(const vf *e, size_t len, vf *b)
 {
     vf a[2][4];
@@ -251,36 +237,37 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
         wt[t] = vf_round(wt[t]); /* x is not needed any more, its rounding is */
     }
     /*
-     * Per lane the k-th largest distinct priority tau (0 if there are fewer
-     * than k positive ones; +inf where k = 0): kmax passes of a vector max
-     * below the previous one, nothing else. The flips are then the
+     * Per lane a threshold tau with exactly k priorities at or above it if
+     * there is one (0 if there are fewer than k positive ones; +inf where
+     * k = 0): for k of 3 or more the 4 largest by rows_top4, then a pass of
+     * a vector max per further flip for the largest priority below the
+     * previous one, nothing else (distinct values below the 4th, so tau can
+     * only come out lower where priorities tie). The flips are then the
      * candidates with priority >= tau, taken while the codes are written;
      * that is the stable order's first k unless priorities tie, which the
      * code pass detects (a count other than k) and leaves to the exact path.
      */
-    vf tau = vf_set1(INFINITY);
-    if (kmax <= 2 || kmax > 8) {
-        vf below = tau;
-        for (int32_t pass = 1; pass <= kmax; pass++) {
-            vf b[4] = {zero, zero, zero, zero};
-            size_t t = 0;
-            for (; t + 4 <= len; t += 4) {
-                _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) b[j] =
-                    vf_max(b[j], vf_blend(vm_lt(et[t + j], below), zero, et[t + j]));
-            }
-            for (; t < len; t++)
-                b[0] = vf_max(b[0], vf_blend(vm_lt(et[t], below), zero, et[t]));
-            below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
-            tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
-        }
-    } else {
-        vf b[8];
-        if (kmax <= 4)
-            rows_top4(et, len, b);
-        else
-            rows_top(et, len, b, 8);
-        for (int32_t j = 0; j < kmax; j++)
+    vf tau = vf_set1(INFINITY), below = tau;
+    int32_t pass = 1;
+    if (kmax >= 3) {
+        vf b[4];
+        rows_top4(et, len, b);
+        for (int32_t j = 0; j < 4 && j < kmax; j++)
             tau = vf_blend(vm_ieq(k, vi_set1(j + 1)), tau, b[j]);
+        below = b[3];
+        pass = 5;
+    }
+    for (; pass <= kmax; pass++) {
+        vf b[4] = {zero, zero, zero, zero};
+        size_t t = 0;
+        for (; t + 4 <= len; t += 4) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) b[j] =
+                vf_max(b[j], vf_blend(vm_lt(et[t + j], below), zero, et[t + j]));
+        }
+        for (; t < len; t++)
+            b[0] = vf_max(b[0], vf_blend(vm_lt(et[t], below), zero, et[t]));
+        below = vf_max(vf_max(b[0], b[1]), vf_max(b[2], b[3]));
+        tau = vf_blend(vm_ieq(k, vi_set1(pass)), tau, below);
     }
     /* The codes, W rows at a time: the candidates at or above tau flipped. */
     vf t_lo = vf_set1(ctx->t_min), t_hi = vf_set1(ctx->t_max);
