@@ -547,13 +547,45 @@ static void residuals512(const struct sqi_ctx *ctx, const double *res, const dou
         rs > rep->rtn_max_channel_residual ? rs : rep->rtn_max_channel_residual;
 }
 
-/* The report (report.c), sixteen weights at a time, with the same bits. */
+/*
+ * sqi_fold8 of four vectors at once: lane j of the result is the fold of
+ * the j-th (a, b, c, d), in lane order, as ((v0 + v1) + v2) + ... + v7:
+ * the vectors are transposed so that each step is one 4-lane addition.
+ */
+static inline __m256d fold8x4(__m512d a, __m512d b, __m512d c, __m512d d)
+{
+    __m512d ab0 = _mm512_unpacklo_pd(a, b), ab1 = _mm512_unpackhi_pd(a, b); /* a0 b0 a2 b2 ... */
+    __m512d cd0 = _mm512_unpacklo_pd(c, d), cd1 = _mm512_unpackhi_pd(c, d);
+    /* e: lanes 2t, 2t + 2 (128-bit parts: ab of 2t, cd of 2t, ab of 2t + 2, cd of 2t + 2) */
+    __m512d e0 = _mm512_shuffle_f64x2(ab0, cd0, 0x44), e1 = _mm512_shuffle_f64x2(ab0, cd0, 0xee);
+    __m512d o0 = _mm512_shuffle_f64x2(ab1, cd1, 0x44), o1 = _mm512_shuffle_f64x2(ab1, cd1, 0xee);
+    e0 = _mm512_shuffle_f64x2(e0, e0, 0xd8); /* lanes 0 | 2 */
+    e1 = _mm512_shuffle_f64x2(e1, e1, 0xd8); /* lanes 4 | 6 */
+    o0 = _mm512_shuffle_f64x2(o0, o0, 0xd8); /* lanes 1 | 3 */
+    o1 = _mm512_shuffle_f64x2(o1, o1, 0xd8); /* lanes 5 | 7 */
+    __m256d f = _mm256_add_pd(_mm512_castpd512_pd256(e0), _mm512_castpd512_pd256(o0));
+    f = _mm256_add_pd(f, _mm512_extractf64x4_pd(e0, 1));
+    f = _mm256_add_pd(f, _mm512_extractf64x4_pd(o0, 1));
+    f = _mm256_add_pd(f, _mm512_castpd512_pd256(e1));
+    f = _mm256_add_pd(f, _mm512_castpd512_pd256(o1));
+    f = _mm256_add_pd(f, _mm512_extractf64x4_pd(e1, 1));
+    return _mm256_add_pd(f, _mm512_extractf64x4_pd(o1, 1));
+}
+
+/*
+ * The report (report.c), sixteen weights at a time, with the same bits.
+ * Maxima and flips need no order: they stay in the lanes across channels
+ * and are reduced once; a channel's sums are folded four at a time.
+ */
 void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, const int8_t *q,
                        const float *scale, const float *zp, double *tmp, struct sq_report *rep)
 {
     size_t len = ctx->len;
     double *res = tmp, *rtn_res = tmp + len;
     bool k1 = ctx->ksize == 1;
+    __m512d zd = _mm512_setzero_pd();
+    struct rep512 st = {zd, zd, zd, zd, zd, zd, zd, zd, zd, vf_zero(), vf_zero(), 0};
+    __m256d cres = _mm256_setzero_pd(); /* lanes 2, 3: max |channel residual| (k1) */
     for (size_t c = 0; c < n; c++) {
         const float *cw = w + c * len;
         const int8_t *cq = q + c * len;
@@ -563,41 +595,39 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
             vf_set1(ctx->t_max),    vf_set1(step_f),     vf_set1(z_f),
             _mm512_set1_pd(step_f), _mm512_set1_pd(z_f), fabsf(z_f) < 0x1p23f,
         };
-        __m512d zd = _mm512_setzero_pd();
-        struct rep512 st = {zd, zd, zd, zd, zd, zd, zd, zd, zd, vf_zero(), vf_zero(), 0};
+        st.acc = st.rtn_acc = st.chan = st.rtn_chan = zd;
         if (k1)
             rep512_channel(&k, cw, cq, len, true, &st, res, rtn_res);
         else
             rep512_channel(&k, cw, cq, len, false, &st, res, rtn_res);
-        double lanes[8];
-        _mm512_storeu_pd(lanes, st.acc);
-        rep->sse += sqi_fold8(lanes);
-        _mm512_storeu_pd(lanes, st.rtn_acc);
-        rep->rtn_sse += sqi_fold8(lanes);
-        double m = _mm512_reduce_max_pd(_mm512_max_pd(st.mx, st.cmx)),
-               rm = _mm512_reduce_max_pd(_mm512_max_pd(st.rtn_mx, st.cmx));
-        rep->max_abs = m > rep->max_abs ? m : rep->max_abs;
-        rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
-        rep->flips += st.flips;
-        if (!k1) {
+        double f[4];
+        _mm256_storeu_pd(f, fold8x4(st.acc, st.rtn_acc, st.chan, st.rtn_chan));
+        rep->sse += f[0];
+        rep->rtn_sse += f[1];
+        if (k1)
+            cres = _mm256_max_pd(cres, _mm256_andnot_pd(_mm256_set1_pd(-0.0), _mm256_loadu_pd(f)));
+        else
             residuals512(ctx, res, rtn_res, rep);
-            continue;
-        }
+    }
+    double m = _mm512_reduce_max_pd(_mm512_max_pd(st.mx, st.cmx)),
+           rm = _mm512_reduce_max_pd(_mm512_max_pd(st.rtn_mx, st.cmx));
+    rep->max_abs = m > rep->max_abs ? m : rep->max_abs;
+    rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
+    rep->flips += st.flips;
+    if (k1 && n) {
         /* the float maxima convert exactly: the max of their doubles */
         double kd = _mm512_reduce_max_pd(st.kmx), kf = (double)_mm512_reduce_max_ps(st.kmx_f);
         double rkd = _mm512_reduce_max_pd(st.rtn_kmx),
                rkf = (double)_mm512_reduce_max_ps(st.rtn_kmx_f);
-        double km = kf > kd ? kf : kd, rkm = rkf > rkd ? rkf : rkd;
+        double km = kf > kd ? kf : kd, rkm = rkf > rkd ? rkf : rkd, cr[4];
         rep->max_kernel_residual = km > rep->max_kernel_residual ? km : rep->max_kernel_residual;
         rep->rtn_max_kernel_residual =
             rkm > rep->rtn_max_kernel_residual ? rkm : rep->rtn_max_kernel_residual;
-        _mm512_storeu_pd(lanes, st.chan);
-        double s = fabs(sqi_fold8(lanes));
-        _mm512_storeu_pd(lanes, st.rtn_chan);
-        double rs = fabs(sqi_fold8(lanes));
-        rep->max_channel_residual = s > rep->max_channel_residual ? s : rep->max_channel_residual;
+        _mm256_storeu_pd(cr, cres);
+        rep->max_channel_residual =
+            cr[2] > rep->max_channel_residual ? cr[2] : rep->max_channel_residual;
         rep->rtn_max_channel_residual =
-            rs > rep->rtn_max_channel_residual ? rs : rep->rtn_max_channel_residual;
+            cr[3] > rep->rtn_max_channel_residual ? cr[3] : rep->rtn_max_channel_residual;
     }
     rep->weights += (uint64_t)n * len;
 }
