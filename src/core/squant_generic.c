@@ -571,17 +571,26 @@ static bool gen_row(const struct sqi_ctx *ctx, size_t c, const float *w, int8_t 
         float *err = ch.err, *cand = a.cand;
         int8_t *cq = ch.q;
         int32_t nu = 0, nd = 0;
-        for (size_t i = 0; i < len; i++) {
-            float x = sqi_code_x(s_, z_, cw[i]);
-            float r = sqi_rne_sel(x), e = r - x;
-            int32_t up = (e < 0.0f) & (x < t_max), down = (e > 0.0f) & (x > t_min);
-            err[i] = e;
-            float code = r < t_min ? t_min : r;
-            code = code > t_max ? t_max : code;
-            cq[i] = (int8_t)code;
-            cand[i] = e * (float)(up | down); /* e or 0, without a branch */
-            nu += up;
-            nd += down;
+        for (size_t i0 = 0; i0 < len; i0 += 64) {
+            /* The same 64 weights (4 lines) and codes of the next channel,
+             * which its min/max pass would otherwise wait for (a prefetch
+             * past the last channel is dropped, never a fault). */
+            for (size_t l = 0; l < 64; l += 16)
+                __builtin_prefetch(cw + len + i0 + l);
+            __builtin_prefetch(cq + len + i0, 1);
+            size_t i1 = len - i0 < 64 ? len : i0 + 64;
+            for (size_t i = i0; i < i1; i++) {
+                float x = sqi_code_x(s_, z_, cw[i]);
+                float r = sqi_rne_sel(x), e = r - x;
+                int32_t up = (e < 0.0f) & (x < t_max), down = (e > 0.0f) & (x > t_min);
+                err[i] = e;
+                float code = r < t_min ? t_min : r;
+                code = code > t_max ? t_max : code;
+                cq[i] = (int8_t)code;
+                cand[i] = e * (float)(up | down); /* e or 0, without a branch */
+                nu += up;
+                nd += down;
+            }
         }
         n_up = (size_t)nu;
         n_dn = (size_t)nd;
