@@ -614,7 +614,7 @@ void sqi_report_avx512(const struct sqi_ctx *ctx, size_t n, const float *w, cons
     rep->max_abs = m > rep->max_abs ? m : rep->max_abs;
     rep->rtn_max_abs = rm > rep->rtn_max_abs ? rm : rep->rtn_max_abs;
     rep->flips += st.flips;
-    if (k1 && n) {
+    if (k1) {
         /* the float maxima convert exactly: the max of their doubles */
         double kd = _mm512_reduce_max_pd(st.kmx), kf = (double)_mm512_reduce_max_ps(st.kmx_f);
         double rkd = _mm512_reduce_max_pd(st.rtn_kmx),
