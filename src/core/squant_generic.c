@@ -572,12 +572,7 @@ static bool gen_row(const struct sqi_ctx *ctx, size_t c, const float *w, int8_t 
         int8_t *cq = ch.q;
         int32_t nu = 0, nd = 0;
         for (size_t i0 = 0; i0 < len; i0 += 64) {
-            /* The same 64 weights (4 lines) and codes of the next channel,
-             * which its min/max pass would otherwise wait for (a prefetch
-             * past the last channel is dropped, never a fault). */
-            for (size_t l = 0; l < 64; l += 16)
-                __builtin_prefetch(cw + len + i0 + l);
-            __builtin_prefetch(cq + len + i0, 1);
+            simd_prefetch_next(&ch, len, i0, 64);
             size_t i1 = len - i0 < 64 ? len : i0 + 64;
             for (size_t i = i0; i < i1; i++) {
                 float x = sqi_code_x(s_, z_, cw[i]);

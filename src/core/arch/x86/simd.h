@@ -459,12 +459,7 @@ static void simd_channel_only(const struct sqi_ctx *ctx, const struct sqi_chan *
     size_t i = 0;
     for (; i + 32 <= len; i += 32) {
         vf e[32 / W];
-        /* The next channel's weights, which its min/max pass reads next, and
-         * its codes (a prefetch never faults: past the last channel it is
-         * dropped). */
-        __builtin_prefetch(w + len + i);
-        __builtin_prefetch(w + len + i + 16);
-        __builtin_prefetch(q + len + i, 1);
+        simd_prefetch_next(ch, len, i, 32);
         only_group(k, w, q, err, i, e);
 #if W == 16
         rowsum_group(&rs, lo8(e[0]), hi8(e[0]), lo8(e[1]), hi8(e[1]));
