@@ -210,9 +210,9 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
     for (size_t t = 0; t < len; t++) {
         if (next && t < half)
             __builtin_prefetch(next + t * W);
-        vf x = vf_sub(vf_mul(vs, wt[t]), vz);
-        wt[t] = x;
-        et[t] = vf_sub(vf_round(x), x);
+        vf x = vf_sub(vf_mul(vs, wt[t]), vz), r = vf_round(x);
+        wt[t] = r; /* from here on x is needed only through its rounding */
+        et[t] = vf_sub(r, x);
     }
     vf s = simd_rows_rowsum(et, len);
     vm up = vm_lt(s, zero);
@@ -228,13 +228,17 @@ static int simd_rows_block(const struct sqi_ctx *ctx, size_t len, const float *w
         return 0;
     }
 
-    /* Priorities in each row's direction (as in simd_kernel_block): candidates only, else 0. */
-    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_x = vf_blend(up, vf_set1(-0.0f), zero);
+    /*
+     * Priorities in each row's direction (as in simd_kernel_block):
+     * candidates only, else 0. Where the error has the direction's sign, x
+     * < t_max (up) is r < t_max and x > t_min (down) is r > t_min: rounding
+     * is monotonic and the bounds are integers.
+     */
+    vf flip_e = vf_blend(up, zero, vf_set1(-0.0f)), flip_r = vf_blend(up, vf_set1(-0.0f), zero);
     vf bound = vf_blend(up, vf_neg(vf_set1(ctx->t_min)), vf_set1(ctx->t_max));
     for (size_t t = 0; t < len; t++) {
         vf pr = vf_xor(et[t], flip_e);
-        et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_x), bound), zero, pr);
-        wt[t] = vf_round(wt[t]); /* x is not needed any more, its rounding is */
+        et[t] = vf_blend(vm_lt_m(vm_gt(pr, zero), vf_xor(wt[t], flip_r), bound), zero, pr);
     }
     /*
      * Per lane a threshold tau with exactly k priorities at or above it if
