@@ -325,47 +325,6 @@ static inline void make_keys(uint64_t *keys, vi pos, vf val)
     _mm256_storeu_si256((__m256i *)(keys + 4), _mm256_unpackhi_epi32(np, v));
 }
 
-/*
- * 8 whole kernels of K elements (8 <= K <= 16) side by side, kernel i in
- * lane i: elements 0..7 of every kernel by an 8x8 transpose of 128-bit
- * halves (16 loads, 16 in-lane shuffles, no cross-lane permute), the rest
- * (one for 3x3) by gathers. Reads only the 8K floats of the block. Kernels
- * of fewer than 8 elements keep the gathers of simd.h.
- */
-#define SIMD_HAVE_LOAD_KERNELS 1
-#define SIMD_LOAD_KERNELS_MIN 8
-static inline __attribute__((always_inline)) void load_kernels(const float *base, const size_t K,
-                                                               vf *out)
-{
-    __m256 a[4], b[4];
-    _Pragma("GCC unroll 4") for (size_t i = 0; i < 4; i++)
-    {
-        const float *r0 = base + K * i, *r1 = base + K * (i + 4);
-        a[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(r0)), _mm_loadu_ps(r1), 1);
-        b[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(r0 + 4)),
-                                    _mm_loadu_ps(r1 + 4), 1);
-    }
-    /* a: columns 0..3 (rows i | i + 4); b: columns 4..7 */
-    __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
-    __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
-    out[0] = _mm256_shuffle_ps(t0, t2, 0x44);
-    out[1] = _mm256_shuffle_ps(t0, t2, 0xee);
-    out[2] = _mm256_shuffle_ps(t1, t3, 0x44);
-    out[3] = _mm256_shuffle_ps(t1, t3, 0xee);
-    t0 = _mm256_unpacklo_ps(b[0], b[1]);
-    t1 = _mm256_unpackhi_ps(b[0], b[1]);
-    t2 = _mm256_unpacklo_ps(b[2], b[3]);
-    t3 = _mm256_unpackhi_ps(b[2], b[3]);
-    out[4] = _mm256_shuffle_ps(t0, t2, 0x44);
-    out[5] = _mm256_shuffle_ps(t0, t2, 0xee);
-    out[6] = _mm256_shuffle_ps(t1, t3, 0x44);
-    out[7] = _mm256_shuffle_ps(t1, t3, 0xee);
-    __m256i stride =
-        _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)K));
-    _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++) out[t] =
-        _mm256_i32gather_ps(base + t, stride, 4);
-}
-
 /* The 4x4 transpose inside each 128-bit half: row i of v (lanes 0..3 | 4..7) to column i. */
 static inline __attribute__((always_inline)) void tr4_halves(__m256 v0, __m256 v1, __m256 v2,
                                                              __m256 v3, __m256 *o)
@@ -396,6 +355,24 @@ static inline __attribute__((always_inline)) void load_rows(const float *base, s
     }
     tr4_halves(a[0], a[1], a[2], a[3], out);
     tr4_halves(b[0], b[1], b[2], b[3], out + 4);
+}
+
+/*
+ * 8 whole kernels of K elements (8 <= K <= 16) side by side, kernel i in
+ * lane i: elements 0..7 of every kernel by load_rows (kernels are rows of
+ * stride K), the rest (one for 3x3) by gathers. Reads only the 8K floats of the block. Kernels
+ * of fewer than 8 elements keep the gathers of simd.h.
+ */
+#define SIMD_HAVE_LOAD_KERNELS 1
+#define SIMD_LOAD_KERNELS_MIN 8
+static inline __attribute__((always_inline)) void load_kernels(const float *base, const size_t K,
+                                                               vf *out)
+{
+    load_rows(base, K, out);
+    __m256i stride =
+        _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)K));
+    _Pragma("GCC unroll 8") for (size_t t = 8; t < K; t++) out[t] =
+        _mm256_i32gather_ps(base + t, stride, 4);
 }
 
 /*
